@@ -1,0 +1,185 @@
+"""Typed records of the point3 API, and the contract a payment record must meet.
+
+Amounts are Python ints (KRW); timestamps are aware datetimes in Asia/Seoul. `parse_order`
+is strict where the books depend on it (signature, amounts, state, codes, timestamps) and
+lenient elsewhere: absent optional fields are None and unknown fields stay in `raw`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+KST = ZoneInfo("Asia/Seoul")
+
+CULTURE_EXPENSE_TYPES: dict[str, str] = {
+    "a": "소득공제용 일반",
+    "b": "소득공제용 공연",
+    "c": "소득공제용 대중교통",
+    "d": "지출증빙용 일반",
+    "f": "지출증빙용 공연",
+    "g": "지출증빙용 대중교통",
+}
+INCOME_DEDUCTION_TYPES = frozenset("abc")  # 소득공제용
+EXPENSE_PROOF_TYPES = frozenset("dfg")  # 지출증빙용
+CASH_RECEIPT_TYPES = frozenset("a")  # 개인 (the only one today)
+
+_STRING_FIELDS = (
+    ("userId", "user_id"),
+    ("clientNickname", "client_nickname"),
+    ("purchasingProductName", "purchasing_product_name"),
+    ("orderIdFromClient", "order_id_from_client"),
+    ("clientIdentification", "client_identification"),
+    ("clientGeneratedUserId", "client_generated_user_id"),
+    ("paymentMethodType", "payment_method_type"),
+)
+_AMOUNT_FIELDS = (("totalCharge", "total_charge"), ("taxFreeAmount", "tax_free_amount"), ("vat", "vat"))
+
+
+class RecordRejected(ValueError):
+    """A record breaks the contract; the message is the reason kept in quarantine."""
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """One payment ("order") as point3 reports it."""
+
+    signature: str
+    total_charge: int
+    tax_free_amount: int
+    vat: int
+    is_canceled: bool
+    user_id: str | None = None
+    client_nickname: str | None = None
+    purchasing_product_name: str | None = None
+    order_id_from_client: str | None = None
+    client_identification: str | None = None
+    client_generated_user_id: str | None = None
+    payment_method_type: str | None = None
+    culture_expense_type: str | None = None
+    requested_at: dt.datetime | None = None
+    accepted_at: dt.datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def breaks_vat_rule(self) -> bool:
+        return self.vat + self.tax_free_amount != self.total_charge
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequest:
+    """The body of POST /purchase/token. Not validated here: point3 (or the sandbox) does."""
+
+    client_generated_user_id: str
+    total_charge: int
+    order_id_from_client: str
+    culture_expense_type: str
+    cash_receipt_type: str
+    client_business_num: str
+    client_nickname: str
+    purchasing_product_name: str
+    tax_free_amount: int
+    vat: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "clientGeneratedUserId": self.client_generated_user_id,
+            "totalCharge": self.total_charge,
+            "orderIdFromClient": self.order_id_from_client,
+            "cultureExpenseType": self.culture_expense_type,
+            "cashReceiptType": self.cash_receipt_type,
+            "clientBusinessNum": self.client_business_num,
+            "clientNickname": self.client_nickname,
+            "purchasingProductName": self.purchasing_product_name,
+            "taxFreeAmount": self.tax_free_amount,
+            "vat": self.vat,
+        }
+
+
+def parse_timestamp(value: str) -> dt.datetime:
+    """`YYYYMMDDHHmmss` in KST -> aware datetime. Raises ValueError on anything else."""
+    if not isinstance(value, str) or len(value) != 14 or not value.isdigit():
+        raise ValueError(f"timestamp {value!r} is not YYYYMMDDHHmmss")
+    return dt.datetime(
+        int(value[0:4]), int(value[4:6]), int(value[6:8]),
+        int(value[8:10]), int(value[10:12]), int(value[12:14]), tzinfo=KST,
+    )
+
+
+def format_timestamp(moment: dt.datetime) -> str:
+    return moment.astimezone(KST).strftime("%Y%m%d%H%M%S")
+
+
+def format_api_datetime(moment: dt.datetime) -> str:
+    """The date endpoint's `yyyy-MM-dd'T'HH:mm:ss`, in KST, no zone."""
+    return moment.astimezone(KST).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def parse_api_datetime(value: str) -> dt.datetime:
+    """Inverse of format_api_datetime: a zone-less ISO time read as KST."""
+    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=KST)
+
+
+def kst_day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=KST)
+
+
+def _amount(raw: dict[str, Any], key: str) -> int:
+    if key not in raw:
+        raise RecordRejected(f"missing amount {key}")
+    value = raw[key]
+    if type(value) is not int:  # bool is an int subclass, and floats/strings are not amounts
+        raise RecordRejected(f"{key} is not an integer amount: {value!r:.40}")
+    if value < 0:
+        raise RecordRejected(f"{key} is negative: {value}")
+    return value
+
+
+def _optional_time(raw: dict[str, Any], key: str) -> dt.datetime | None:
+    value = raw.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        raise RecordRejected(f"{key} is not a YYYYMMDDHHmmss timestamp: {value!r:.40}") from None
+
+
+def parse_order(raw: Any) -> Order:
+    """Check one payment record against the contract; raise RecordRejected with the reason.
+
+    vat + taxFreeAmount != totalCharge is *not* a rejection: point3's own examples do it,
+    so such records are stored and counted by a check instead.
+    """
+    if not isinstance(raw, dict):
+        raise RecordRejected(f"record is a {type(raw).__name__}, not an object")
+    signature = raw.get("signature")
+    if not isinstance(signature, str) or not signature.strip():
+        raise RecordRejected("missing signature" if signature in (None, "") else f"signature is not a string: {signature!r:.40}")
+    is_canceled = raw.get("isCanceled")
+    if type(is_canceled) is not bool:
+        raise RecordRejected("missing isCanceled" if is_canceled is None else f"isCanceled is not a boolean: {is_canceled!r:.40}")
+    amounts = {name: _amount(raw, key) for key, name in _AMOUNT_FIELDS}
+    strings: dict[str, str | None] = {}
+    for key, name in _STRING_FIELDS:
+        value = raw.get(key)
+        if value is not None and not isinstance(value, str):
+            raise RecordRejected(f"{key} is not a string: {value!r:.40}")
+        strings[name] = value
+    culture = raw.get("cultureExpenseType")
+    if culture in (None, ""):
+        culture = None
+    elif culture not in CULTURE_EXPENSE_TYPES:
+        raise RecordRejected(f"unknown cultureExpenseType code {culture!r:.40}")
+    return Order(
+        signature=signature,
+        is_canceled=is_canceled,
+        culture_expense_type=culture,
+        requested_at=_optional_time(raw, "timeStampOnRequest"),
+        accepted_at=_optional_time(raw, "timeStampOnAccept"),
+        raw=raw,
+        **amounts,
+        **strings,
+    )
