@@ -1,0 +1,523 @@
+"""The point3 merchant API client (see docs: /work/shared/spec/point3-api.md).
+
+Every answer is an envelope `{"statusCode", "message", "result"}`; both the HTTP status and
+the body's statusCode must say 2xx. Errors come from `errors.py` and never carry the key.
+
+Retries happen in one loop (`_call`) under `retry.RetryPolicy`. Errors found while getting
+and decoding the envelope (429, 5xx, timeouts, broken connections, undecodable bodies) are
+retried on reads; a `result` of the wrong shape is a stable contract break and is raised at
+once. Writes whose repetition could move money or lose a key get exactly one attempt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+import logging
+import math
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlparse
+
+import httpx
+import orjson
+
+from . import config
+from .config import SecretKey
+from .errors import (
+    BadRequestError,
+    MalformedResponseError,
+    Point3ConnectionError,
+    Point3Error,
+    Point3TimeoutError,
+    RateLimitError,
+    status_error_class,
+)
+from .models import Order, PaymentRequest, RecordRejected, format_api_datetime, parse_order
+from .retry import RetryEvent, RetryPolicy, retry_reason
+
+logger = logging.getLogger(__name__)
+
+MIN_PAGE_SIZE = 30  # the documented default count, so point3 must accept it
+_MESSAGE_LIMIT = 200  # server text quoted in errors is cut here
+_KEY_SHAPE = re.compile(r"[\x21-\x7e]+")  # printable ASCII without spaces: safe in a header
+
+
+@dataclass
+class ClientStats:
+    """Counters for run metadata and checks."""
+
+    requests: int = 0  # HTTP attempts, retries included
+    retries: int = 0
+    retries_by_reason: Counter[str] = field(default_factory=Counter)
+    page_size_backoffs: int = 0
+    repaired_bodies: int = 0
+
+
+@dataclass(frozen=True)
+class RejectedRecord:
+    """A date-endpoint record that broke the contract, kept for quarantine."""
+
+    raw_text: str  # orjson dump of the raw record (repr when it is not JSON-able)
+    reason: str
+    signature: str | None
+
+    @classmethod
+    def from_raw(cls, raw: Any, reason: str) -> RejectedRecord:
+        try:
+            raw_text = orjson.dumps(raw).decode()
+        except orjson.JSONEncodeError:
+            raw_text = repr(raw)
+        signature = raw.get("signature") if isinstance(raw, dict) else None
+        return cls(raw_text, reason, signature if isinstance(signature, str) and signature else None)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the date endpoint. It is the last page when record_count < count."""
+
+    page: int
+    count: int
+    orders: list[Order]
+    rejected: list[RejectedRecord]
+    record_count: int  # raw records on the page: orders + rejected
+
+
+# --- lenient JSON -------------------------------------------------------------------------
+
+_WS = re.compile(r"\s*")
+_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')  # raw newlines cannot be in a JSON string
+_KEY_AHEAD = re.compile(r'"(?:[^"\\\n]|\\.)*"\s*:')
+_SCALAR = re.compile(r"-?\d[\d.eE+-]*|true|false|null")
+
+
+def _repair_json(text: str) -> str:
+    """Fix the two slips in point3's own doc examples, outside strings only.
+
+    A value followed on the next line by `"key":` gets its missing comma; a comma right
+    before `}` or `]` is dropped. Nothing is balanced or closed, so a truncated body stays
+    invalid.
+    """
+    out: list[str] = []
+    pos, after_value = 0, False
+    while pos < len(text):
+        gap = _WS.match(text, pos).group()
+        pos += len(gap)
+        if after_value and "\n" in gap and _KEY_AHEAD.match(text, pos):
+            out.append(",")
+        out.append(gap)
+        if pos == len(text):
+            break
+        char = text[pos]
+        token = _STRING.match(text, pos) if char == '"' else _SCALAR.match(text, pos)
+        if token:
+            out.append(token.group())
+            pos, after_value = token.end(), True
+            continue
+        after_value = char in "}]"
+        if char == "," and text[_WS.match(text, pos + 1).end():][:1] in ("}", "]"):
+            pos += 1
+            continue
+        out.append(char)
+        pos += 1
+    return "".join(out)
+
+
+# --- the client ---------------------------------------------------------------------------
+
+
+class Point3Client:
+    """Talks to point3 with one keep-alive connection pool; see the module docstring."""
+
+    def __init__(
+        self,
+        base_url: str,
+        secret_key: SecretKey | str,
+        *,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        page_size: int = MIN_PAGE_SIZE,
+        transport: httpx.BaseTransport | None = None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+    ):
+        parsed = urlparse(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(f"base_url must be an http(s) URL, not {base_url!r}")
+        if type(page_size) is not int or page_size < 1:
+            raise ValueError(f"page_size must be a positive int, not {page_size!r}")
+        key = secret_key if isinstance(secret_key, SecretKey) else SecretKey(secret_key)
+        if not _KEY_SHAPE.fullmatch(key.reveal()):
+            raise ValueError("the merchant key must be non-empty printable ASCII without spaces")
+        self.base_url = base_url.rstrip("/")
+        self.page_size = page_size
+        self.retry = retry or RetryPolicy()
+        self.stats = ClientStats()
+        self._timeout = timeout
+        self._on_retry = on_retry
+        self._key = key
+        self._known_keys = [key]  # every key held, so a rotated one is scrubbed from text too
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ, **kwargs: Any) -> Point3Client:
+        """POINT3_API_URL and POINT3_SECRET_KEY (or POINT3_SECRET_KEY_FILE); ConfigError if absent."""
+        return cls(config.api_url(env), config.secret_key(env), **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Point3Client(base_url={self.base_url!r}, page_size={self.page_size})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Point3Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- payment flow --------------------------------------------------------------------
+
+    def create_payment_token(self, request: PaymentRequest | Mapping[str, Any]) -> str:
+        """POST /purchase/token: a session token for the widget.
+
+        Retried like a read: a token only opens a widget session, no money moves until the
+        user pays and the merchant confirms, so a repeat at worst leaves an unused session.
+        """
+        body = request.to_json() if isinstance(request, PaymentRequest) else dict(request)
+        result = self._call("POST", "/purchase/token", body=body, retried=True)
+        return self._token(result, "POST /purchase/token")
+
+    def confirm_payment(self, signature: str) -> Order:
+        """POST /purchase/confirm: completes the payment. Exactly one attempt.
+
+        On any error the payment may or may not be confirmed: look it up with
+        `payment(signature)` and confirm again only if it is absent and still within the
+        30 seconds after the widget returned the signature (after that point3 cancels it).
+        """
+        path = "/purchase/confirm"
+        _require(signature, "signature")
+        result = self._call("POST", path, body={"signature": signature}, retried=False)
+        return self._order(result, f"POST {path}")
+
+    # --- managing transactions -----------------------------------------------------------
+
+    def refresh_merchant_key(self) -> SecretKey:
+        """POST /api/token/refresh: point3 destroys the current key and issues a new one.
+
+        Exactly one attempt, and this client switches to the new key. If the call fails the
+        old key may already be dead and the new one lost with the answer: get the key from
+        point3's merchant console. Save the new key at once (`keys.rotate_key` does).
+        """
+        path = "/api/token/refresh"
+        token = self._token(self._call("POST", path, retried=False), f"POST {path}")
+        if not _KEY_SHAPE.fullmatch(token):
+            raise MalformedResponseError(
+                f"point3 POST {path}: the new key is not printable ASCII without spaces; "
+                "the old key is already invalid, get the key from point3's merchant console"
+            )
+        self._key = SecretKey(token)
+        self._known_keys.append(self._key)
+        return self._key
+
+    def settlement_balance(self) -> int:
+        """GET /api/settlement: the settleable balance in KRW (point3 refreshes it every 30 min)."""
+        path = "/api/settlement"
+        result = self._call("GET", path, retried=True)
+        balance = result.get("balance") if isinstance(result, dict) else None
+        if type(balance) is not int:
+            raise MalformedResponseError(f"point3 GET {path}: result.balance is not an integer: {self._preview(result)}")
+        return balance
+
+    def payment(self, signature: str) -> Order:
+        """GET /api/payments/{signature}."""
+        path = f"/api/payments/{_segment(signature, 'signature')}"
+        return self._order(self._call("GET", path, retried=True), f"GET {path}")
+
+    def payments_by_order_id(self, order_id: str) -> list[Order]:
+        """GET /api/payments/orderid/{orderId}: orderId is not unique, so a list."""
+        path = f"/api/payments/orderid/{_segment(order_id, 'order_id')}"
+        result = self._call("GET", path, retried=True)
+        return self._orders(result, f"GET {path}")
+
+    def payments_by_user_id(self, user_id: str) -> list[Order]:
+        """GET /api/payments/userId/{clientGeneratedUserId}.
+
+        Documented as one order in `result` though a user can pay many times: accepts that
+        single object or `{"orders": [...]}`.
+        """
+        path = f"/api/payments/userId/{_segment(user_id, 'user_id')}"
+        result = self._call("GET", path, retried=True)
+        if isinstance(result, dict) and "orders" in result:
+            return self._orders(result, f"GET {path}")
+        return [self._order(result, f"GET {path}")]
+
+    def cancel_payment(self, signature: str) -> None:
+        """POST /api/payments/{signature}/cancel. Exactly one attempt.
+
+        On any error the cancellation may or may not have been taken. point3 processes
+        cancellations every 5 minutes, so `payment(signature).is_canceled` only proves it
+        after that: look it up more than 5 minutes later before cancelling again.
+        """
+        path = f"/api/payments/{_segment(signature, 'signature')}/cancel"
+        result = self._call("POST", path, retried=False)
+        if not isinstance(result, dict):
+            raise MalformedResponseError(
+                f"point3 POST {path} answered success but result is not an object: {self._preview(result)}; "
+                "the cancellation was probably taken, look it up after the 5-minute batch"
+            )
+
+    def payments_page(self, start: dt.datetime, end: dt.datetime | None, page: int, count: int) -> Page:
+        """GET /api/payments/date, one page. Contract-breaking records come back as `rejected`."""
+        for name, moment in (("start", start), ("end", end)):
+            if moment is not None and moment.utcoffset() is None:
+                raise ValueError(f"{name} must be timezone-aware (it is sent as KST)")
+        if page < 1 or count < 1:
+            raise ValueError(f"page and count start at 1, not page={page}, count={count}")
+        path = "/api/payments/date"
+        params = {
+            "startDate": format_api_datetime(start),
+            "endDate": "" if end is None else format_api_datetime(end),  # empty: until now
+            "page": page,
+            "count": count,
+        }
+        records = self._order_list(self._call("GET", path, params=params, retried=True), f"GET {path}")
+        orders: list[Order] = []
+        rejected: list[RejectedRecord] = []
+        for raw in records:
+            try:
+                orders.append(parse_order(raw))
+            except RecordRejected as exc:
+                rejected.append(RejectedRecord.from_raw(raw, str(exc)))
+        return Page(page=page, count=count, orders=orders, rejected=rejected, record_count=len(records))
+
+    def iter_payment_pages(
+        self, start: dt.datetime, end: dt.datetime | None, *, page_size: int | None = None
+    ) -> Iterator[Page]:
+        """Walk pages 1, 2, ... until one is shorter than the page size (or empty).
+
+        point3 documents no largest `count`: a 400 at a size above 30 halves it (never
+        below 30), keeps it in `self.page_size` and restarts at page 1, so pages already
+        yielded come again: callers dedupe by signature (they must anyway, pages can shift).
+        """
+        size = self.page_size if page_size is None else page_size
+        number = 1
+        previous: tuple[list[str], list[str]] | None = None
+        while True:
+            try:
+                current = self.payments_page(start, end, number, size)
+            except BadRequestError:
+                if size <= MIN_PAGE_SIZE:
+                    raise
+                refused, size = size, max(MIN_PAGE_SIZE, size // 2)
+                self.page_size = size
+                self.stats.page_size_backoffs += 1
+                logger.warning("point3 refused page size %d; restarting the walk from page 1 at %d", refused, size)
+                number, previous = 1, None
+                continue
+            yield current
+            if current.record_count < size:
+                return
+            seen = ([order.signature for order in current.orders], [record.raw_text for record in current.rejected])
+            if seen == previous:
+                # A full page identical to the last one: the server ignores `page`, and
+                # walking on would never end.
+                raise MalformedResponseError(
+                    f"point3 GET /api/payments/date returned the same {size} records for pages "
+                    f"{number - 1} and {number}; it seems to ignore the page parameter"
+                )
+            number, previous = number + 1, seen
+
+    # --- result shapes -------------------------------------------------------------------
+
+    def _token(self, result: Any, where: str) -> str:
+        token = result.get("token") if isinstance(result, dict) else None
+        if not isinstance(token, str) or not token:
+            raise MalformedResponseError(f"point3 {where}: result.token is missing or not a string")
+        return token
+
+    def _order(self, raw: Any, where: str) -> Order:
+        try:
+            return parse_order(raw)
+        except RecordRejected as exc:
+            raise MalformedResponseError(
+                f"point3 {where}: the payment record breaks the contract: {self._scrub(str(exc))}"
+            ) from None
+
+    def _orders(self, result: Any, where: str) -> list[Order]:
+        return [self._order(raw, where) for raw in self._order_list(result, where)]
+
+    def _order_list(self, result: Any, where: str) -> list[Any]:
+        orders = result.get("orders") if isinstance(result, dict) else None
+        if not isinstance(orders, list):
+            raise MalformedResponseError(f"point3 {where}: result.orders is not a list: {self._preview(result)}")
+        return orders
+
+    # --- the request loop ----------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+        retried: bool,
+    ) -> Any:
+        """One request, under the retry policy when `retried`; returns the envelope's `result`."""
+        attempts = self.retry.max_attempts if retried else 1
+        attempt = 1
+        while True:
+            try:
+                return self._attempt(method, path, params, body)
+            except Point3Error as exc:
+                reason = retry_reason(exc)
+                if reason is None or attempt >= attempts:
+                    if reason is not None and attempts > 1:
+                        exc.args = (f"{exc.args[0]} (gave up after {attempt} attempts)",)
+                    raise
+                delay = self.retry.delay(attempt, getattr(exc, "retry_after", None))
+                self.stats.retries += 1
+                self.stats.retries_by_reason[reason] += 1
+                logger.warning(
+                    "point3 %s %s: %s on attempt %d of %d, retrying in %.2fs",
+                    method, path, reason, attempt, attempts, delay,
+                )
+                if self._on_retry is not None:
+                    self._on_retry(RetryEvent(attempt, reason, delay, method, path))
+                self.retry.sleep(delay)
+                attempt += 1
+
+    def _attempt(
+        self, method: str, path: str, params: Mapping[str, Any] | None, body: Mapping[str, Any] | None
+    ) -> Any:
+        where = f"point3 {method} {path}"
+        headers = {"Authorization": f"Basic {self._key.reveal()}"}
+        content = None
+        if body is not None:
+            content = orjson.dumps(body)
+            headers["Content-Type"] = "application/json"
+        self.stats.requests += 1
+        response = self._send(where, method, path, params, content, headers)
+        try:
+            envelope = self._decode(response.content)
+        except ValueError as exc:
+            if response.is_success:
+                raise MalformedResponseError(
+                    f"{where} answered {response.status_code} with a body that is not JSON: {exc}"
+                ) from None
+            envelope = None
+        if not response.is_success:
+            raise self._status_error(where, response, envelope, response.status_code, f"answered {response.status_code}")
+        if not isinstance(envelope, dict):
+            raise MalformedResponseError(f"{where}: the answer is not an envelope object: {self._preview(envelope)}")
+        code = envelope.get("statusCode")
+        if type(code) is not int:
+            raise MalformedResponseError(f"{where}: the envelope has no integer statusCode: {self._preview(code)}")
+        if not 200 <= code < 300:
+            what = f"answered HTTP {response.status_code} with statusCode {code}"
+            raise self._status_error(where, response, envelope, code, what)
+        if "result" not in envelope:
+            raise MalformedResponseError(f"{where}: the envelope has no result")
+        return envelope["result"]
+
+    def _send(
+        self, where: str, method: str, path: str, params: Mapping[str, Any] | None,
+        content: bytes | None, headers: dict[str, str],
+    ) -> httpx.Response:
+        try:
+            return self._http.request(method, path, params=params, content=content, headers=headers)
+        except httpx.RequestError as exc:
+            failure = exc
+        # Raised outside the except block, with a bare copy as the cause: the original holds
+        # the request, Authorization header included, and must be neither cause nor context.
+        bare = type(failure)(self._scrub(str(failure)))
+        name = type(failure).__name__
+        if isinstance(failure, httpx.TimeoutException):
+            raise Point3TimeoutError(f"{where} got no answer within {self._timeout}s ({name})") from bare
+        if isinstance(failure, httpx.DecodingError):  # a broken gzip/deflate body: as good as truncated
+            raise MalformedResponseError(f"{where}: the body could not be decompressed: {bare}") from bare
+        raise Point3ConnectionError(f"{where} failed: {name}: {bare}") from bare
+
+    def _decode(self, content: bytes) -> Any:
+        """orjson, then one conservative repair of doc-style slips; ValueError if neither works."""
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError as exc:
+            first_error = exc
+        try:
+            # The standard library reads integers beyond 64 bits, which orjson refuses; such an
+            # amount then fails one record's contract check instead of the whole page.
+            return json.loads(content)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            pass
+        try:
+            repaired = _repair_json(content.decode("utf-8"))
+            value = orjson.loads(repaired)
+        except (UnicodeDecodeError, orjson.JSONDecodeError):
+            raise ValueError(str(first_error)) from None
+        self.stats.repaired_bodies += 1
+        return value
+
+    def _status_error(
+        self, where: str, response: httpx.Response, envelope: Any, code: int, what: str
+    ) -> Point3Error:
+        if isinstance(envelope, dict):
+            server_message = envelope.get("message")
+            server_message = server_message if isinstance(server_message, str) else None
+        else:  # not an envelope (a proxy's HTML page...): quote the text itself
+            server_message = " ".join(response.content.decode("utf-8", "replace").split()) or None
+        if server_message is not None:
+            server_message = self._scrub(server_message)[:_MESSAGE_LIMIT]
+        message = f"{where} {what}: {server_message or '(no message)'}"
+        error_class = status_error_class(code)
+        if error_class is RateLimitError:
+            return RateLimitError(message, status_code=code, server_message=server_message,
+                                  retry_after=_retry_after(response.headers.get("Retry-After")))
+        return error_class(message, status_code=code, server_message=server_message)
+
+    def _preview(self, value: Any) -> str:
+        """A short, scrubbed view of a wrong value for an error message."""
+        text = self._scrub(orjson.dumps(value).decode())
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    def _scrub(self, text: str) -> str:
+        """Server text is quoted in errors; make sure it cannot echo a key back."""
+        for key in self._known_keys:
+            text = text.replace(key.reveal(), "********")
+        return text
+
+
+def _require(value: str, name: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string")
+
+
+def _segment(value: str, name: str) -> str:
+    """A path segment, URL-encoded (`/`, `?`, `#` included) so it cannot change the path."""
+    _require(value, name)
+    return quote(value, safe="")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds or an HTTP date; None when absent or unreadable."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)  # HTTP dates are GMT
+    return max((when - dt.datetime.now(dt.timezone.utc)).total_seconds(), 0.0)
+

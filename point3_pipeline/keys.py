@@ -1,0 +1,70 @@
+"""Merchant key rotation, and the key file it writes.
+
+Rotation is the one operation that can lock the merchant out: point3 destroys the old key
+when it issues the new one, so the new key must be on disk before anything else happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .config import SecretKey
+
+if TYPE_CHECKING:
+    from .client import Point3Client
+
+
+class KeyNotSavedError(Exception):
+    """point3 issued a new key that could not be written; the old key is already dead."""
+
+
+def write_key_file(path: str | os.PathLike[str], key: str) -> None:
+    """Replace the key file atomically: readers see the old key or the new one, never half.
+
+    Temp file in the same directory (so the rename stays on one file system), mode 0600,
+    fsync, rename over the old file, fsync the directory so the rename survives a crash.
+    """
+    if not key or key.strip() != key or "\n" in key:
+        raise ValueError("the key must be non-empty, on one line, without surrounding spaces")
+    path = Path(path)
+    directory = path.parent
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)  # created 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(key + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def rotate_key(client: Point3Client, key_path: str | os.PathLike[str]) -> SecretKey:
+    """Rotate the merchant key and save the new one to `key_path` before returning.
+
+    If `refresh_merchant_key` itself fails its error propagates (see its docstring: the
+    old key may be dead and the new one lost). If saving fails, KeyNotSavedError says so,
+    without the key.
+    """
+    new_key = client.refresh_merchant_key()
+    try:
+        write_key_file(key_path, new_key.reveal())
+    except Exception as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise KeyNotSavedError(
+            f"point3 issued a new merchant key but it could not be saved to {os.fspath(key_path)} ({detail}). "
+            "The old key is already invalid: get the current key from point3's merchant console "
+            "and put it in that file."
+        ) from exc
+    return new_key

@@ -1,0 +1,245 @@
+"""The month's figures, read from the warehouse: coverage, totals and row streams.
+
+A payment belongs to the month of its KST payment_date. Gross figures count every payment
+of the month; cancelled ones (isCanceled now true) are also summed apart and net = gross -
+cancelled, as in culture_vat_daily. Every sum is cast to BIGINT in SQL so amounts stay ints.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import duckdb
+
+from point3_pipeline.models import KST
+
+BATCH = 5000
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+WEEKDAYS_KO = "월화수목금토일"
+
+
+@dataclass(frozen=True)
+class Month:
+    first: dt.date
+    last: dt.date  # inclusive
+
+    @classmethod
+    def parse(cls, text: str) -> Month:
+        match = _MONTH.match(text or "")
+        if not match or not 1 <= int(match.group(2)) <= 12:
+            raise ValueError(f"month must be YYYY-MM, got {text!r}")
+        year, month = int(match.group(1)), int(match.group(2))
+        return cls(dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1]))
+
+    @property
+    def label(self) -> str:
+        return f"{self.first:%Y-%m}"
+
+    @property
+    def days(self) -> list[dt.date]:
+        return [self.first + dt.timedelta(days=n) for n in range(self.last.day)]
+
+    @property
+    def start(self) -> dt.datetime:
+        return dt.datetime.combine(self.first, dt.time(), KST)
+
+    @property
+    def end(self) -> dt.datetime:
+        """The first instant after the month (exclusive end)."""
+        return dt.datetime.combine(self.last + dt.timedelta(days=1), dt.time(), KST)
+
+
+def day_ko(day: dt.date) -> str:
+    return f"{day.month}월 {day.day}일"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which days of the month rest on a complete sync taken after the day was over."""
+
+    month: Month
+    synced: dict[dt.date, dt.datetime]  # day -> its last complete sync
+    newest_sync_at: dt.datetime | None  # newest sync of any of the month's days, complete or not
+    today: dt.date
+
+    @property
+    def days_in_month(self) -> int:
+        return len(self.month.days)
+
+    @property
+    def days_synced(self) -> int:
+        return len(self.synced)
+
+    @property
+    def missing(self) -> list[dt.date]:
+        return [d for d in self.month.days if d not in self.synced]
+
+    @property
+    def is_final(self) -> bool:
+        return not self.missing
+
+    @property
+    def as_of(self) -> dt.datetime | None:
+        """Every figure is at least this fresh: the oldest complete sync among synced days."""
+        return min(self.synced.values()) if self.synced else None
+
+    def warning_ko(self) -> str | None:
+        missing = self.missing
+        if not missing:
+            return None
+        past = [d for d in missing if d < self.today]
+        later = len(missing) - len(past)
+        parts = []
+        if past:
+            listed = ", ".join(day_ko(d) for d in past[:10]) + (" 외" if len(past) > 10 else "")
+            parts.append(f"{len(past)}일({listed})이 동기화되지 않았습니다")
+        if later:
+            parts.append(f"{later}일은 아직 끝나지 않았거나 끝난 뒤 동기화되지 않았습니다")
+        return "주의: " + ", ".join(parts) + ". 이 보고서는 최종본이 아닙니다."
+
+    def warning_en(self) -> str | None:
+        if self.is_final:
+            return None
+        return (
+            f"Warning: {len(self.missing)} of {self.days_in_month} days have no complete sync taken "
+            "after the day ended; this report is not final."
+        )
+
+
+def coverage(conn: duckdb.DuckDBPyConnection, month: Month, today: dt.date) -> Coverage:
+    # A day counts as synced only when a complete sync finished after the day was over:
+    # one taken at noon cannot know the afternoon's payments.
+    rows = conn.execute(
+        """
+        SELECT window_date,
+               max(finished_at) FILTER (WHERE is_complete
+                   AND finished_at >= CAST(window_date + INTERVAL 1 DAY AS TIMESTAMP) AT TIME ZONE 'Asia/Seoul'),
+               max(finished_at)
+        FROM sync_windows
+        WHERE window_date BETWEEN ? AND ?
+        GROUP BY window_date
+        """,
+        [month.first, month.last],
+    ).fetchall()
+    synced = {day: complete for day, complete, _ in rows if complete is not None}
+    newest = max((latest for _, _, latest in rows), default=None)
+    return Coverage(month, synced, newest, today)
+
+
+TOTAL_KEYS = (
+    "payment_count", "total_charge", "supply_value", "vat",
+    "canceled_count", "canceled_total", "canceled_supply_value", "canceled_vat",
+    "net_count", "net_total", "net_supply_value", "net_vat",
+    "earlier_canceled_count", "earlier_canceled_total",
+)  # fmt: skip
+
+_SUMS = """
+    CAST(count(*) AS BIGINT),
+    CAST(coalesce(sum(total_charge), 0) AS BIGINT),
+    CAST(coalesce(sum(tax_free_amount), 0) AS BIGINT),
+    CAST(coalesce(sum(vat), 0) AS BIGINT),
+    CAST(count(*) FILTER (WHERE is_canceled) AS BIGINT),
+    CAST(coalesce(sum(total_charge) FILTER (WHERE is_canceled), 0) AS BIGINT),
+    CAST(coalesce(sum(tax_free_amount) FILTER (WHERE is_canceled), 0) AS BIGINT),
+    CAST(coalesce(sum(vat) FILTER (WHERE is_canceled), 0) AS BIGINT),
+    CAST(count(*) FILTER (WHERE NOT is_canceled) AS BIGINT),
+    CAST(coalesce(sum(total_charge) FILTER (WHERE NOT is_canceled), 0) AS BIGINT),
+    CAST(coalesce(sum(tax_free_amount) FILTER (WHERE NOT is_canceled), 0) AS BIGINT),
+    CAST(coalesce(sum(vat) FILTER (WHERE NOT is_canceled), 0) AS BIGINT)
+"""
+SUM_KEYS = TOTAL_KEYS[:12]
+
+
+def month_totals(conn: duckdb.DuckDBPyConnection, month: Month) -> dict[str, int]:
+    row = conn.execute(
+        f"SELECT {_SUMS} FROM payments WHERE payment_date BETWEEN ? AND ?", [month.first, month.last]
+    ).fetchone()
+    totals = dict(zip(SUM_KEYS, row))
+    earlier = conn.execute(
+        f"""
+        SELECT CAST(count(*) AS BIGINT), CAST(coalesce(sum(total_charge), 0) AS BIGINT)
+        FROM ({EARLIER_CANCELLATIONS})
+        """,
+        [month.first, month.last, month.first],
+    ).fetchone()
+    totals["earlier_canceled_count"], totals["earlier_canceled_total"] = earlier
+    return totals
+
+
+# Payments of earlier months whose cancellation was first seen this month (still cancelled).
+EARLIER_CANCELLATIONS = """
+    SELECT c.signature, c.payment_date, c.accepted_at, c.total_charge, c.tax_free_amount, c.vat,
+           c.culture_expense_type, c.order_id_from_client, c.purchasing_product_name,
+           c.detected_at, c.canceled_after, c.first_seen_canceled
+    FROM cancellations AS c
+    WHERE c.detected_date BETWEEN ? AND ? AND c.payment_date < ? AND c.is_canceled_now
+"""
+
+
+def per_culture_type(conn: duckdb.DuckDBPyConnection, month: Month) -> list[tuple]:
+    """(code, name_ko, deduction_group, *SUM_KEYS) for every code, zeros included, in sort order."""
+    return conn.execute(
+        f"""
+        WITH p AS (
+            SELECT coalesce(culture_expense_type, 'unknown') AS code, *
+            FROM payments WHERE payment_date BETWEEN ? AND ?
+        ),
+        -- codes outside the reference table (the contract allows none) count as unknown
+        typed AS (
+            SELECT CASE WHEN code IN (SELECT culture_expense_type FROM culture_expense_types)
+                        THEN code ELSE 'unknown' END AS code, total_charge, tax_free_amount, vat, is_canceled
+            FROM p
+        )
+        SELECT t.culture_expense_type, t.name_ko, t.deduction_group,
+               {_SUMS.replace("count(*)", "count(typed.code)")}
+        FROM culture_expense_types AS t
+        LEFT JOIN typed ON typed.code = t.culture_expense_type
+        GROUP BY t.culture_expense_type, t.name_ko, t.deduction_group, t.sort_order
+        ORDER BY t.sort_order
+        """,
+        [month.first, month.last],
+    ).fetchall()
+
+
+def per_day(conn: duckdb.DuckDBPyConnection, month: Month) -> list[tuple]:
+    """(day, *SUM_KEYS) for every day of the month, zeros where none."""
+    return conn.execute(
+        f"""
+        WITH days AS (
+            SELECT CAST(d AS DATE) AS day FROM range(CAST(? AS DATE), CAST(? AS DATE) + 1, INTERVAL 1 DAY) AS r(d)
+        ),
+        p AS (SELECT * FROM payments WHERE payment_date BETWEEN ? AND ?)
+        SELECT days.day, {_SUMS.replace("count(*)", "count(p.signature)")}
+        FROM days LEFT JOIN p ON p.payment_date = days.day
+        GROUP BY days.day ORDER BY days.day
+        """,
+        [month.first, month.last, month.first, month.last],
+    ).fetchall()
+
+
+def merchant(conn: duckdb.DuckDBPyConnection, month: Month) -> tuple[str | None, str | None]:
+    """The merchant's nickname and point3 clientIdentification, as the month's payments give them."""
+    rows = conn.execute(
+        """
+        SELECT client_nickname, client_identification, count(*) AS n
+        FROM payments WHERE payment_date BETWEEN ? AND ?
+        GROUP BY ALL ORDER BY n DESC, client_nickname, client_identification
+        """,
+        [month.first, month.last],
+    ).fetchall()
+    if not rows:
+        return None, None
+    nicknames = list(dict.fromkeys(r[0] for r in rows if r[0]))
+    identifications = list(dict.fromkeys(r[1] for r in rows if r[1]))
+    return ", ".join(nicknames) or None, ", ".join(identifications) or None
+
+
+def stream(conn: duckdb.DuckDBPyConnection, sql: str, params: list) -> Iterator[tuple]:
+    """Rows of a query in batches, so a month of payments never sits in memory at once."""
+    cursor = conn.execute(sql, params)
+    while batch := cursor.fetchmany(BATCH):
+        yield from batch

@@ -1,0 +1,269 @@
+"""Shared workbook plumbing: write-only sheets with one look, safe text cells and totals rows.
+
+Sheets are written with openpyxl's write-only mode so a month of 100,000 payments streams to
+disk instead of living in memory. Write-only mode fixes the order of things: column widths,
+frozen panes and header row height must be set before the first row, rows are appended
+top to bottom, and the autofilter is set once the last data row is known.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.properties import PageSetupProperties
+
+from point3_pipeline.models import KST
+
+WON = "#,##0"
+COUNT = "#,##0"
+DATETIME = "yyyy-mm-dd hh:mm:ss"
+DATE = "yyyy-mm-dd"
+
+# Excel and LibreOffice read a leading = + - @ as the start of a formula (DDE and
+# HYPERLINK tricks included); such API text is written as an explicit text cell.
+FORMULA_PREFIXES = ("=", "+", "-", "@")
+
+_HEADER_FONT = Font(bold=True)
+_HEADER_FILL = PatternFill("solid", fgColor="DDE4EE")
+_HEADER_ALIGN = Alignment(wrap_text=True, vertical="center", horizontal="center")
+_TOTAL_FONT = Font(bold=True)
+_TOTAL_FILL = PatternFill("solid", fgColor="F2F2F2")
+_TOTAL_BORDER = Border(top=Side(style="thin"), bottom=Side(style="double"))
+_TITLE_FONT = Font(bold=True, size=14)
+_WARNING_FONT = Font(bold=True, color="C00000")
+_NOTE_FONT = Font(italic=True, color="595959")
+_SECTION_FONT = Font(bold=True, size=12)
+
+_FORMATS = {"won": WON, "count": COUNT, "datetime": DATETIME, "date": DATE}
+
+
+def clean_text(value: str) -> str:
+    """Untrusted text with the control characters XML cannot hold replaced."""
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+
+
+def naive_kst(value: dt.datetime | None) -> dt.datetime | None:
+    """Excel has no time zones: KST wall-clock time, labelled KST in the header."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(KST).replace(tzinfo=None)
+    return value
+
+
+@dataclass(frozen=True)
+class Column:
+    ko: str
+    en: str
+    kind: str = "text"  # text | won | count | datetime | date
+    width: float = 14
+
+
+@dataclass(frozen=True)
+class Styled:
+    """A value to write in one of the report's styles (see `styled`)."""
+
+    value: object
+    style: str = "text"
+    number_format: str | None = None
+
+
+def line(text: str | None, style: str = "text") -> list:
+    return [Styled(text, style)] if text else []
+
+
+def free_sheet(wb: Workbook, title: str, widths: Sequence[float]):
+    """A sheet of free-form rows (title blocks, key/value pairs) with the print set-up."""
+    ws = wb.create_sheet(title)
+    for index, width in enumerate(widths, 1):
+        ws.column_dimensions[get_column_letter(index)].width = width
+    setup_print(ws)
+    return ws
+
+
+def write_rows(ws, rows: Iterable[Sequence]) -> None:
+    for row in rows:
+        ws.append([_cell(ws, item) for item in row])
+
+
+class Sheet:
+    """A list sheet: free-form rows above, one header row (Korean over English), data rows
+    and totals rows, with frozen header, autofilter and the header repeated on every page."""
+
+    def __init__(
+        self, wb: Workbook, title: str, columns: Sequence[Column], *, above: Sequence[Sequence] = (),
+        autofilter: bool = True,
+    ):  # fmt: skip
+        self.ws = wb.create_sheet(title)
+        self.columns = list(columns)
+        self.autofilter = autofilter
+        for index, column in enumerate(self.columns, 1):
+            self.ws.column_dimensions[get_column_letter(index)].width = column.width
+        self.header_row = len(above) + 1
+        self.first_data_row = self.header_row + 1
+        self.next_row = 1
+        self.data_rows = 0
+        self._last_data_row: int | None = None
+        self.ws.freeze_panes = f"A{self.first_data_row}"
+        self.ws.row_dimensions[self.header_row].height = 32
+        self.ws.print_title_rows = f"{self.header_row}:{self.header_row}"
+        setup_print(self.ws)
+        for row in above:
+            self._append([_cell(self.ws, item) for item in row])
+        self._append([styled(self.ws, f"{c.ko}\n{c.en}", "header") for c in self.columns])
+        # One reusable cell per formatted column: openpyxl serialises a row as soon as it is
+        # appended, so the same cell objects can carry the next row (no per-cell style lookup).
+        self._templates = [_template(self.ws, c.kind) for c in self.columns]
+
+    def _append(self, row: list) -> None:
+        self.ws.append(row)
+        self.next_row += 1
+
+    def row(self, values: Sequence) -> int:
+        out = []
+        for value, template in zip(values, self._templates):
+            if value is None:
+                out.append(None)
+            elif isinstance(value, str):
+                out.append(text_cell(self.ws, value))
+            elif template is None:
+                out.append(value)
+            else:
+                template.value = naive_kst(value) if isinstance(value, dt.datetime) else value
+                out.append(template)
+        self._append(out)
+        self.data_rows += 1
+        return self.next_row - 1
+
+    def note_row(self, text: str) -> None:
+        """A data row saying the sheet has nothing, so totals still have a range to sum."""
+        self._append([styled(self.ws, text, "note")])
+        self.data_rows += 1
+
+    def cell_ref(self, index: int, row: int) -> str:
+        return f"{get_column_letter(index + 1)}{row}"
+
+    def column_range(self, index: int, first: int, last: int) -> str:
+        letter = get_column_letter(index + 1)
+        return f"{letter}{first}:{letter}{last}"
+
+    def formula_row(self, label: str, formulas: dict[int, str], *, formats: dict[int, str] | None = None) -> int:
+        """A totals row of literal formulas by column index; returns its row number."""
+        if self._last_data_row is None:
+            self._last_data_row = self.next_row - 1
+        formats = formats or {}
+        cells = []
+        for index in range(len(self.columns)):
+            value = label if index == 0 else formulas.get(index)
+            cells.append(styled(self.ws, value, "total", number_format=formats.get(index, WON)))
+        self._append(cells)
+        return self.next_row - 1
+
+    def totals(self, label: str, templates: dict[int, str], *, formats: dict[int, str] | None = None) -> int:
+        """A totals row over all data rows; templates use {range} for the column's own data
+        rows and {colN} for column N's (e.g. "=SUMIF({col11},\"취소\",{range})")."""
+        if self.data_rows == 0:
+            self.note_row("(없음 / none)")
+        first = self.first_data_row
+        last = self._last_data_row or self.next_row - 1
+        ranges = {f"col{n}": self.column_range(n, first, last) for n in range(len(self.columns))}
+        return self.formula_row(
+            label,
+            {i: t.format(range=self.column_range(i, first, last), **ranges) for i, t in templates.items()},
+            formats=formats,
+        )
+
+    def finish(self) -> None:
+        if self.autofilter:
+            last = max(self._last_data_row or self.next_row - 1, self.header_row)
+            self.ws.auto_filter.ref = f"A{self.header_row}:{get_column_letter(len(self.columns))}{last}"
+
+
+def setup_print(ws) -> None:
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    ws.page_margins.left = ws.page_margins.right = 0.4
+
+
+def text_cell(ws, value: str) -> WriteOnlyCell | str:
+    """API text as a cell that can never be a formula."""
+    value = clean_text(value)
+    if not value.startswith(FORMULA_PREFIXES):
+        return value
+    cell = WriteOnlyCell(ws, value)
+    cell.data_type = "s"
+    return cell
+
+
+def styled(ws, value, style: str, *, number_format: str | None = None) -> WriteOnlyCell:
+    """A cell in one of the report's styles: title, warning, note, section, header, total, label.
+    Only totals cells may hold formulas; any other text is forced to a text cell."""
+    if isinstance(value, dt.datetime):
+        value = naive_kst(value)
+    is_formula = style == "total" and isinstance(value, str) and value.startswith("=")
+    if isinstance(value, str) and not is_formula:
+        value = clean_text(value)
+    cell = WriteOnlyCell(ws, value)
+    if isinstance(value, str) and not is_formula:
+        cell.data_type = "s"
+    if style == "title":
+        cell.font = _TITLE_FONT
+    elif style == "warning":
+        cell.font = _WARNING_FONT
+    elif style == "note":
+        cell.font = _NOTE_FONT
+    elif style == "section":
+        cell.font = _SECTION_FONT
+    elif style == "header":
+        cell.font, cell.fill, cell.alignment = _HEADER_FONT, _HEADER_FILL, _HEADER_ALIGN
+    elif style == "total":
+        cell.font, cell.fill, cell.border = _TOTAL_FONT, _TOTAL_FILL, _TOTAL_BORDER
+    elif style == "label":
+        cell.font = _HEADER_FONT
+    if number_format is None:
+        number_format = _default_format(value)
+    if number_format:
+        cell.number_format = number_format
+    return cell
+
+
+def _default_format(value) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, dt.datetime):
+        return DATETIME
+    if isinstance(value, dt.date):
+        return DATE
+    if isinstance(value, int):
+        return WON
+    return None
+
+
+def _cell(ws, item):
+    if isinstance(item, Styled):
+        return styled(ws, item.value, item.style, number_format=item.number_format)
+    if isinstance(item, str):
+        return text_cell(ws, item)
+    if item is None:
+        return None
+    return styled(ws, item, "text")
+
+
+def _template(ws, kind: str) -> WriteOnlyCell | None:
+    fmt = _FORMATS.get(kind)
+    if fmt is None:
+        return None
+    cell = WriteOnlyCell(ws)
+    cell.number_format = fmt
+    return cell

@@ -1,0 +1,268 @@
+"""The sandbox's HTTP surface: point3's documented API, the widget, and /_sandbox admin.
+
+Every API answer is point3's envelope, errors included. API endpoints pass through
+`_api`: latency, merchant-key check, injected 429/500, then the handler, then (maybe) a
+truncated body. The widget and admin endpoints take no merchant key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from point3_pipeline.models import format_api_datetime, parse_api_datetime
+from point3_pipeline.sandbox.errors import ApiError
+from point3_pipeline.sandbox.openapi import openapi_document
+from point3_pipeline.sandbox.rules import payment_request_problems
+from point3_pipeline.sandbox.state import SandboxState
+from point3_pipeline.sandbox.widget import APPROVE_PATH, error_page, payment_page
+
+DEFAULT_COUNT = 30
+JSON = "application/json"
+_ORDERS_HEAD = b'{"statusCode":200,"message":"success","result":{"orders":['
+_ORDERS_TAIL = b"]}}"
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def envelope(status: int, message: str, result: Any = None, headers: dict[str, str] | None = None) -> Response:
+    body = orjson.dumps({"statusCode": status, "message": message, "result": result})
+    return Response(body, status_code=status, media_type=JSON, headers=headers)
+
+
+def ok(result: Any) -> Response:
+    return envelope(200, "success", result)
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "request body is not valid JSON") from None
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    return body
+
+
+def _check_key(state: SandboxState, request: Request) -> None:
+    header = request.headers.get("authorization")
+    if not header:
+        raise ApiError(401, "missing Authorization header: send 'Authorization: Basic <merchant secret key>'")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "basic" or not key.strip():
+        raise ApiError(401, "Authorization header must be 'Basic <merchant secret key>'")
+    if not state.key_matches(key.strip()):
+        raise ApiError(401, "merchant secret key is not valid (wrong, or replaced by /api/token/refresh)")
+
+
+def _signature_param(request: Request) -> str:
+    return request.path_params["signature"]
+
+
+def _positive_int(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        raise ApiError(400, f"{name} must be an integer >= 1, not {raw[:40]!r}")
+    return int(raw)
+
+
+def _date_param(request: Request, name: str, required: bool) -> dt.datetime | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise ApiError(400, f"{name} is required, as yyyy-MM-ddTHH:mm:ss (KST)")
+        return None
+    try:
+        return parse_api_datetime(raw)
+    except ValueError:
+        raise ApiError(400, f"{name} must be yyyy-MM-ddTHH:mm:ss (KST), not {raw[:40]!r}") from None
+
+
+def create_app(state: SandboxState) -> Starlette:
+    def api(handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            faults = state.faults
+            if faults.latency_ms:
+                await asyncio.sleep(faults.latency_ms / 1000)
+            try:
+                _check_key(state, request)
+                if state.roll(faults.rate_limit_rate):
+                    return envelope(429, "too many requests; retry later", headers={
+                        "Retry-After": str(faults.retry_after_seconds)})
+                if state.roll(faults.error_rate):
+                    return envelope(500, "internal server error (injected by the sandbox)")
+                response = await handler(request)
+            except ApiError as exc:
+                return envelope(exc.status, exc.message)
+            if response.status_code == 200 and state.roll(faults.truncate_rate):
+                # A connection cut mid-body: a consistent Content-Length, invalid JSON.
+                return Response(response.body[: len(response.body) // 2], media_type=JSON)
+            return response
+        return endpoint
+
+    async def purchase_token(request: Request) -> Response:
+        body = await _json_body(request)
+        problems = payment_request_problems(body)
+        if problems:
+            raise ApiError(400, "; ".join(problems))
+        return ok({"token": state.create_token(body)})
+
+    async def purchase_confirm(request: Request) -> Response:
+        body = await _json_object(request)
+        signature = body.get("signature")
+        if not isinstance(signature, str) or not signature:
+            raise ApiError(400, "signature is required (a string)")
+        return ok(state.confirm(signature))
+
+    async def token_refresh(request: Request) -> Response:
+        return ok({"token": state.rotate_key()})
+
+    async def settlement(request: Request) -> Response:
+        return ok({"balance": state.settlement_balance()})
+
+    async def payment_by_signature(request: Request) -> Response:
+        return ok(state.payment(_signature_param(request)))
+
+    async def payments_by_order(request: Request) -> Response:
+        return ok({"orders": state.payments_by_order(request.path_params["order_id"])})
+
+    async def payment_by_user(request: Request) -> Response:
+        return ok(state.latest_payment_of_user(request.path_params["user_id"]))
+
+    async def payments_by_date(request: Request) -> Response:
+        start = _date_param(request, "startDate", required=True)
+        end = _date_param(request, "endDate", required=False)
+        if end is not None and end < start:
+            raise ApiError(400, "endDate must not be before startDate")
+        page = _positive_int(request, "page", 1)
+        count = _positive_int(request, "count", DEFAULT_COUNT)
+        records = state.page(start, end, page, count)
+        return Response(_ORDERS_HEAD + b",".join(records) + _ORDERS_TAIL, media_type=JSON)
+
+    async def cancel(request: Request) -> Response:
+        state.cancel(_signature_param(request))
+        return ok({})
+
+    async def widget_page(request: Request) -> Response:
+        token = request.query_params.get("d")
+        if not token:
+            return HTMLResponse(error_page("결제 정보가 없습니다", "결제 토큰(d)이 주소에 없습니다."), status_code=400)
+        try:
+            session = state.session(token)
+        except ApiError as exc:
+            title = "이미 사용된 결제 토큰입니다" if exc.status == 410 else "결제 정보를 찾을 수 없습니다"
+            return HTMLResponse(error_page(title, exc.message), status_code=exc.status)
+        request_body = session.request
+        return HTMLResponse(payment_page(token, request_body["clientNickname"],
+                                         request_body["purchasingProductName"], request_body["totalCharge"]))
+
+    async def widget_approve(request: Request) -> Response:
+        try:
+            body = await _json_object(request)
+            token = body.get("token")
+            if not isinstance(token, str) or not token:
+                raise ApiError(400, "token is required (a string)")
+            return ok({"signature": state.approve(token)})
+        except ApiError as exc:
+            return envelope(exc.status, exc.message)
+
+    async def openapi(request: Request) -> Response:
+        return Response(orjson.dumps(openapi_document()), media_type=JSON)
+
+    def admin(handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                return envelope(exc.status, exc.message)
+            except ValueError as exc:
+                return envelope(400, str(exc))
+        return endpoint
+
+    async def admin_faults(request: Request) -> Response:
+        if request.method == "POST":
+            state.set_faults(**await _json_object(request))
+        return ok(state.faults.to_json())
+
+    def clock_json() -> dict[str, Any]:
+        return {"now": format_api_datetime(state.clock.now()), "speed": state.clock.speed}
+
+    async def admin_clock(request: Request) -> Response:
+        if request.method == "POST":
+            body = await _json_object(request)
+            unknown = sorted(set(body) - {"now", "advance_seconds", "speed"})
+            if unknown:
+                raise ApiError(400, f"unknown clock field(s) {', '.join(unknown)}; use now, advance_seconds, speed")
+            if "now" in body:
+                if not isinstance(body["now"], str):
+                    raise ApiError(400, "now must be yyyy-MM-ddTHH:mm:ss (KST)")
+                state.clock.set_now(parse_api_datetime(body["now"]))
+            if "advance_seconds" in body:
+                seconds = body["advance_seconds"]
+                if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+                    raise ApiError(400, "advance_seconds must be a number")
+                state.clock.advance(seconds)
+            if "speed" in body:
+                state.clock.speed = body["speed"]
+        return ok(clock_json())
+
+    async def admin_records(request: Request) -> Response:
+        body = await _json_object(request)
+        records, at = body.get("records"), body.get("at")
+        if not isinstance(records, list):
+            raise ApiError(400, "records must be a list")
+        if not isinstance(at, str):
+            raise ApiError(400, "at must be yyyy-MM-ddTHH:mm:ss (KST)")
+        state.inject_records(records, parse_api_datetime(at))
+        return ok({"injected": len(records)})
+
+    async def admin_orders(request: Request) -> Response:
+        return ok({"orders": state.orders()})
+
+    async def admin_payments(request: Request) -> Response:
+        return ok(state.add_payment(**await _json_object(request)))
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        message = "method not allowed" if status == 405 else f"no such endpoint: {request.url.path[:200]}"
+        return envelope(status, message)
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        return envelope(500, "internal server error")
+
+    routes = [
+        Route("/purchase/token", api(purchase_token), methods=["POST"]),
+        Route("/purchase/confirm", api(purchase_confirm), methods=["POST"]),
+        Route("/api/token/refresh", api(token_refresh), methods=["POST"]),
+        Route("/api/settlement", api(settlement), methods=["GET"]),
+        # /date and the two prefixed lookups come before /{signature}, which would match them.
+        Route("/api/payments/date", api(payments_by_date), methods=["GET"]),
+        Route("/api/payments/orderid/{order_id}", api(payments_by_order), methods=["GET"]),
+        Route("/api/payments/userId/{user_id}", api(payment_by_user), methods=["GET"]),
+        Route("/api/payments/{signature}/cancel", api(cancel), methods=["POST"]),
+        Route("/api/payments/{signature}", api(payment_by_signature), methods=["GET"]),
+        Route("/", widget_page, methods=["GET"]),
+        Route(APPROVE_PATH, widget_approve, methods=["POST"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/_sandbox/faults", admin(admin_faults), methods=["GET", "POST"]),
+        Route("/_sandbox/clock", admin(admin_clock), methods=["GET", "POST"]),
+        Route("/_sandbox/records", admin(admin_records), methods=["POST"]),
+        Route("/_sandbox/orders", admin(admin_orders), methods=["GET"]),
+        Route("/_sandbox/payments", admin(admin_payments), methods=["POST"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found, Exception: internal_error})
