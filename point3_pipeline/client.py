@@ -202,6 +202,9 @@ class Point3Client:
         path = "/purchase/confirm"
         _require(signature, "signature")
         result = self._call("POST", path, body={"signature": signature}, retried=False)
+        if isinstance(result, dict) and "isCanceled" not in result:
+            # The documented confirm result has no isCanceled: a 200 means it went through.
+            result = {**result, "isCanceled": False}
         return self._order(result, f"POST {path}")
 
     # --- managing transactions -----------------------------------------------------------

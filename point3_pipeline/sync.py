@@ -5,8 +5,9 @@ Correctness does not depend on what the date endpoint leaves undocumented:
   rows are keyed by signature, so inclusive or exclusive ends both give one row per payment;
 - a walk whose pages shifted (a signature seen twice: payments arrived while paging, in either
   sort order) is walked again until a walk brings nothing new, up to `max_walks`;
-- each window is written in one transaction, so a crash leaves that window as it was and a
-  re-run converges to the same rows;
+- a window's rows, events and log are written in one transaction (several whole windows
+  share one when they come fast, to spare DuckDB per-statement costs), so a crash leaves
+  every unfinished window as it was and a re-run converges to the same rows;
 - the window containing "now" (plus a settle margin for the 30-second confirm and the
   5-minute cancellation batch) is never marked complete, so the next run reads it again.
 """
@@ -17,7 +18,8 @@ import datetime as dt
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import duckdb
@@ -34,6 +36,13 @@ DATE_ENDPOINT = "/api/payments/date"
 SETTLE_MARGIN = dt.timedelta(minutes=30)
 DEFAULT_LOOKBACK_DAYS = 2
 DEFAULT_SWEEP_DAYS = 35
+# Windows read quickly are committed together; a slow API commits every window on its own.
+BATCH_MAX_RECORDS = 20_000
+BATCH_MAX_SECONDS = 2.0
+# How far (in days) a stored payment's date may sit from the window that returns it: a
+# payment filtered on its request time can be accepted the next day. Rows outside this
+# neighbourhood are still found, by the exact fallback, just more slowly.
+NEIGHBOURHOOD_DAYS = 2
 
 Clock = Callable[[], dt.datetime]
 
@@ -155,27 +164,49 @@ def sync_range(
     progress: ProgressCallback | None = None,
     max_walks: int = 3,
 ) -> SyncResult:
-    """Sync every KST day window from first_day to last_day (inclusive), each in one transaction."""
+    """Sync every KST day window from first_day to last_day (inclusive)."""
     if last_day < first_day:
         raise ValueError(f"last day {last_day} is before first day {first_day}")
     today = clock().date()
     days = [d for d in days_between(first_day, last_day) if d <= today]
     started = time.perf_counter()
-    run_id = _start_run(warehouse, mode, first_day, last_day, len(days), clock())
-    result = SyncResult(run_id=run_id, mode=mode, first_day=first_day, last_day=last_day)
-    try:
-        for done, day in enumerate(days, start=1):
-            window = _sync_window(client, warehouse, run_id, day, clock, max_walks)
-            result.windows.append(window)
-            if progress is not None:
-                progress(done, len(days), window)
-    except BaseException as exc:
-        result.status = "failed"
-        _finish_run(warehouse, run_id, "failed", clock(), f"{type(exc).__name__}: {exc}")
-        raise
-    result.status = "succeeded"
-    result.seconds = time.perf_counter() - started
-    _finish_run(warehouse, run_id, "succeeded", clock(), None)
+    # One connection for the run: opening and closing a DuckDB file costs tens of ms, and
+    # analysts read the published copy, so holding the file is fine. Batches are written on
+    # one writer thread while the next windows are read (DuckDB releases the GIL), with at
+    # most one batch in flight, so commits stay in window order.
+    with warehouse.connect() as conn, ThreadPoolExecutor(max_workers=1, thread_name_prefix="point3-writer") as writer:
+        run_id = _start_run(conn, mode, first_day, last_day, len(days), clock())
+        result = SyncResult(run_id=run_id, mode=mode, first_day=first_day, last_day=last_day)
+        in_flight: Future[list[WindowResult]] | None = None
+
+        def collect(future: Future[list[WindowResult]] | None) -> None:
+            for window in future.result() if future is not None else ():
+                result.windows.append(window)
+                if progress is not None:
+                    progress(len(result.windows), len(days), window)
+
+        pending: list[_WindowRead] = []
+        try:
+            for number, day in enumerate(days, start=1):
+                pending.append(_read_window(client, day, clock, max_walks))
+                if in_flight is not None and in_flight.done():
+                    collect(in_flight)
+                    in_flight = None
+                records = sum(len(r.orders) for r in pending)
+                age = time.perf_counter() - pending[0].started
+                if number == len(days) or records >= BATCH_MAX_RECORDS or age >= BATCH_MAX_SECONDS:
+                    collect(in_flight)
+                    in_flight, pending = writer.submit(_commit_windows, conn, run_id, pending), []
+            collect(in_flight)
+        except BaseException as exc:
+            if in_flight is not None:
+                wait([in_flight])  # the connection is the writer's until its batch ends
+            result.status = "failed"
+            _finish_run(conn, run_id, "failed", clock(), f"{type(exc).__name__}: {exc}")
+            raise
+        result.status = "succeeded"
+        result.seconds = time.perf_counter() - started
+        _finish_run(conn, run_id, "succeeded", clock(), None)
     return result
 
 
@@ -195,41 +226,52 @@ def observe_settlement(client: Point3Client, warehouse: Warehouse, *, clock: Clo
     return SettlementObservation(observed_at, balance, None if previous is None else balance - previous[0])
 
 
-def _start_run(warehouse: Warehouse, mode: str, first_day: dt.date, last_day: dt.date, planned: int, now: dt.datetime) -> int:
-    with warehouse.connect() as conn:
-        # One writer at a time is the deployment's rule, so a run still 'running' died mid-way.
-        conn.execute(
-            "UPDATE sync_runs SET status = 'interrupted', error = 'the process ended before the run finished' "
-            "WHERE status = 'running'"
-        )
-        return conn.execute(
-            "INSERT INTO sync_runs (run_id, mode, first_day, last_day, started_at, status, windows_planned) "
-            "VALUES (nextval('sync_run_ids'), ?, ?, ?, ?, 'running', ?) RETURNING run_id",
-            [mode, first_day, last_day, now, planned],
-        ).fetchone()[0]
+def _start_run(
+    conn: duckdb.DuckDBPyConnection, mode: str, first_day: dt.date, last_day: dt.date, planned: int, now: dt.datetime
+) -> int:
+    # One writer at a time is the deployment's rule (and DuckDB's lock), so a run still
+    # 'running' when another starts died mid-way.
+    conn.execute(
+        "UPDATE sync_runs SET status = 'interrupted', error = 'the process ended before the run finished' "
+        "WHERE status = 'running'"
+    )
+    return conn.execute(
+        "INSERT INTO sync_runs (run_id, mode, first_day, last_day, started_at, status, windows_planned) "
+        "VALUES (nextval('sync_run_ids'), ?, ?, ?, ?, 'running', ?) RETURNING run_id",
+        [mode, first_day, last_day, now, planned],
+    ).fetchone()[0]
 
 
-def _finish_run(warehouse: Warehouse, run_id: int, status: str, now: dt.datetime, error: str | None) -> None:
-    with warehouse.connect() as conn:
-        conn.execute(
-            "UPDATE sync_runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
-            [status, now, error, run_id],
-        )
+def _finish_run(conn: duckdb.DuckDBPyConnection, run_id: int, status: str, now: dt.datetime, error: str | None) -> None:
+    conn.execute(
+        "UPDATE sync_runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
+        [status, now, error, run_id],
+    )
 
 
 @dataclass
 class _WindowRead:
-    orders: dict[str, Order]
-    rejected: dict[str, tuple[int, RejectedRecord]]
-    walks: int
-    pages: int
-    records_read: int
-    settled: bool
+    day: dt.date
+    start: dt.datetime
+    end: dt.datetime
+    started: float
+    observed_at: dt.datetime
+    orders: dict[str, Order] = field(default_factory=dict)
+    rejected: dict[str, tuple[int, RejectedRecord]] = field(default_factory=dict)
+    walks: int = 0
+    pages: int = 0
+    records_read: int = 0
+    retries: int = 0
+    finished_at: dt.datetime | None = None
+    incomplete_reason: str | None = None
 
 
-def _read_window(client: Point3Client, start: dt.datetime, end: dt.datetime, max_walks: int) -> _WindowRead:
-    read = _WindowRead(orders={}, rejected={}, walks=0, pages=0, records_read=0, settled=False)
-    while read.walks < max_walks:
+def _read_window(client: Point3Client, day: dt.date, clock: Clock, max_walks: int) -> _WindowRead:
+    start, end = kst_day_start(day), kst_day_start(day + dt.timedelta(days=1))
+    read = _WindowRead(day=day, start=start, end=end, started=time.perf_counter(), observed_at=clock())
+    retries_before = client.stats.retries
+    settled = False
+    while read.walks < max_walks and not settled:
         read.walks += 1
         seen_this_walk: set[str] = set()
         shifted = False
@@ -247,61 +289,69 @@ def _read_window(client: Point3Client, start: dt.datetime, end: dt.datetime, max
             for rejected in page.rejected:
                 read.rejected[hashlib.md5(rejected.raw_text.encode()).hexdigest()] = (page.page, rejected)
         # A clean first walk stands; after pages shifted, walk again until a walk adds nothing.
-        if (read.walks == 1 and not shifted) or (read.walks > 1 and new == 0):
-            read.settled = True
-            break
+        settled = (read.walks == 1 and not shifted) or (read.walks > 1 and new == 0)
+    read.retries = client.stats.retries - retries_before
+    read.finished_at = clock()
+    if not settled:
+        read.incomplete_reason = f"pages kept shifting over {read.walks} walks"
+    elif read.finished_at < end + SETTLE_MARGIN:
+        read.incomplete_reason = "window not yet closed (contains now or ended less than 30 minutes ago)"
+    if read.retries:
+        log.warning("window %s needed %d retries", day, read.retries)
     return read
 
 
-def _sync_window(
-    client: Point3Client, warehouse: Warehouse, run_id: int, day: dt.date, clock: Clock, max_walks: int
-) -> WindowResult:
-    started = time.perf_counter()
-    start, end = kst_day_start(day), kst_day_start(day + dt.timedelta(days=1))
-    retries_before = client.stats.retries
-    observed_at = clock()
-    read = _read_window(client, start, end, max_walks)
-    finished_at = clock()
-    if not read.settled:
-        reason = f"pages kept shifting over {read.walks} walks"
-    elif finished_at < end + SETTLE_MARGIN:
-        reason = "window not yet closed (contains now or ended less than 30 minutes ago)"
-    else:
-        reason = None
-    retries = client.stats.retries - retries_before
-    with warehouse.connect() as conn:
+def _commit_windows(conn: duckdb.DuckDBPyConnection, run_id: int, reads: list[_WindowRead]) -> list[WindowResult]:
+    """Write whole windows in one transaction. The fast path looks stored payments up only
+    near the windows' days; if that misses a stored one (the insert then hits the primary
+    key), the transaction is redone with an exact lookup over the whole table."""
+    incoming = _incoming_table(reads)
+    for restrict in (True, False):
         conn.execute("BEGIN TRANSACTION")
         try:
-            counts = _write_payments(conn, run_id, day, read.orders.values(), observed_at)
-            _write_rejected(conn, run_id, day, read.rejected.values(), observed_at)
-            window = WindowResult(
-                window_date=day,
-                walks=read.walks,
-                pages=read.pages,
-                records_read=read.records_read,
-                distinct_payments=len(read.orders),
-                rejected=len(read.rejected),
-                retries=retries,
-                is_complete=reason is None,
-                incomplete_reason=reason,
-                seconds=time.perf_counter() - started,
-                **counts,
-            )
-            _write_window_log(conn, run_id, window, start, end, observed_at, finished_at)
+            counts = _write_payments(conn, run_id, incoming, reads, restrict=restrict)
+            _write_rejected(conn, run_id, reads)
+            windows = [_window_result(read, counts.get(read.day, (0, 0, 0))) for read in reads]
+            _write_window_log(conn, run_id, reads, windows)
             conn.execute("COMMIT")
+            return windows
+        except duckdb.ConstraintException:
+            conn.execute("ROLLBACK")
+            if not restrict:
+                raise
+            log.warning("a payment stored far from its window's day; redoing %s..%s with an exact lookup",
+                        reads[0].day, reads[-1].day)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-    if retries:
-        log.warning("window %s needed %d retries", day, retries)
-    return window
+    raise AssertionError("unreachable")
+
+
+def _window_result(read: _WindowRead, counts: tuple[int, int, int]) -> WindowResult:
+    new, changed, canceled = counts
+    return WindowResult(
+        window_date=read.day,
+        walks=read.walks,
+        pages=read.pages,
+        records_read=read.records_read,
+        distinct_payments=len(read.orders),
+        payments_new=new,
+        payments_changed=changed,
+        newly_canceled=canceled,
+        rejected=len(read.rejected),
+        retries=read.retries,
+        is_complete=read.incomplete_reason is None,
+        incomplete_reason=read.incomplete_reason,
+        seconds=time.perf_counter() - read.started,
+    )
 
 
 _ARROW_SCHEMA = pa.schema([
     ("signature", pa.string()),
-    ("payment_date", pa.date32()),
-    ("accepted_at", pa.timestamp("us", tz="Asia/Seoul")),
-    ("requested_at", pa.timestamp("us", tz="Asia/Seoul")),
+    ("source_day", pa.date32()),
+    ("observed_at", pa.timestamp("us", tz="Asia/Seoul")),
+    ("accepted_text", pa.string()),
+    ("requested_text", pa.string()),
     ("total_charge", pa.int64()),
     ("tax_free_amount", pa.int64()),
     ("vat", pa.int64()),
@@ -318,70 +368,115 @@ _ARROW_SCHEMA = pa.schema([
 ])
 
 
-def _orders_table(orders: Iterable[Order], window_date: dt.date) -> pa.Table:
-    columns: dict[str, list] = {name: [] for name in _ARROW_SCHEMA.names}
-    for order in orders:
-        columns["signature"].append(order.signature)
-        columns["payment_date"].append(order.accepted_at.date() if order.accepted_at else window_date)
-        columns["accepted_at"].append(order.accepted_at)
-        columns["requested_at"].append(order.requested_at)
-        columns["total_charge"].append(order.total_charge)
-        columns["tax_free_amount"].append(order.tax_free_amount)
-        columns["vat"].append(order.vat)
-        columns["culture_expense_type"].append(order.culture_expense_type)
-        columns["payment_method_type"].append(order.payment_method_type)
-        columns["is_canceled"].append(order.is_canceled)
-        columns["order_id_from_client"].append(order.order_id_from_client)
-        columns["purchasing_product_name"].append(order.purchasing_product_name)
-        columns["user_id"].append(order.user_id)
-        columns["client_generated_user_id"].append(order.client_generated_user_id)
-        columns["client_nickname"].append(order.client_nickname)
-        columns["client_identification"].append(order.client_identification)
-        columns["raw_record"].append(orjson.dumps(order.raw, option=orjson.OPT_SORT_KEYS).decode())
+def _incoming_table(reads: list[_WindowRead]) -> pa.Table:
+    """One row per signature over the batch. A payment returned by two windows (exactly at
+    midnight) is kept from the later one; without an accept time it belongs to that day."""
+    latest: dict[str, tuple[Order, _WindowRead]] = {}
+    for read in reads:
+        for signature, order in read.orders.items():
+            latest[signature] = (order, read)
+    rows = list(latest.values())
+    columns = {
+        "signature": [o.signature for o, _ in rows],
+        "source_day": [r.day for _, r in rows],
+        "observed_at": [r.observed_at for _, r in rows],
+        # Validated by parse_order already; DuckDB converts them far faster than pyarrow
+        # converts Python datetimes.
+        "accepted_text": [o.raw.get("timeStampOnAccept") or None for o, _ in rows],
+        "requested_text": [o.raw.get("timeStampOnRequest") or None for o, _ in rows],
+        "total_charge": [o.total_charge for o, _ in rows],
+        "tax_free_amount": [o.tax_free_amount for o, _ in rows],
+        "vat": [o.vat for o, _ in rows],
+        "culture_expense_type": [o.culture_expense_type for o, _ in rows],
+        "payment_method_type": [o.payment_method_type for o, _ in rows],
+        "is_canceled": [o.is_canceled for o, _ in rows],
+        "order_id_from_client": [o.order_id_from_client for o, _ in rows],
+        "purchasing_product_name": [o.purchasing_product_name for o, _ in rows],
+        "user_id": [o.user_id for o, _ in rows],
+        "client_generated_user_id": [o.client_generated_user_id for o, _ in rows],
+        "client_nickname": [o.client_nickname for o, _ in rows],
+        "client_identification": [o.client_identification for o, _ in rows],
+        "raw_record": [orjson.dumps(o.raw, option=orjson.OPT_SORT_KEYS).decode() for o, _ in rows],
+    }
     return pa.table(columns, schema=_ARROW_SCHEMA)
 
 
+_PAYMENT_COLUMNS = (
+    "payment_date", "accepted_at", "requested_at", "total_charge", "tax_free_amount", "vat", "culture_expense_type",
+    "payment_method_type", "is_canceled", "order_id_from_client", "purchasing_product_name", "user_id",
+    "client_generated_user_id", "client_nickname", "client_identification",
+)
+
+
 def _write_payments(
-    conn: duckdb.DuckDBPyConnection, run_id: int, day: dt.date, orders: Iterable[Order], observed_at: dt.datetime
-) -> dict[str, int]:
-    incoming = _orders_table(orders, day)
+    conn: duckdb.DuckDBPyConnection, run_id: int, incoming: pa.Table, reads: list[_WindowRead], *, restrict: bool
+) -> dict[dt.date, tuple[int, int, int]]:
+    """Classify, log events, insert new payments and update seen ones; counts per window day."""
     if incoming.num_rows == 0:
-        return {"payments_new": 0, "payments_changed": 0, "newly_canceled": 0}
+        return {}
+    # The neighbourhood filter is fixed SQL text (no data in it); its bounds are parameters.
+    # DuckDB prunes row groups by payment_date, so the cost follows the batch, not the history.
+    near = "p.payment_date BETWEEN $low AND $high" if restrict else "true"
+    params = {
+        "low": reads[0].day - dt.timedelta(days=NEIGHBOURHOOD_DAYS),
+        "high": reads[-1].day + dt.timedelta(days=NEIGHBOURHOOD_DAYS),
+    } if restrict else {}
     conn.register("incoming", incoming)
     try:
         conn.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE window_changes AS
-            SELECT
-                i.signature,
-                i.is_canceled,
-                md5(i.raw_record) AS record_hash,
-                p.signature IS NULL AS is_new,
-                p.is_canceled AS was_canceled,
-                p.record_hash AS previous_hash,
-                p.last_seen_at AS previous_seen_at,
-                p.last_seen_active_at AS previous_active_at,
-                p.raw_record AS previous_record
-            FROM incoming AS i
-            LEFT JOIN payments AS p ON p.signature = i.signature
-            """
+            f"""
+            CREATE OR REPLACE TEMP TABLE batch_changes AS
+            WITH incoming AS (
+                SELECT
+                    * EXCLUDE (accepted_text, requested_text),
+                    timezone('Asia/Seoul', strptime(accepted_text, '%Y%m%d%H%M%S')) AS accepted_at,
+                    timezone('Asia/Seoul', strptime(requested_text, '%Y%m%d%H%M%S')) AS requested_at,
+                    coalesce(CAST(strptime(accepted_text, '%Y%m%d%H%M%S') AS DATE), source_day) AS payment_date,
+                    md5(raw_record) AS record_hash
+                FROM incoming
+            ),
+            stored AS (
+                SELECT signature, is_canceled, record_hash, last_seen_at, last_seen_active_at, raw_record
+                FROM payments AS p
+                WHERE {near}
+            ),
+            final AS (
+                SELECT
+                    i.*,
+                    s.signature IS NULL AS is_new,
+                    s.is_canceled AS was_canceled,
+                    s.record_hash AS previous_hash,
+                    s.last_seen_at AS previous_seen_at,
+                    s.last_seen_active_at AS previous_active_at,
+                    s.raw_record AS previous_record
+                FROM incoming AS i
+                LEFT JOIN stored AS s USING (signature)
+            )
+            SELECT * FROM final
+            """,
+            params,
         )
-        new, changed, canceled = conn.execute(
-            """
-            SELECT
-                count(*) FILTER (WHERE is_new),
-                count(*) FILTER (WHERE NOT is_new AND record_hash <> previous_hash),
-                count(*) FILTER (WHERE is_canceled AND (is_new OR NOT was_canceled))
-            FROM window_changes
-            """
-        ).fetchone()
+        counts = {
+            row[0]: tuple(row[1:])
+            for row in conn.execute(
+                """
+                SELECT
+                    source_day,
+                    count(*) FILTER (WHERE is_new),
+                    count(*) FILTER (WHERE NOT is_new AND record_hash <> previous_hash),
+                    count(*) FILTER (WHERE is_canceled AND (is_new OR NOT was_canceled))
+                FROM batch_changes
+                GROUP BY source_day
+                """
+            ).fetchall()
+        }
         conn.execute(
             """
             INSERT INTO payment_events
             SELECT
                 signature,
                 $run_id,
-                $observed_at,
+                observed_at,
                 CASE
                     WHEN is_new THEN 'first_seen'
                     WHEN is_canceled AND NOT was_canceled THEN 'canceled'
@@ -392,80 +487,77 @@ def _write_payments(
                 previous_seen_at,
                 previous_active_at,
                 previous_record
-            FROM window_changes
+            FROM batch_changes
             WHERE is_new OR record_hash <> previous_hash
             """,
-            {"run_id": run_id, "observed_at": observed_at},
+            {"run_id": run_id},
         )
-        # A record without an accept time belongs to the window that returned it; when two
-        # windows return it (a payment at exactly midnight), the later day is the right one.
+        columns = ", ".join(_PAYMENT_COLUMNS)
         conn.execute(
-            """
+            f"""
             INSERT INTO payments BY NAME
             SELECT
-                i.* EXCLUDE (raw_record),
-                CAST(i.raw_record AS JSON) AS raw_record,
-                md5(i.raw_record) AS record_hash,
-                $observed_at AS first_seen_at,
-                $observed_at AS last_seen_at,
-                CASE WHEN NOT i.is_canceled THEN $observed_at END AS last_seen_active_at,
-                CASE WHEN i.is_canceled THEN $observed_at END AS canceled_detected_at,
+                signature, {columns}, record_hash,
+                CAST(raw_record AS JSON) AS raw_record,
+                observed_at AS first_seen_at,
+                observed_at AS last_seen_at,
+                CASE WHEN NOT is_canceled THEN observed_at END AS last_seen_active_at,
+                CASE WHEN is_canceled THEN observed_at END AS canceled_detected_at,
                 $run_id AS first_seen_run_id,
                 $run_id AS last_seen_run_id
-            FROM incoming AS i
-            ON CONFLICT (signature) DO UPDATE SET
-                payment_date = CASE
-                    WHEN excluded.accepted_at IS NULL THEN greatest(payments.payment_date, excluded.payment_date)
-                    ELSE excluded.payment_date
-                END,
-                accepted_at = excluded.accepted_at,
-                requested_at = excluded.requested_at,
-                total_charge = excluded.total_charge,
-                tax_free_amount = excluded.tax_free_amount,
-                vat = excluded.vat,
-                culture_expense_type = excluded.culture_expense_type,
-                payment_method_type = excluded.payment_method_type,
-                is_canceled = excluded.is_canceled,
-                canceled_detected_at = CASE
-                    WHEN excluded.is_canceled THEN coalesce(payments.canceled_detected_at, excluded.last_seen_at)
-                END,
-                order_id_from_client = excluded.order_id_from_client,
-                purchasing_product_name = excluded.purchasing_product_name,
-                user_id = excluded.user_id,
-                client_generated_user_id = excluded.client_generated_user_id,
-                client_nickname = excluded.client_nickname,
-                client_identification = excluded.client_identification,
-                last_seen_at = excluded.last_seen_at,
-                last_seen_active_at = CASE
-                    WHEN excluded.is_canceled THEN payments.last_seen_active_at
-                    ELSE excluded.last_seen_at
-                END,
-                last_seen_run_id = excluded.last_seen_run_id,
-                record_hash = excluded.record_hash,
-                raw_record = excluded.raw_record
+            FROM batch_changes
+            WHERE is_new
             """,
-            {"run_id": run_id, "observed_at": observed_at},
+            {"run_id": run_id},
         )
-        conn.execute("DROP TABLE window_changes")
+        # Every payment seen again gets its last-seen marks; changed ones get their new content.
+        conn.execute(
+            f"""
+            UPDATE payments AS p SET
+                last_seen_at = c.observed_at,
+                last_seen_run_id = $run_id,
+                last_seen_active_at = CASE WHEN c.is_canceled THEN p.last_seen_active_at ELSE c.observed_at END
+            FROM batch_changes AS c
+            WHERE p.signature = c.signature AND NOT c.is_new AND {near}
+            """,
+            {"run_id": run_id, **params},
+        )
+        updates = ",\n".join(f"{name} = c.{name}" for name in _PAYMENT_COLUMNS if name != "payment_date")
+        conn.execute(
+            f"""
+            UPDATE payments AS p SET
+                {updates},
+                payment_date = CASE
+                    WHEN c.accepted_at IS NULL THEN greatest(p.payment_date, c.payment_date)
+                    ELSE c.payment_date
+                END,
+                canceled_detected_at = CASE
+                    WHEN c.is_canceled THEN coalesce(p.canceled_detected_at, c.observed_at)
+                END,
+                record_hash = c.record_hash,
+                raw_record = CAST(c.raw_record AS JSON)
+            FROM batch_changes AS c
+            WHERE p.signature = c.signature AND NOT c.is_new AND c.record_hash <> c.previous_hash AND {near}
+            """,
+            params,
+        )
+        conn.execute("DROP TABLE batch_changes")
     finally:
         conn.unregister("incoming")
-    return {"payments_new": new, "payments_changed": changed, "newly_canceled": canceled}
+    return counts
 
 
-def _write_rejected(
-    conn: duckdb.DuckDBPyConnection,
-    run_id: int,
-    day: dt.date,
-    rejected: Iterable[tuple[int, RejectedRecord]],
-    observed_at: dt.datetime,
-) -> None:
+def _write_rejected(conn: duckdb.DuckDBPyConnection, run_id: int, reads: list[_WindowRead]) -> None:
     rows = [
-        (hashlib.md5(r.raw_text.encode()).hexdigest(), r.signature, r.reason, r.raw_text, DATE_ENDPOINT, day, page,
-         run_id, run_id, observed_at, observed_at, 1)
-        for page, r in rejected
+        (record_hash, r.signature, r.reason, r.raw_text, DATE_ENDPOINT, read.day, page, run_id, run_id,
+         read.observed_at, read.observed_at, 1)
+        for read in reads
+        for record_hash, (page, r) in read.rejected.items()
     ]
     if not rows:
         return
+    # The same record rejected by two windows of the batch (midnight) counts once.
+    rows = list({row[0]: row for row in rows}.values())
     table = pa.table(
         list(zip(*rows)),
         names=["record_hash", "signature", "reason", "raw_text", "endpoint", "window_date", "page", "first_run_id",
@@ -490,24 +582,21 @@ def _write_rejected(
 
 
 def _write_window_log(
-    conn: duckdb.DuckDBPyConnection,
-    run_id: int,
-    window: WindowResult,
-    start: dt.datetime,
-    end: dt.datetime,
-    started_at: dt.datetime,
-    finished_at: dt.datetime,
+    conn: duckdb.DuckDBPyConnection, run_id: int, reads: list[_WindowRead], windows: list[WindowResult]
 ) -> None:
-    conn.execute(
+    conn.executemany(
         "INSERT INTO sync_windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [run_id, window.window_date, start, end, started_at, finished_at, window.walks, window.pages,
-         window.records_read, window.distinct_payments, window.payments_new, window.payments_changed,
-         window.newly_canceled, window.rejected, window.retries, window.is_complete, window.incomplete_reason],
+        [
+            [run_id, w.window_date, r.start, r.end, r.observed_at, r.finished_at, w.walks, w.pages, w.records_read,
+             w.distinct_payments, w.payments_new, w.payments_changed, w.newly_canceled, w.rejected, w.retries,
+             w.is_complete, w.incomplete_reason]
+            for r, w in zip(reads, windows)
+        ],
     )
     conn.execute(
         """
         UPDATE sync_runs SET
-            windows_done = windows_done + 1,
+            windows_done = windows_done + ?,
             pages = pages + ?,
             records_read = records_read + ?,
             payments_new = payments_new + ?,
@@ -517,6 +606,7 @@ def _write_window_log(
             retries = retries + ?
         WHERE run_id = ?
         """,
-        [window.pages, window.records_read, window.payments_new, window.payments_changed, window.newly_canceled,
-         window.rejected, window.retries, run_id],
+        [len(windows)] + [sum(getattr(w, name) for w in windows) for name in (
+            "pages", "records_read", "payments_new", "payments_changed", "newly_canceled", "rejected", "retries")]
+        + [run_id],
     )

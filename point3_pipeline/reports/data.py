@@ -130,11 +130,10 @@ def coverage(conn: duckdb.DuckDBPyConnection, month: Month, today: dt.date) -> C
     return Coverage(month, synced, newest, today)
 
 
-TOTAL_KEYS = (
+SUM_KEYS = (
     "payment_count", "total_charge", "supply_value", "vat",
     "canceled_count", "canceled_total", "canceled_supply_value", "canceled_vat",
     "net_count", "net_total", "net_supply_value", "net_vat",
-    "earlier_canceled_count", "earlier_canceled_total",
 )  # fmt: skip
 
 _SUMS = """
@@ -151,8 +150,6 @@ _SUMS = """
     CAST(coalesce(sum(tax_free_amount) FILTER (WHERE NOT is_canceled), 0) AS BIGINT),
     CAST(coalesce(sum(vat) FILTER (WHERE NOT is_canceled), 0) AS BIGINT)
 """
-SUM_KEYS = TOTAL_KEYS[:12]
-
 
 def month_totals(conn: duckdb.DuckDBPyConnection, month: Month) -> dict[str, int]:
     row = conn.execute(

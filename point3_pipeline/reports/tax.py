@@ -156,7 +156,7 @@ PAYMENT_COLUMNS = [
 
 PAYMENT_ROWS_SQL = """
     SELECT p.accepted_at, p.payment_date, p.signature, p.order_id_from_client, p.purchasing_product_name,
-           p.culture_expense_type, t.name_ko, p.payment_method_type, p.total_charge, p.tax_free_amount, p.vat,
+           p.culture_expense_type, coalesce(t.name_ko, '유형 미상'), p.payment_method_type, p.total_charge, p.tax_free_amount, p.vat,
            CASE WHEN p.is_canceled THEN '취소' ELSE '정상' END, p.canceled_detected_at
     FROM payments AS p LEFT JOIN culture_expense_types AS t ON t.culture_expense_type = p.culture_expense_type
     WHERE p.payment_date BETWEEN ? AND ?
@@ -237,7 +237,7 @@ def _cancellations(wb: Workbook, ctx: ReportContext) -> None:
         line(f"취소내역 — {ctx.month.label}", "title"),
         *coverage_lines(ctx),
         line("point3는 취소 시각을 주지 않습니다: 취소를 처음 본 동기화 시각이 감지 시각, 그 전에 정상으로 본 마지막 동기화 시각이 하한입니다.", "note"),
-        line(f"'{THIS_MONTH}'은 순매출에서 빠진 금액, '{EARLIER}'은 이전 달 결제로 이 달 수치에는 들어 있지 않습니다.", "note"),
+        line(f"구분이 '{THIS_MONTH}'인 행은 순매출에서 빠진 금액이고, '{EARLIER}'인 행은 이전 달 결제라 이 달 수치에 들어 있지 않습니다.", "note"),
     ]  # fmt: skip
     sheet = Sheet(wb, CANCELLATIONS, CANCELLATION_COLUMNS, above=above)
     params = [ctx.month.first, ctx.month.last, ctx.month.first, ctx.month.last, ctx.month.first]

@@ -22,9 +22,6 @@ from point3_pipeline.reports import data
 from point3_pipeline.reports.data import Coverage, Month
 from point3_pipeline.warehouse import Warehouse
 
-KINDS = ("tax", "reconciliation")
-
-
 class ReportError(Exception):
     """A report cannot be written as asked (bad month, file already there, ...)."""
 

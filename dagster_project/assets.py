@@ -1,0 +1,210 @@
+"""The assets: each calls the library once and reports what it did as metadata."""
+
+import datetime as dt
+
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    AssetSelection,
+    AutomationCondition,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from dagster_project import summaries
+from dagster_project.partitions import daily_partitions, month_to_days, monthly_partitions, report_month
+from dagster_project.resources import Point3Resource, ReportsResource, WarehouseResource
+from point3_pipeline import reports, sync
+from point3_pipeline.reports import ReportResult
+
+# DuckDB admits one writing process: every step that writes the warehouse takes this pool's
+# single slot (dagster.yaml), whichever run or CLI invocation it belongs to.
+WAREHOUSE_POOL = "point3_warehouse"
+GROUP = "point3"
+
+# Refresh when an upstream write landed outside a run that already refreshes this asset.
+AFTER_UPSTREAM_WRITES = (
+    AutomationCondition.any_deps_updated().since_last_handled()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+).with_label("after upstream writes")
+
+# Re-render a month already reported when its payments changed (a late cancellation found by
+# the daily sweep): rendering is idempotent and writes a new version only if the data changed.
+RERENDER_CHANGED_MONTHS = (
+    ~AutomationCondition.missing()
+    & AutomationCondition.any_deps_updated().allow(AssetSelection.assets("point3_payments")).since_last_handled()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+).with_label("re-render changed months")
+
+
+@asset(
+    partitions_def=daily_partitions,
+    # A backfill of many days is one run calling sync_range once, not one process per day.
+    backfill_policy=BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"duckdb"},
+    description="Payments of each KST day, synced from point3's date endpoint (one partition = one day window).",
+)
+def point3_payments(
+    context: AssetExecutionContext, point3: Point3Resource, warehouse: WarehouseResource
+) -> MaterializeResult:
+    first, last = (dt.date.fromisoformat(key) for key in context.partition_key_range)
+
+    def progress(done: int, total: int, window: sync.WindowResult) -> None:
+        # Each log line is a write to Dagster's event log, so a run logs about 20 windows (and
+        # every one left open) instead of all 365 of a year's backfill.
+        if window.is_complete and done % max(1, total // 20) and done != total:
+            return
+        state = "complete" if window.is_complete else f"not final ({window.incomplete_reason})"
+        context.log.info(
+            f"[{done}/{total}] {window.window_date}: {window.records_read} records, {window.payments_new} new, "
+            f"{window.payments_changed} changed, {window.newly_canceled} newly cancelled, {state}"
+        )
+
+    with point3.client() as client:
+        result = sync.sync_range(client, warehouse.get(), first, last, mode="dagster", progress=progress)
+    totals = result.summary()
+    incomplete = result.incomplete_days
+    return MaterializeResult(
+        metadata={
+            "sync_run_id": result.run_id,
+            # One run may cover many partitions: these are the run's totals over its range.
+            "days": f"{first}..{last}",
+            "windows": totals["windows"],
+            "records": totals["records_read"],
+            "new": totals["payments_new"],
+            "changed": totals["payments_changed"],
+            "newly_cancelled": totals["newly_canceled"],
+            "rejected": totals["rejected"],
+            "retries": totals["retries"],
+            "incomplete_day_count": len(incomplete),
+            "incomplete_days": ", ".join(str(d) for d in incomplete) or "none",
+            "seconds": round(result.seconds, 2),
+        }
+    )
+
+
+@asset(
+    deps=[point3_payments],
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"duckdb"},
+    automation_condition=AFTER_UPSTREAM_WRITES,
+    description="One row per cancelled payment, with when the sync first saw it cancelled.",
+)
+def payment_cancellations(warehouse: WarehouseResource) -> MaterializeResult:
+    wh = warehouse.get()
+    wh.refresh_derived("cancellations")
+    with wh.connect(read_only=True) as conn:
+        return MaterializeResult(metadata=summaries.cancellation_totals(conn))
+
+
+@asset(
+    deps=[point3_payments],
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"duckdb"},
+    automation_condition=AFTER_UPSTREAM_WRITES,
+    description="Culture-expense type x VAT per KST day: gross, cancelled and net.",
+)
+def culture_vat_breakdown(warehouse: WarehouseResource) -> MaterializeResult:
+    wh = warehouse.get()
+    wh.refresh_derived("culture_vat_daily")
+    with wh.connect(read_only=True) as conn:
+        return MaterializeResult(metadata=summaries.culture_vat_totals(conn))
+
+
+@asset(
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"duckdb"},
+    description="The settlement balance, one observation per materialization (point3 keeps no history).",
+)
+def settlement_balance_history(point3: Point3Resource, warehouse: WarehouseResource) -> MaterializeResult:
+    wh = warehouse.get()
+    with point3.client() as client:
+        observation = sync.observe_settlement(client, wh)
+    rows = wh.refresh_derived("settlement_balance_history")["settlement_balance_history"]
+    change = observation.change_since_previous
+    return MaterializeResult(
+        metadata={
+            "balance": observation.balance,
+            # Absent on the first observation rather than a fake 0, so the plot stays honest.
+            **({} if change is None else {"change_since_previous": change}),
+            "observed_at": observation.observed_at.isoformat(timespec="seconds"),
+            "observations": rows,
+        }
+    )
+
+
+def _report_metadata(result: ReportResult) -> dict:
+    return {
+        "path": MetadataValue.path(str(result.path)),
+        "version": result.version,
+        "written": result.created,  # False: nothing changed since this version
+        "as_of": result.as_of.isoformat(timespec="seconds") if result.as_of else "no day synced",
+        "days_synced": f"{result.days_synced} / {result.days_in_month}",
+        "is_final": result.is_final,
+        "changes_since_previous_version": result.changes,
+        **{f"total_{name}": value for name, value in result.totals.items()},
+    }
+
+
+REPORT_DEPS = [AssetDep(point3_payments, partition_mapping=month_to_days), payment_cancellations, culture_vat_breakdown]
+
+
+@asset(
+    partitions_def=monthly_partitions,
+    deps=REPORT_DEPS,
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"excel"},
+    automation_condition=RERENDER_CHANGED_MONTHS,
+    description="The month's tax workbook (VAT and culture expenses), versioned when its data changes.",
+)
+def monthly_tax_report(
+    context: AssetExecutionContext, warehouse: WarehouseResource, reports_dir: ReportsResource
+) -> MaterializeResult:
+    result = reports.render_tax_report(warehouse.get(), report_month(context.partition_key), reports_dir.path)
+    reports.write_index(warehouse.get(), reports_dir.path)
+    return MaterializeResult(metadata=_report_metadata(result))
+
+
+@asset(
+    partitions_def=monthly_partitions,
+    deps=[*REPORT_DEPS, settlement_balance_history],
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"excel"},
+    automation_condition=RERENDER_CHANGED_MONTHS,
+    description="The month's reconciliation of the settlement balance against the payments.",
+)
+def monthly_reconciliation_report(
+    context: AssetExecutionContext, warehouse: WarehouseResource, reports_dir: ReportsResource
+) -> MaterializeResult:
+    result = reports.render_reconciliation_report(warehouse.get(), report_month(context.partition_key), reports_dir.path)
+    reports.write_index(warehouse.get(), reports_dir.path)
+    return MaterializeResult(metadata=_report_metadata(result))
+
+
+@asset(
+    deps=[
+        point3_payments, payment_cancellations, culture_vat_breakdown, settlement_balance_history,
+        monthly_tax_report, monthly_reconciliation_report,
+    ],
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"duckdb"},
+    automation_condition=AFTER_UPSTREAM_WRITES,
+    description="The analysts' read-only copy of the warehouse, replaced atomically after the writes.",
+)
+def analyst_warehouse_copy(warehouse: WarehouseResource) -> MaterializeResult:
+    path = warehouse.get().publish()
+    return MaterializeResult(
+        metadata={"path": MetadataValue.path(str(path)), "size_bytes": path.stat().st_size}
+    )

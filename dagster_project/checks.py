@@ -1,0 +1,154 @@
+"""Asset checks: what an operator must see before trusting the books."""
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetChecksDefinition,
+    MetadataValue,
+    asset_check,
+)
+
+from dagster_project import summaries
+from dagster_project.assets import (
+    WAREHOUSE_POOL,
+    monthly_reconciliation_report,
+    monthly_tax_report,
+    payment_cancellations,
+    point3_payments,
+)
+from dagster_project.resources import ReportsResource, WarehouseResource
+from point3_pipeline import reports
+from point3_pipeline.reports.data import Month, coverage
+from point3_pipeline.reports.versions import PreviousVersion, all_versions, latest_version
+from point3_pipeline.sync import kst_now
+
+
+def _bullets(lines: list[str]) -> MetadataValue:
+    return MetadataValue.md("\n".join(f"- {line}" for line in lines[:20]) or "none")
+
+
+def _duplicates_result(warehouse: WarehouseResource, table: str) -> AssetCheckResult:
+    with warehouse.get().connect(read_only=True) as conn:
+        count, sample = summaries.duplicate_signatures(conn, table)
+    return AssetCheckResult(
+        passed=count == 0,
+        metadata={
+            "duplicate_signatures": count,
+            "examples": _bullets([f"`{sig}` × {n}" for sig, n in sample]),
+        },
+    )
+
+
+@asset_check(asset=point3_payments, pool=WAREHOUSE_POOL, description="Each signature is one payment row.")
+def no_duplicate_signatures(warehouse: WarehouseResource) -> AssetCheckResult:
+    return _duplicates_result(warehouse, "payments")
+
+
+@asset_check(
+    asset=payment_cancellations, name="no_duplicate_signatures", pool=WAREHOUSE_POOL,
+    description="Each cancelled payment is one row.",
+)  # fmt: skip
+def no_duplicate_cancellations(warehouse: WarehouseResource) -> AssetCheckResult:
+    return _duplicates_result(warehouse, "cancellations")
+
+
+@asset_check(
+    asset=point3_payments, pool=WAREHOUSE_POOL,
+    description="Records point3 sent that the sync could not accept (kept in rejected_records).",
+)  # fmt: skip
+def no_rejected_records(warehouse: WarehouseResource) -> AssetCheckResult:
+    with warehouse.get().connect(read_only=True) as conn:
+        reasons = summaries.rejected_reasons(conn)
+    count = sum(n for _, n in reasons)
+    return AssetCheckResult(
+        passed=count == 0,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "rejected_records": count,
+            "top_reasons": _bullets([f"{n} × {reason}" for reason, n in reasons[:10]]),
+        },
+    )
+
+
+@asset_check(
+    asset=point3_payments, pool=WAREHOUSE_POOL,
+    description="Payments breaking vat + taxFreeAmount == totalCharge (point3's own rule).",
+)  # fmt: skip
+def vat_plus_tax_free_equals_total(warehouse: WarehouseResource) -> AssetCheckResult:
+    with warehouse.get().connect(read_only=True) as conn:
+        count, sample = summaries.vat_rule_violations(conn)
+    return AssetCheckResult(
+        passed=count == 0,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "violations": count,
+            "examples": _bullets([f"`{s}` {d}: total {t}, tax-free {f}, vat {v}" for s, d, t, f, v in sample]),
+        },
+    )
+
+
+def _latest_reports(conn, kind: str) -> dict[Month, PreviousVersion]:
+    """The latest version of each month's `kind` report, oldest month first."""
+    months = sorted({row[1] for row in all_versions(conn) if row[0] == kind})
+    return {month: latest_version(conn, kind, month) for month in (Month.parse(f"{m:%Y-%m}") for m in months)}
+
+
+# The report checks cover every month reported (the latest version of each), not one
+# partition: a partitioned asset check is still a preview feature in this Dagster.
+def _report_checks(report, kind: str) -> list[AssetChecksDefinition]:
+    @asset_check(
+        asset=report, name="every_day_synced_if_final", pool=WAREHOUSE_POOL,
+        description="A report is final only if every day of its month has a complete sync taken after the day.",
+    )  # fmt: skip
+    def every_day_synced(warehouse: WarehouseResource) -> AssetCheckResult:
+        today = kst_now().date()
+        wrong, not_final = [], []
+        with warehouse.get().connect(read_only=True) as conn:
+            latest = _latest_reports(conn, kind)
+            for month, version in latest.items():
+                missing = coverage(conn, month, today).missing
+                if missing and version.is_final:
+                    wrong.append(f"{month.label} v{version.version} says final but misses {', '.join(map(str, missing))}")
+                elif missing:
+                    not_final.append(f"{month.label} v{version.version}: {len(month.days) - len(missing)} / {len(month.days)} days synced")
+        return AssetCheckResult(
+            passed=not wrong and not not_final,
+            # A report calling itself final over missing days is wrong; one saying "not final" is honest.
+            severity=AssetCheckSeverity.ERROR if wrong else AssetCheckSeverity.WARN,
+            metadata={
+                "months_reported": len(latest),
+                "final_but_days_missing": _bullets(wrong),
+                "not_final": _bullets(not_final),
+            },
+        )
+
+    @asset_check(
+        asset=report, name="totals_match_warehouse", pool=WAREHOUSE_POOL,
+        description="Each month's latest workbook shows the figures the warehouse recorded for its version.",
+    )  # fmt: skip
+    def totals_match(warehouse: WarehouseResource, reports_dir: ReportsResource) -> AssetCheckResult:
+        wh = warehouse.get()
+        with wh.connect(read_only=True) as conn:
+            paths = [reports_dir.path / version.file_name for version in _latest_reports(conn, kind).values()]
+        problems = [
+            problem
+            for path in paths
+            for problem in (reports.verify_report(wh, path) if path.exists() else [f"{path} is missing"])
+        ]
+        return AssetCheckResult(
+            passed=not problems,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"workbooks_checked": len(paths), "problem_count": len(problems), "problems": _bullets(problems)},
+        )
+
+    return [every_day_synced, totals_match]
+
+
+checks = [
+    no_duplicate_signatures,
+    no_duplicate_cancellations,
+    no_rejected_records,
+    vat_plus_tax_free_equals_total,
+    *_report_checks(monthly_tax_report, "tax"),
+    *_report_checks(monthly_reconciliation_report, "reconciliation"),
+]

@@ -1,0 +1,32 @@
+"""The code location: `dagster dev -w workspace.yaml` or `-m dagster_project.definitions`."""
+
+from dagster import Definitions, in_process_executor
+
+from dagster_project.assets import (
+    analyst_warehouse_copy,
+    culture_vat_breakdown,
+    monthly_reconciliation_report,
+    monthly_tax_report,
+    payment_cancellations,
+    point3_payments,
+    settlement_balance_history,
+)
+from dagster_project.checks import checks
+from dagster_project.resources import resources_from_env
+from dagster_project.schedules import automation_sensor, jobs, schedules
+
+defs = Definitions(
+    assets=[
+        point3_payments, payment_cancellations, culture_vat_breakdown, settlement_balance_history,
+        monthly_tax_report, monthly_reconciliation_report, analyst_warehouse_copy,
+    ],
+    asset_checks=checks,
+    jobs=jobs,
+    schedules=schedules,
+    sensors=[automation_sensor],
+    resources=resources_from_env(),
+    # In-process: the steps of a run write one DuckDB file and so run one after another
+    # anyway; a process per step would only add a re-import of the code each (11-13 s vs
+    # 3.5 s measured for a one-partition materialization).
+    executor=in_process_executor,
+)

@@ -1,0 +1,82 @@
+"""reports_dir/index.html: every workbook by month and kind, for the accountant's browser."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import os
+from pathlib import Path
+
+from point3_pipeline.models import KST
+from point3_pipeline.reports.versions import all_versions
+from point3_pipeline.warehouse import Warehouse
+
+KIND_KO = {"tax": "부가세·문화비", "reconciliation": "정산 대사"}
+_STYLE = """
+body { font-family: "Malgun Gothic", "Apple SD Gothic Neo", sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin-bottom: 2em; }
+th, td { border: 1px solid #ccc; padding: 4px 10px; }
+th { background: #dde4ee; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.warn { color: #c00000; font-weight: bold; }
+.old { color: #777; }
+"""
+
+
+def _time(value: dt.datetime | None) -> str:
+    return value.astimezone(KST).strftime("%Y-%m-%d %H:%M") if value else "없음"
+
+
+def _won(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def write_index(warehouse: Warehouse, reports_dir: Path) -> Path:
+    """Write (atomically) the index of every recorded workbook version; returns its path."""
+    reports_dir = Path(reports_dir)
+    with warehouse.connect() as conn:
+        versions = all_versions(conn)
+    e = html.escape
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="ko"><head><meta charset="utf-8"><title>point3 보고서</title>',
+        f"<style>{_STYLE}</style></head><body>",
+        "<h1>point3 월간 보고서</h1>",
+        f"<p>생성 {e(_time(dt.datetime.now(KST)))} KST · 각 달의 최신 버전이 맨 위에 있습니다.</p>",
+    ]
+    if not versions:
+        out.append("<p>아직 만든 보고서가 없습니다.</p>")
+    months = sorted({v[1] for v in versions}, reverse=True)
+    for month in months:
+        out.append(f"<h2>{e(f'{month:%Y-%m}')}</h2>")
+        out.append(
+            "<table><tr><th>종류</th><th>버전</th><th>데이터 기준 (KST)</th><th>생성 (KST)</th>"
+            "<th>동기화된 날</th><th>결제 건수</th><th>결제금액</th><th>공급가액</th><th>부가세</th>"
+            "<th>취소 금액</th><th>순 결제금액</th><th>변경</th></tr>"
+        )
+        latest: set[str] = set()
+        for kind, _, version, name, created, as_of, _newest, synced, days, final, changes, totals in (
+            v for v in versions if v[1] == month
+        ):
+            href = Path(name).as_posix()
+            css = "" if kind not in latest else ' class="old"'
+            latest.add(kind)
+            coverage = f"{synced}/{days}" + ("" if final else ' <span class="warn">최종본 아님</span>')
+            out.append(
+                f"<tr{css}><td>{e(KIND_KO.get(kind, kind))}</td>"
+                f'<td><a href="{e(href, quote=True)}">v{version}</a></td>'
+                f"<td>{e(_time(as_of))}</td><td>{e(_time(created))}</td><td>{coverage}</td>"
+                + "".join(
+                    f'<td class="n">{e(_won(totals.get(k)))}</td>'
+                    for k in ("payment_count", "total_charge", "supply_value", "vat", "canceled_total", "net_total")
+                )
+                + f'<td class="n">{changes if version > 1 else ""}</td></tr>'
+            )
+        out.append("</table>")
+    out.append("</body></html>")
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    path = reports_dir / "index.html"
+    tmp = path.with_name(f".index.html.tmp-{os.getpid()}")
+    tmp.write_text("\n".join(out), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,366 @@
+"""The Dagster definitions: they load, the schedules ask for the right days, the jobs run
+against the sandbox, and the checks fail when the books are wrong."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import warnings
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import (
+    AssetCheckSeverity,
+    DagsterInstance,
+    EnvVar,
+    RunRequest,
+    SkipReason,
+    build_schedule_context,
+)
+from openpyxl import load_workbook
+
+from point3_pipeline.config import ENV_VARS
+from point3_pipeline.models import KST
+from tests.conftest import make_sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+START = "2026-02-01"  # the sandbox's history (SANDBOX_NOW = 2026-03-18) starts after this
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+# The partitions read POINT3_START_DATE when the code loads, so set it for the import.
+with pytest.MonkeyPatch.context() as _mp, warnings.catch_warnings(record=True) as LOAD_WARNINGS:
+    warnings.simplefilter("always")
+    _mp.setenv("POINT3_START_DATE", START)
+    _mp.setenv("POINT3_SECRET_KEY", "unused-at-load")
+    from dagster_project import partitions, schedules
+    from dagster_project.definitions import defs
+
+
+def test_definitions_load_and_validate():
+    assert partitions.HISTORY_START == dt.date.fromisoformat(START), "another test loaded them with another start"
+    defs.validate_loadable(defs)
+    repo = defs.get_repository_def()
+    assert {"sync_payments", "observe_settlement", "monthly_reports"} <= set(repo.job_names)
+    assert {s.name for s in repo.schedule_defs} == {
+        "recent_payments_hourly", "cancellation_sweep_daily", "settlement_every_30_minutes", "last_month_reports",
+    }  # fmt: skip
+    assert all(s.execution_timezone == "Asia/Seoul" for s in repo.schedule_defs)
+    assert {c.to_user_string() for c in repo.asset_graph.asset_check_keys} >= {
+        "point3_payments:no_duplicate_signatures",
+        "point3_payments:no_rejected_records",
+        "point3_payments:vat_plus_tax_free_equals_total",
+        "payment_cancellations:no_duplicate_signatures",
+        "monthly_tax_report:totals_match_warehouse",
+        "monthly_tax_report:every_day_synced_if_final",
+        "monthly_reconciliation_report:totals_match_warehouse",
+        "monthly_reconciliation_report:every_day_synced_if_final",
+    }
+
+
+def test_loading_uses_no_deprecated_api():
+    # backfill_policy is beta in this Dagster but is what makes a backfill one run; nothing else warns.
+    unexpected = [
+        f"{type(w.message).__name__}: {w.message}"
+        for w in LOAD_WARNINGS
+        if issubclass(w.category, (DeprecationWarning, UserWarning, FutureWarning))
+        or ("backfill_policy" not in str(w.message) and "dagster" in type(w.message).__module__)
+    ]
+    assert not unexpected
+
+
+def _env_vars_named() -> set[str]:
+    named = {
+        value.env_var_name
+        for resource in defs.resources.values()
+        for value in vars(resource).values()
+        if isinstance(value, EnvVar)
+    }
+    source = "\n".join(p.read_text() for p in (ROOT / "dagster_project").glob("*.py"))
+    return named | set(re.findall(r"POINT3_[A-Z_]+", source))
+
+
+def test_every_env_var_is_a_known_setting():
+    named = _env_vars_named()
+    assert {"POINT3_API_URL", "POINT3_SECRET_KEY", "POINT3_WAREHOUSE", "POINT3_REPORTS_DIR", "POINT3_START_DATE"} <= named
+    assert named <= set(ENV_VARS)
+
+
+def test_every_env_var_is_in_the_readme():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert sorted(v for v in _env_vars_named() if v not in readme) == []
+
+
+def test_the_key_file_is_wired_when_only_it_is_set(monkeypatch):
+    from dagster_project.resources import point3_from_env
+
+    monkeypatch.delenv("POINT3_SECRET_KEY", raising=False)
+    monkeypatch.setenv("POINT3_SECRET_KEY_FILE", "/run/secrets/point3")
+    resource = point3_from_env()
+    assert resource.secret_key is None and resource.secret_key_file.env_var_name == "POINT3_SECRET_KEY_FILE"
+
+
+# --- schedules ------------------------------------------------------------------------------
+
+
+def _tick(schedule_def, when: dt.datetime):
+    with build_schedule_context(scheduled_execution_time=when, repository_def=defs.get_repository_def()) as context:
+        return schedule_def.evaluate_tick(context)
+
+
+def _range(schedule_def, when: dt.datetime) -> tuple[str, str]:
+    [request] = _tick(schedule_def, when).run_requests
+    return request.tags[RANGE_START], request.tags[RANGE_END]
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        # just after midnight KST on the 1st: the month's last day and the new day
+        (dt.datetime(2026, 3, 1, 0, 5, tzinfo=KST), ("2026-02-28", "2026-03-01")),
+        # the same instant given in UTC (15:05 the evening before)
+        (dt.datetime(2026, 2, 28, 15, 5, tzinfo=dt.UTC), ("2026-02-28", "2026-03-01")),
+        (dt.datetime(2026, 2, 28, 23, 5, tzinfo=KST), ("2026-02-27", "2026-02-28")),
+        (dt.datetime(2026, 12, 31, 23, 5, tzinfo=KST), ("2026-12-30", "2026-12-31")),
+        (dt.datetime(2027, 1, 1, 0, 5, tzinfo=KST), ("2026-12-31", "2027-01-01")),
+        # the history's first day has no yesterday
+        (dt.datetime(2026, 2, 1, 9, 5, tzinfo=KST), ("2026-02-01", "2026-02-01")),
+    ],
+)
+def test_hourly_run_asks_for_today_and_yesterday(when, expected):
+    assert _range(schedules.recent_payments_hourly, when) == expected
+    # today's partition exists already (end_offset=1), so the run's range is valid
+    assert set(expected) <= set(partitions.daily_partitions.get_partition_keys(current_time=when))
+
+
+def test_hourly_run_before_the_history_is_skipped():
+    result = _tick(schedules.recent_payments_hourly, dt.datetime(2026, 1, 15, 10, 5, tzinfo=KST))
+    assert not result.run_requests and "POINT3_START_DATE" in result.skip_message
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        (dt.datetime(2026, 4, 30, 3, 30, tzinfo=KST), ("2026-03-27", "2026-04-30")),
+        (dt.datetime(2026, 5, 1, 3, 30, tzinfo=KST), ("2026-03-28", "2026-05-01")),
+        (dt.datetime(2026, 2, 20, 3, 30, tzinfo=KST), ("2026-02-01", "2026-02-20")),  # clipped to the start
+    ],
+)
+def test_sweep_asks_for_the_last_35_days_as_one_run(when, expected):
+    assert _range(schedules.cancellation_sweep_daily, when) == expected
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        (dt.datetime(2026, 3, 1, 6, 0, tzinfo=KST), "2026-02-01"),
+        (dt.datetime(2026, 2, 28, 21, 0, tzinfo=dt.UTC), "2026-02-01"),  # 06:00 KST on March 1st
+        (dt.datetime(2027, 1, 1, 6, 0, tzinfo=KST), "2026-12-01"),
+    ],
+)
+def test_reports_on_the_first_ask_for_last_month(when, expected):
+    [request] = _tick(schedules.last_month_reports, when).run_requests
+    assert request.partition_key == expected
+    assert partitions.monthly_partitions.get_partition_keys(current_time=when)[-1] == expected
+
+
+def test_reports_skip_a_month_before_the_history():
+    result = _tick(schedules.last_month_reports, dt.datetime(2026, 2, 1, 6, 0, tzinfo=KST))
+    assert not result.run_requests and "2026-01" in result.skip_message
+
+
+def test_settlement_every_half_hour():
+    assert schedules.settlement_every_30_minutes.cron_schedule == "2,32 * * * *"
+    [request] = _tick(schedules.settlement_every_30_minutes, dt.datetime(2026, 3, 1, 0, 2, tzinfo=KST)).run_requests
+    assert isinstance(request, RunRequest)
+
+
+def test_days_run_helper_skips_a_range_before_the_start():
+    assert isinstance(schedules.days_run(dt.date(2025, 1, 1), dt.date(2025, 1, 2), "k"), SkipReason)
+
+
+# --- jobs against the sandbox ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """A sandbox (history 2026-02-07 .. 2026-03-18), env for the definitions, one instance.
+
+    The sync's clock is the real one, long after the sandbox's days, so every day is final.
+    """
+    tmp = tmp_path_factory.mktemp("dagster")
+    with make_sandbox(days=40, per_day=12) as sandbox, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("POINT3_API_URL", sandbox.url)
+        mp.setenv("POINT3_SECRET_KEY", sandbox.key)
+        mp.delenv("POINT3_SECRET_KEY_FILE", raising=False)
+        mp.setenv("POINT3_WAREHOUSE", str(tmp / "warehouse" / "point3.duckdb"))
+        mp.setenv("POINT3_REPORTS_DIR", str(tmp / "reports"))
+        with DagsterInstance.ephemeral() as instance:
+            yield {"sandbox": sandbox, "instance": instance, "tmp": tmp}
+
+
+def _run(pipeline, job: str, **kwargs):
+    result = defs.resolve_job_def(job).execute_in_process(instance=pipeline["instance"], **kwargs)
+    assert result.success
+    return result
+
+
+def _metadata(result, asset: str) -> dict:
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == asset]
+    return {k: v.value for k, v in events[-1].materialization.metadata.items()}
+
+
+def _checks(result) -> dict[str, tuple[bool, AssetCheckSeverity, dict]]:
+    return {
+        e.asset_check_key.to_user_string(): (e.passed, e.severity, {k: v.value for k, v in e.metadata.items()})
+        for e in result.get_asset_check_evaluations()
+    }
+
+
+def _warehouse(pipeline) -> Path:
+    return pipeline["tmp"] / "warehouse" / "point3.duckdb"
+
+
+@pytest.mark.slow
+def test_a_week_then_the_month_and_its_reports(pipeline):
+    week = _run(pipeline, "sync_payments", tags={RANGE_START: "2026-02-22", RANGE_END: "2026-02-28"})
+    materialized = [e for e in week.get_asset_materialization_events() if e.asset_key.to_user_string() == "point3_payments"]
+    assert sorted(e.partition for e in materialized) == [f"2026-02-{d}" for d in range(22, 29)]
+    meta = _metadata(week, "point3_payments")
+    assert meta["windows"] == 7 and meta["days"] == "2026-02-22..2026-02-28"
+    assert meta["new"] > 0 and meta["incomplete_days"] == "none" and meta["retries"] == 0
+    assert {"records", "changed", "newly_cancelled", "rejected", "sync_run_id"} <= set(meta)
+    assert _metadata(week, "culture_vat_breakdown")["payment_count"] == meta["new"]
+    assert _metadata(week, "payment_cancellations")["rows"] == meta["newly_cancelled"]
+    assert _metadata(week, "analyst_warehouse_copy")["size_bytes"] > 0
+    checks = _checks(week)
+    assert checks["point3_payments:no_duplicate_signatures"][0]
+    assert checks["payment_cancellations:no_duplicate_signatures"][0]
+    assert checks["point3_payments:no_rejected_records"][1] == AssetCheckSeverity.WARN
+    vat = checks["point3_payments:vat_plus_tax_free_equals_total"]
+    assert vat[1] == AssetCheckSeverity.WARN and vat[0] == (vat[2]["violations"] == 0)
+
+    # The rest of February, then its reports: every day synced, so final.
+    _run(pipeline, "sync_payments", tags={RANGE_START: "2026-02-01", RANGE_END: "2026-02-21"})
+    _run(pipeline, "observe_settlement")
+    reports = _run(pipeline, "monthly_reports", partition_key="2026-02-01")
+    tax = _metadata(reports, "monthly_tax_report")
+    assert tax["is_final"] is True and tax["days_synced"] == "28 / 28" and tax["version"] == 1
+    assert Path(tax["path"]).exists() and tax["total_payment_count"] > 0
+    assert (pipeline["tmp"] / "reports" / "index.html").exists()
+    assert _metadata(reports, "monthly_reconciliation_report")["is_final"] is True
+    for key, (passed, _, metadata) in _checks(reports).items():
+        assert passed, (key, metadata)
+
+    # Nothing changed: rendering again keeps version 1.
+    again = _run(pipeline, "monthly_reports", partition_key="2026-02-01")
+    assert _metadata(again, "monthly_tax_report")["written"] is False
+
+
+def _run_checks(pipeline, *check_keys: str) -> dict[str, tuple[bool, AssetCheckSeverity, dict]]:
+    """Invoke checks directly on the warehouse and reports of the module's pipeline."""
+    from dagster_project.checks import checks
+    from dagster_project.resources import ReportsResource, WarehouseResource
+
+    resources = {
+        "warehouse": WarehouseResource(path=str(_warehouse(pipeline))),
+        "reports_dir": ReportsResource(directory=str(pipeline["tmp"] / "reports")),
+    }
+    found = {}
+    for check in checks:
+        [key] = [k.to_user_string() for k in check.check_keys]
+        if key in check_keys:
+            needed = {name: resources[name] for name in check.required_resource_keys if name in resources}
+            result = check(**needed)
+            found[key] = (result.passed, result.severity, {k: v.value for k, v in result.metadata.items()})
+    assert set(found) == set(check_keys)
+    return found
+
+
+@pytest.fixture(scope="module")
+def february(pipeline):
+    """February synced and reported (a no-op when the end-to-end test did it already)."""
+    _run(pipeline, "sync_payments", tags={RANGE_START: "2026-02-01", RANGE_END: "2026-02-28"})
+    _run(pipeline, "monthly_reports", partition_key="2026-02-01")
+    return pipeline
+
+
+@pytest.mark.slow
+def test_checks_fail_on_duplicates(february):
+    pipeline = february
+    with duckdb.connect(str(_warehouse(pipeline))) as conn:
+        conn.execute("INSERT INTO cancellations SELECT * FROM cancellations LIMIT 1")
+        # payments has a primary key; a warehouse whose key was lost must still be caught.
+        conn.execute("CREATE TABLE payments_without_key AS SELECT * FROM payments")
+        conn.execute("DROP TABLE payments")
+        conn.execute("ALTER TABLE payments_without_key RENAME TO payments")
+        conn.execute("INSERT INTO payments SELECT * FROM payments LIMIT 2")
+    try:
+        checks = _run_checks(pipeline, "payment_cancellations:no_duplicate_signatures", "point3_payments:no_duplicate_signatures")
+        for key in checks:
+            passed, severity, metadata = checks[key]
+            assert not passed and severity == AssetCheckSeverity.ERROR
+        assert checks["payment_cancellations:no_duplicate_signatures"][2]["duplicate_signatures"] == 1
+        assert checks["point3_payments:no_duplicate_signatures"][2]["duplicate_signatures"] == 2
+    finally:
+        with duckdb.connect(str(_warehouse(pipeline))) as conn:
+            conn.execute("CREATE OR REPLACE TABLE payments_dedup AS SELECT DISTINCT * FROM payments")
+            conn.execute("DROP TABLE payments")
+            conn.execute("ALTER TABLE payments_dedup RENAME TO payments")
+            conn.execute("CREATE OR REPLACE TABLE cancellations AS SELECT DISTINCT * FROM cancellations")
+
+
+@pytest.mark.slow
+def test_check_fails_when_a_final_report_misses_a_day(february):
+    pipeline = february
+    with duckdb.connect(str(_warehouse(pipeline))) as conn:
+        saved = conn.execute("SELECT * FROM sync_windows WHERE window_date = DATE '2026-02-14'").fetchall()
+        conn.execute("DELETE FROM sync_windows WHERE window_date = DATE '2026-02-14'")
+    try:
+        passed, severity, metadata = _run_checks(pipeline, "monthly_tax_report:every_day_synced_if_final")[
+            "monthly_tax_report:every_day_synced_if_final"
+        ]
+        assert not passed and severity == AssetCheckSeverity.ERROR
+        assert "2026-02-14" in metadata["final_but_days_missing"]
+    finally:
+        with duckdb.connect(str(_warehouse(pipeline))) as conn:
+            conn.executemany(f"INSERT INTO sync_windows VALUES ({', '.join('?' * len(saved[0]))})", saved)
+
+
+@pytest.mark.slow
+def test_check_fails_when_a_workbook_was_tampered_with(february):
+    pipeline = february
+    path = next((pipeline["tmp"] / "reports").rglob("point3-tax-2026-02-v1.xlsx"))
+    original = path.read_bytes()
+    wb = load_workbook(path)
+    summary = wb.worksheets[0]
+    row = next(r for r in summary.iter_rows() if r[0].value == "이 달 결제 (전체)")
+    row[3].value += 1000  # the month's total charge
+    wb.save(path)
+    try:
+        passed, severity, metadata = _run_checks(pipeline, "monthly_tax_report:totals_match_warehouse")[
+            "monthly_tax_report:totals_match_warehouse"
+        ]
+        assert not passed and severity == AssetCheckSeverity.ERROR and metadata["problem_count"] >= 1
+    finally:
+        path.write_bytes(original)
+
+
+@pytest.mark.slow
+def test_a_month_already_reported_is_rendered_again_when_its_days_change(february):
+    from dagster import AssetKey, evaluate_automation_conditions
+
+    instance = february["instance"]
+    first = evaluate_automation_conditions(defs=defs, instance=instance)
+    assert first.total_requested == 0  # nothing changed since the reports
+    # The daily sweep re-reads February's days (a late cancellation would land here).
+    _run(february, "sync_payments", tags={RANGE_START: "2026-02-10", RANGE_END: "2026-03-01"})
+    after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    requested = {
+        (asset, partition)
+        for asset in ("point3_payments", "payment_cancellations", "culture_vat_breakdown", "analyst_warehouse_copy",
+                      "monthly_tax_report", "monthly_reconciliation_report", "settlement_balance_history")
+        for partition in after.get_requested_partitions(AssetKey(asset))
+    }  # fmt: skip
+    # Only the reported month is re-rendered; the sync run refreshed the derived tables and copy itself.
+    assert requested == {("monthly_tax_report", "2026-02-01"), ("monthly_reconciliation_report", "2026-02-01")}

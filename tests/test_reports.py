@@ -1,0 +1,320 @@
+"""The monthly workbooks, the report index and verify_report, on warehouses built row by row."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from openpyxl import load_workbook
+
+from point3_pipeline.reports import (
+    render_reconciliation_report,
+    render_tax_report,
+    verify_report,
+    write_index,
+)
+from point3_pipeline.reports import tax
+from tests.report_fixtures import Books, kst
+
+NOV = "2025-11"
+NOW = kst(2025, 12, 2, 9)
+INJECTIONS = ['=HYPERLINK("http://x","y")', "+SUM(1,2)", "-10+20", "@cmd", "=1+1"]
+
+# (signature, accepted_at, total, code, cancelled at (detected) or None)
+PAYMENTS = [
+    ("p01", kst(2025, 11, 1, 0, 5), 11_000, "a", None),
+    ("p02", kst(2025, 11, 1, 23, 59), 22_000, "b", kst(2025, 11, 2, 4)),
+    ("p03", kst(2025, 11, 3, 12), 5_500, "c", None),
+    ("p04", kst(2025, 11, 3, 13), 33_000, "d", None),
+    ("p05", kst(2025, 11, 15, 9), 44_000, "f", kst(2025, 12, 1, 4)),
+    ("p06", kst(2025, 11, 15, 10), 1_100, "g", None),
+    ("p07", kst(2025, 11, 30, 23, 59), 7_700, None, None),
+    ("p08", kst(2025, 11, 20, 8), 9_900, "a", None),
+    ("old", kst(2025, 10, 31, 23), 3_300, "b", kst(2025, 11, 5, 4)),  # earlier month, cancelled in November
+    ("dec", kst(2025, 12, 1, 0, 1), 2_200, "a", None),  # next month
+]
+
+
+def _books(tmp_path) -> Books:
+    books = Books(tmp_path / "wh.duckdb")
+    for signature, accepted_at, total, code, _ in PAYMENTS:
+        books.payment(signature, accepted_at, total=total, code=code)
+    for signature, _, _, _, canceled in PAYMENTS:
+        if canceled:
+            books.cancel(signature, canceled)
+    books.synced(dt.date(2025, 10, 1), dt.date(2025, 11, 30), finished_at=kst(2025, 12, 1, 3))
+    return books
+
+
+def _expected(code=None, day=None) -> dict[str, int]:
+    """November's figures computed from PAYMENTS, independently of the warehouse."""
+    rows = [
+        p for p in PAYMENTS
+        if p[1].date().month == 11 and (code is None or (p[3] or "unknown") == code) and (day is None or p[1].day == day)
+    ]  # fmt: skip
+    vat = [total // 11 for _, _, total, _, _ in rows]
+    canceled = [p for p in rows if p[4]]
+    return {
+        "payment_count": len(rows),
+        "total_charge": sum(p[2] for p in rows),
+        "supply_value": sum(p[2] for p in rows) - sum(vat),
+        "vat": sum(vat),
+        "canceled_count": len(canceled),
+        "canceled_total": sum(p[2] for p in canceled),
+        "net_total": sum(p[2] for p in rows) - sum(p[2] for p in canceled),
+    }
+
+
+@pytest.fixture
+def november(tmp_path):
+    books = _books(tmp_path)
+    return books, books.refresh(), tmp_path / "reports"
+
+
+@pytest.fixture(scope="module")
+def november_v1(tmp_path_factory):
+    """November rendered once, for the tests that only read the workbook."""
+    tmp_path = tmp_path_factory.mktemp("november")
+    books = _books(tmp_path)
+    wh = books.refresh()
+    return wh, render_tax_report(wh, NOV, tmp_path / "reports", now=NOW)
+
+
+def _sheet_rows(path, title):
+    wb = load_workbook(path)
+    return wb[title]
+
+
+def _by_first_cell(ws, key_col: int = 0) -> dict:
+    return {row[key_col].value: [c.value for c in row] for row in ws.iter_rows() if row[key_col].value is not None}
+
+
+def test_totals_match_independent_figures(november_v1):
+    wh, result = november_v1
+    expected = _expected()
+    assert {k: result.totals[k] for k in expected} == expected
+    assert result.totals["earlier_canceled_count"] == 1 and result.totals["earlier_canceled_total"] == 3_300
+    assert all(type(v) is int for v in result.totals.values())
+    assert result.is_final and result.days_synced == result.days_in_month == 30
+    assert result.as_of == kst(2025, 12, 1, 3)
+    assert verify_report(wh, result.path) == []
+
+
+@pytest.mark.parametrize("code", ["a", "b", "c", "d", "f", "g", "unknown"])
+def test_per_culture_code(november_v1, code):
+    wh, result = november_v1
+    rows = _by_first_cell(_sheet_rows(result.path, tax.CULTURE), key_col=1)
+    key = "—" if code == "unknown" else code
+    row = rows[key]
+    figures = dict(zip(tax.FIGURE_KEYS, row[3:]))
+    expected = _expected(code=code)
+    assert {k: figures[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize("day", [1, 2, 3, 15, 20, 30])
+def test_per_day(november_v1, day):
+    wh, result = november_v1
+    ws = _sheet_rows(result.path, tax.DAILY)
+    rows = {r[0].value.date(): [c.value for c in r] for r in ws.iter_rows() if isinstance(r[0].value, dt.datetime)}
+    assert len(rows) == 30
+    figures = dict(zip(tax.FIGURE_KEYS, rows[dt.date(2025, 11, day)][3:]))
+    expected = _expected(day=day)
+    assert {k: figures[k] for k in expected} == expected
+
+
+def test_cancellation_sheet_lists_both_kinds(november_v1):
+    wh, result = november_v1
+    ws = _sheet_rows(result.path, tax.CANCELLATIONS)
+    listed = {(r[0].value, r[3].value) for r in ws.iter_rows() if r[0].value in (tax.THIS_MONTH, tax.EARLIER)}
+    assert listed == {(tax.THIS_MONTH, "p02"), (tax.THIS_MONTH, "p05"), (tax.EARLIER, "old")}
+
+
+def test_api_text_is_never_a_formula(tmp_path):
+    books = Books(tmp_path / "wh.duckdb")
+    for n, text in enumerate(INJECTIONS):
+        books.payment(f"inj{n}", kst(2025, 11, 2, 10, n), product=text, order_id=text, nickname=text)
+    books.synced(dt.date(2025, 11, 1), dt.date(2025, 11, 30))
+    wh = books.refresh()
+    for render in (render_tax_report, render_reconciliation_report):
+        result = render(wh, NOV, tmp_path / "r", now=NOW)
+        wb = load_workbook(result.path)
+        texts = set()
+        for ws in wb.worksheets:
+            for row in ws.iter_rows():
+                formulas = [c for c in row if c.data_type == "f"]
+                if formulas:
+                    assert str(row[0].value).startswith(("합계", "취소 canceled", "순액", "소득공제용", "지출증빙용")), (
+                        ws.title, row[0].value, formulas[0].value,
+                    )  # fmt: skip
+                    assert all(c.value.startswith(("=SUM(", "=COUNTA(", "=COUNTIF(", "=SUMIF(", "=D", "=E", "=F", "=G", "=H", "=I", "=J", "=K", "=L", "=M")) for c in formulas)
+                texts |= {c.value for c in row if c.data_type == "s"}
+        if render is render_tax_report:
+            assert set(INJECTIONS) <= texts
+        assert verify_report(wh, result.path) == []
+
+
+def test_late_cancellation_makes_v2_and_keeps_v1(november):
+    books, wh, out = november
+    v1 = render_tax_report(wh, NOV, out, now=NOW)
+    v1_bytes = v1.path.read_bytes()
+    same = render_tax_report(wh, NOV, out, now=NOW + dt.timedelta(hours=1))
+    assert (same.created, same.version, same.path) == (False, 1, v1.path)
+
+    books.cancel("p04", kst(2025, 12, 3, 4))
+    wh = books.refresh()
+    v2 = render_tax_report(wh, NOV, out, now=NOW + dt.timedelta(days=2))
+    assert (v2.created, v2.version, v2.changes) == (True, 2, 1)
+    assert v2.path != v1.path and v1.path.read_bytes() == v1_bytes
+    assert v2.totals["canceled_total"] == v1.totals["canceled_total"] + 33_000
+    ws = _sheet_rows(v2.path, tax.CHANGES)
+    changed = [r for r in ws.iter_rows() if r[1].value and str(r[1].value).startswith("p")]
+    assert [(r[0].value, r[1].value, r[11].value, r[12].value) for r in changed] == [
+        ("취소 canceled", "p04", "정상", "취소")
+    ]
+    diffs = {r[1].value: r[4].value for r in ws.iter_rows() if r[1].value in ("canceled_total", "net_total")}
+    assert diffs == {"canceled_total": 33_000, "net_total": -33_000}
+    assert tax.CHANGES not in load_workbook(v1.path).sheetnames
+    assert verify_report(wh, v1.path) == [] and verify_report(wh, v2.path) == []
+
+
+def test_empty_month(tmp_path):
+    books = Books(tmp_path / "wh.duckdb")
+    books.synced(dt.date(2025, 11, 1), dt.date(2025, 11, 30))
+    wh = books.refresh()
+    result = render_tax_report(wh, NOV, tmp_path / "r", now=NOW)
+    assert result.totals["payment_count"] == 0 and result.totals["net_total"] == 0 and result.is_final
+    summary = _by_first_cell(_sheet_rows(result.path, tax.SUMMARY))
+    assert "이 달 결제 없음" in summary["가맹점"][2]
+    recon = render_reconciliation_report(wh, NOV, tmp_path / "r", now=NOW)
+    assert recon.created and verify_report(wh, recon.path) == [] and verify_report(wh, result.path) == []
+    texts = [c.value for r in load_workbook(recon.path)["요약"].iter_rows() for c in r if isinstance(c.value, str)]
+    assert any("관측이 없어 대사할 수 없습니다" in t for t in texts)
+
+
+def test_month_with_only_cancellations(tmp_path):
+    books = Books(tmp_path / "wh.duckdb")
+    books.payment("oct", kst(2025, 10, 20, 10), total=5_500)
+    books.cancel("oct", kst(2025, 11, 4, 1))
+    books.synced(dt.date(2025, 10, 1), dt.date(2025, 11, 30))
+    wh = books.refresh()
+    result = render_tax_report(wh, NOV, tmp_path / "r", now=NOW)
+    assert result.totals["payment_count"] == 0
+    assert (result.totals["earlier_canceled_count"], result.totals["earlier_canceled_total"]) == (1, 5_500)
+    ws = _sheet_rows(result.path, tax.CANCELLATIONS)
+    assert [r[3].value for r in ws.iter_rows() if r[0].value == tax.EARLIER] == ["oct"]
+    assert verify_report(wh, result.path) == []
+
+
+def test_partly_unsynced_month_says_so(tmp_path):
+    books = Books(tmp_path / "wh.duckdb")
+    books.payment("a1", kst(2025, 11, 2, 10))
+    books.synced(dt.date(2025, 11, 1), dt.date(2025, 11, 4))
+    books.synced(dt.date(2025, 11, 6), dt.date(2025, 11, 30))
+    # A complete sync of the 30th taken before the day was over does not make it final.
+    books.synced(dt.date(2025, 11, 30), dt.date(2025, 11, 30), finished_at=kst(2025, 11, 30, 12))
+    wh = books.refresh()
+    result = render_tax_report(wh, NOV, tmp_path / "r", now=NOW)
+    assert not result.is_final and result.days_synced == 29
+    for title in (tax.SUMMARY, tax.PAYMENTS, tax.DAILY):
+        warning = _sheet_rows(result.path, title)["A2"].value
+        assert warning.startswith("주의: 1일(11월 5일)이 동기화되지 않았습니다") and "최종본이 아닙니다" in warning
+
+
+def test_month_in_progress_counts_future_days(tmp_path):
+    books = Books(tmp_path / "wh.duckdb")
+    books.synced(dt.date(2025, 11, 1), dt.date(2025, 11, 9))
+    wh = books.refresh()
+    result = render_tax_report(wh, NOV, tmp_path / "r", now=kst(2025, 11, 11, 9))
+    warning = _sheet_rows(result.path, tax.SUMMARY)["A2"].value
+    assert "1일(11월 10일)" in warning and "20일은 아직 끝나지 않았거나" in warning
+
+
+def test_verify_report_catches_tampering(november):
+    _, wh, out = november
+    result = render_tax_report(wh, NOV, out, now=NOW)
+    wb = load_workbook(result.path)
+    ws = wb[tax.PAYMENTS]
+    for row in ws.iter_rows():
+        if row[2].value == "p03":
+            row[8].value += 1000
+    wb.save(result.path)
+    problems = verify_report(wh, result.path)
+    assert any("total_charge" in p for p in problems)
+
+    wb = load_workbook(result.path)
+    ws = wb[tax.PAYMENTS]
+    for row in ws.iter_rows():
+        if row[2].value == "p03":
+            row[8].value -= 1000
+        if row[0].value == "합계 (전체) total":
+            row[8].value = "=SUM(I5:I6)"
+    wb.save(result.path)
+    assert any("totals formula in column I" in p for p in verify_report(wh, result.path))
+
+
+def test_index_lists_every_version_escaped(tmp_path):
+    books = Books(tmp_path / "wh.duckdb")
+    books.payment("a1", kst(2025, 11, 2, 10), nickname="<script>alert(1)</script>")
+    books.payment("o1", kst(2025, 10, 2, 10))
+    books.synced(dt.date(2025, 10, 1), dt.date(2025, 11, 30))
+    wh = books.refresh()
+    out = tmp_path / "reports"
+    made = [render_tax_report(wh, m, out, now=NOW) for m in ("2025-10", NOV)]
+    made.append(render_reconciliation_report(wh, NOV, out, now=NOW))
+    books.cancel("a1", kst(2025, 12, 5))
+    wh = books.refresh()
+    made.append(render_tax_report(wh, NOV, out, now=NOW))
+    index = write_index(wh, out)
+    text = index.read_text(encoding="utf-8")
+    assert index == out / "index.html"
+    for r in made:
+        href = r.path.relative_to(out).as_posix()
+        assert f'href="{href}"' in text and (out / href).exists()
+    assert text.count("<a href=") == 4 and "<script>" not in text
+    assert "부가세·문화비" in text and "정산 대사" in text
+
+
+def test_reconciliation_ties_and_flags(tmp_path):
+    books = Books(tmp_path / "wh.duckdb")
+    books.observation(kst(2025, 10, 31, 23, 40), 50_000)  # slot 23:30
+    books.payment("r1", kst(2025, 11, 1, 10), total=11_000)
+    books.payment("r2", kst(2025, 11, 2, 10), total=22_000)
+    books.observation(kst(2025, 11, 1, 23, 45), 61_000)  # +11,000: ties
+    books.cancel("r1", kst(2025, 11, 2, 12))
+    # day 2: +22,000 in, -11,000 out, and a 30,000 payout point3 does not report
+    books.observation(kst(2025, 11, 2, 23, 45), 61_000 + 22_000 - 11_000 - 30_000)
+    books.synced(dt.date(2025, 11, 1), dt.date(2025, 11, 30))
+    wh = books.refresh()
+    result = render_reconciliation_report(wh, NOV, tmp_path / "r", now=NOW)
+    t = result.totals
+    assert (t["opening_balance"], t["closing_balance"]) == (50_000, 42_000)
+    assert (t["payments_in"], t["cancellations_out"], t["unexplained"]) == (33_000, 11_000, -30_000)
+    assert (t["days_not_tying"], t["days_without_observations"], t["observation_count"]) == (1, 28, 2)
+    wb = load_workbook(result.path)
+    days = {r[0].value.day: [c.value for c in r] for r in wb["일별 대사"].iter_rows() if isinstance(r[0].value, dt.datetime)}
+    assert days[1][8:13] == [11_000, 0, 11_000, 11_000, 0]
+    assert days[2][8:13] == [22_000, 11_000, 11_000, -19_000, -30_000]
+    assert days[3][5] is None and "관측 없음" in days[3][13]
+    mismatches = [c.value for r in wb["불일치"].iter_rows() for c in r]
+    assert -30_000 in mismatches
+    assert verify_report(wh, result.path) == []
+
+
+def test_reconciliation_new_version_only_on_change(tmp_path):
+    books = Books(tmp_path / "wh.duckdb")
+    books.observation(kst(2025, 11, 1, 12), 0)
+    books.synced(dt.date(2025, 11, 1), dt.date(2025, 11, 30))
+    wh = books.refresh()
+    first = render_reconciliation_report(wh, NOV, tmp_path / "r", now=NOW)
+    assert not render_reconciliation_report(wh, NOV, tmp_path / "r", now=NOW).created
+    books.observation(kst(2025, 11, 2, 12), 0)
+    wh = books.refresh()
+    second = render_reconciliation_report(wh, NOV, tmp_path / "r", now=NOW)
+    assert (first.version, second.version, second.created) == (1, 2, True)
+
+
+def test_bad_month_is_refused(november):
+    _, wh, out = november
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        render_tax_report(wh, "2025-13", out)
+
