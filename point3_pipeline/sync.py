@@ -305,11 +305,21 @@ def _commit_windows(conn: duckdb.DuckDBPyConnection, run_id: int, reads: list[_W
     """Write whole windows in one transaction. The fast path looks stored payments up only
     near the windows' days; if that misses a stored one (the insert then hits the primary
     key), the transaction is redone with an exact lookup over the whole table."""
-    incoming = _incoming_table(reads)
+    # Registered outside the transaction: DuckDB refuses to unregister inside an aborted one.
+    conn.register("incoming", _incoming_table(reads))
+    try:
+        return _commit_registered_windows(conn, run_id, reads)
+    finally:
+        conn.unregister("incoming")
+
+
+def _commit_registered_windows(
+    conn: duckdb.DuckDBPyConnection, run_id: int, reads: list[_WindowRead]
+) -> list[WindowResult]:
     for restrict in (True, False):
         conn.execute("BEGIN TRANSACTION")
         try:
-            counts = _write_payments(conn, run_id, incoming, reads, restrict=restrict)
+            counts = _write_payments(conn, run_id, reads, restrict=restrict)
             _write_rejected(conn, run_id, reads)
             windows = [_window_result(read, counts.get(read.day, (0, 0, 0))) for read in reads]
             _write_window_log(conn, run_id, reads, windows)
@@ -409,11 +419,10 @@ _PAYMENT_COLUMNS = (
 
 
 def _write_payments(
-    conn: duckdb.DuckDBPyConnection, run_id: int, incoming: pa.Table, reads: list[_WindowRead], *, restrict: bool
+    conn: duckdb.DuckDBPyConnection, run_id: int, reads: list[_WindowRead], *, restrict: bool
 ) -> dict[dt.date, tuple[int, int, int]]:
-    """Classify, log events, insert new payments and update seen ones; counts per window day."""
-    if incoming.num_rows == 0:
-        return {}
+    """From the registered `incoming` batch: classify, log events, insert new payments and
+    update seen ones; counts per window day."""
     # The neighbourhood filter is fixed SQL text (no data in it); its bounds are parameters.
     # DuckDB prunes row groups by payment_date, so the cost follows the batch, not the history.
     near = "p.payment_date BETWEEN $low AND $high" if restrict else "true"
@@ -421,129 +430,125 @@ def _write_payments(
         "low": reads[0].day - dt.timedelta(days=NEIGHBOURHOOD_DAYS),
         "high": reads[-1].day + dt.timedelta(days=NEIGHBOURHOOD_DAYS),
     } if restrict else {}
-    conn.register("incoming", incoming)
-    try:
-        conn.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE batch_changes AS
-            WITH incoming AS (
-                SELECT
-                    * EXCLUDE (accepted_text, requested_text),
-                    timezone('Asia/Seoul', strptime(accepted_text, '%Y%m%d%H%M%S')) AS accepted_at,
-                    timezone('Asia/Seoul', strptime(requested_text, '%Y%m%d%H%M%S')) AS requested_at,
-                    coalesce(CAST(strptime(accepted_text, '%Y%m%d%H%M%S') AS DATE), source_day) AS payment_date,
-                    md5(raw_record) AS record_hash
-                FROM incoming
-            ),
-            stored AS (
-                SELECT signature, is_canceled, record_hash, last_seen_at, last_seen_active_at, raw_record
-                FROM payments AS p
-                WHERE {near}
-            ),
-            final AS (
-                SELECT
-                    i.*,
-                    s.signature IS NULL AS is_new,
-                    s.is_canceled AS was_canceled,
-                    s.record_hash AS previous_hash,
-                    s.last_seen_at AS previous_seen_at,
-                    s.last_seen_active_at AS previous_active_at,
-                    s.raw_record AS previous_record
-                FROM incoming AS i
-                LEFT JOIN stored AS s USING (signature)
-            )
-            SELECT * FROM final
-            """,
-            params,
+    conn.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE batch_changes AS
+        WITH incoming AS (
+            SELECT
+                * EXCLUDE (accepted_text, requested_text),
+                timezone('Asia/Seoul', strptime(accepted_text, '%Y%m%d%H%M%S')) AS accepted_at,
+                timezone('Asia/Seoul', strptime(requested_text, '%Y%m%d%H%M%S')) AS requested_at,
+                coalesce(CAST(strptime(accepted_text, '%Y%m%d%H%M%S') AS DATE), source_day) AS payment_date,
+                md5(raw_record) AS record_hash
+            FROM incoming
+        ),
+        stored AS (
+            SELECT signature, is_canceled, record_hash, last_seen_at, last_seen_active_at, raw_record
+            FROM payments AS p
+            WHERE {near}
+        ),
+        final AS (
+            SELECT
+                i.*,
+                s.signature IS NULL AS is_new,
+                s.is_canceled AS was_canceled,
+                s.record_hash AS previous_hash,
+                s.last_seen_at AS previous_seen_at,
+                s.last_seen_active_at AS previous_active_at,
+                s.raw_record AS previous_record
+            FROM incoming AS i
+            LEFT JOIN stored AS s USING (signature)
         )
-        counts = {
-            row[0]: tuple(row[1:])
-            for row in conn.execute(
-                """
-                SELECT
-                    source_day,
-                    count(*) FILTER (WHERE is_new),
-                    count(*) FILTER (WHERE NOT is_new AND record_hash <> previous_hash),
-                    count(*) FILTER (WHERE is_canceled AND (is_new OR NOT was_canceled))
-                FROM batch_changes
-                GROUP BY source_day
-                """
-            ).fetchall()
-        }
-        conn.execute(
+        SELECT * FROM final
+        """,
+        params,
+    )
+    counts = {
+        row[0]: tuple(row[1:])
+        for row in conn.execute(
             """
-            INSERT INTO payment_events
             SELECT
-                signature,
-                $run_id,
-                observed_at,
-                CASE
-                    WHEN is_new THEN 'first_seen'
-                    WHEN is_canceled AND NOT was_canceled THEN 'canceled'
-                    WHEN was_canceled AND NOT is_canceled THEN 'uncanceled'
-                    ELSE 'changed'
-                END,
-                is_canceled,
-                previous_seen_at,
-                previous_active_at,
-                previous_record
+                source_day,
+                count(*) FILTER (WHERE is_new),
+                count(*) FILTER (WHERE NOT is_new AND record_hash <> previous_hash),
+                count(*) FILTER (WHERE is_canceled AND (is_new OR NOT was_canceled))
             FROM batch_changes
-            WHERE is_new OR record_hash <> previous_hash
-            """,
-            {"run_id": run_id},
-        )
-        columns = ", ".join(_PAYMENT_COLUMNS)
-        conn.execute(
-            f"""
-            INSERT INTO payments BY NAME
-            SELECT
-                signature, {columns}, record_hash,
-                CAST(raw_record AS JSON) AS raw_record,
-                observed_at AS first_seen_at,
-                observed_at AS last_seen_at,
-                CASE WHEN NOT is_canceled THEN observed_at END AS last_seen_active_at,
-                CASE WHEN is_canceled THEN observed_at END AS canceled_detected_at,
-                $run_id AS first_seen_run_id,
-                $run_id AS last_seen_run_id
-            FROM batch_changes
-            WHERE is_new
-            """,
-            {"run_id": run_id},
-        )
-        # Every payment seen again gets its last-seen marks; changed ones get their new content.
-        conn.execute(
-            f"""
-            UPDATE payments AS p SET
-                last_seen_at = c.observed_at,
-                last_seen_run_id = $run_id,
-                last_seen_active_at = CASE WHEN c.is_canceled THEN p.last_seen_active_at ELSE c.observed_at END
-            FROM batch_changes AS c
-            WHERE p.signature = c.signature AND NOT c.is_new AND {near}
-            """,
-            {"run_id": run_id, **params},
-        )
-        updates = ",\n".join(f"{name} = c.{name}" for name in _PAYMENT_COLUMNS if name != "payment_date")
-        conn.execute(
-            f"""
-            UPDATE payments AS p SET
-                {updates},
-                payment_date = CASE
-                    WHEN c.accepted_at IS NULL THEN greatest(p.payment_date, c.payment_date)
-                    ELSE c.payment_date
-                END,
-                canceled_detected_at = CASE
-                    WHEN c.is_canceled THEN coalesce(p.canceled_detected_at, c.observed_at)
-                END,
-                record_hash = c.record_hash,
-                raw_record = CAST(c.raw_record AS JSON)
-            FROM batch_changes AS c
-            WHERE p.signature = c.signature AND NOT c.is_new AND c.record_hash <> c.previous_hash AND {near}
-            """,
-            params,
-        )
-        conn.execute("DROP TABLE batch_changes")
-    finally:
-        conn.unregister("incoming")
+            GROUP BY source_day
+            """
+        ).fetchall()
+    }
+    conn.execute(
+        """
+        INSERT INTO payment_events
+        SELECT
+            signature,
+            $run_id,
+            observed_at,
+            CASE
+                WHEN is_new THEN 'first_seen'
+                WHEN is_canceled AND NOT was_canceled THEN 'canceled'
+                WHEN was_canceled AND NOT is_canceled THEN 'uncanceled'
+                ELSE 'changed'
+            END,
+            is_canceled,
+            previous_seen_at,
+            previous_active_at,
+            previous_record
+        FROM batch_changes
+        WHERE is_new OR record_hash <> previous_hash
+        """,
+        {"run_id": run_id},
+    )
+    columns = ", ".join(_PAYMENT_COLUMNS)
+    conn.execute(
+        f"""
+        INSERT INTO payments BY NAME
+        SELECT
+            signature, {columns}, record_hash,
+            CAST(raw_record AS JSON) AS raw_record,
+            observed_at AS first_seen_at,
+            observed_at AS last_seen_at,
+            CASE WHEN NOT is_canceled THEN observed_at END AS last_seen_active_at,
+            CASE WHEN is_canceled THEN observed_at END AS canceled_detected_at,
+            $run_id AS first_seen_run_id,
+            $run_id AS last_seen_run_id
+        FROM batch_changes
+        WHERE is_new
+        """,
+        {"run_id": run_id},
+    )
+    # Every payment seen again gets its last-seen marks; changed ones get their new content.
+    conn.execute(
+        f"""
+        UPDATE payments AS p SET
+            last_seen_at = c.observed_at,
+            last_seen_run_id = $run_id,
+            last_seen_active_at = CASE WHEN c.is_canceled THEN p.last_seen_active_at ELSE c.observed_at END
+        FROM batch_changes AS c
+        WHERE p.signature = c.signature AND NOT c.is_new AND {near}
+        """,
+        {"run_id": run_id, **params},
+    )
+    updates = ",\n".join(f"{name} = c.{name}" for name in _PAYMENT_COLUMNS if name != "payment_date")
+    conn.execute(
+        f"""
+        UPDATE payments AS p SET
+            {updates},
+            payment_date = CASE
+                WHEN c.accepted_at IS NULL THEN greatest(p.payment_date, c.payment_date)
+                ELSE c.payment_date
+            END,
+            canceled_detected_at = CASE
+                WHEN c.is_canceled THEN coalesce(p.canceled_detected_at, c.observed_at)
+            END,
+            record_hash = c.record_hash,
+            raw_record = CAST(c.raw_record AS JSON)
+        FROM batch_changes AS c
+        WHERE p.signature = c.signature AND NOT c.is_new AND c.record_hash <> c.previous_hash AND {near}
+        """,
+        params,
+    )
+    conn.execute("DROP TABLE batch_changes")
     return counts
 
 

@@ -377,3 +377,26 @@ def test_a_killed_sync_rolls_back_its_window_and_a_rerun_converges(tmp_path):
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=10)
+
+
+def test_a_payment_stored_far_from_its_window_is_found_by_the_exact_lookup(sandbox, client, warehouse):
+    full_sync(sandbox, warehouse, client)
+    day = SANDBOX_NOW.date() - dt.timedelta(days=3)
+    signature = next(o["signature"] for d, o in sandbox_days(sandbox) if d == day and not o["isCanceled"])
+    # As if an earlier sync had stored it under a far-away day: the fast lookup near the
+    # window's day misses it, the insert hits the primary key, the exact lookup takes over.
+    with warehouse.connect() as conn:
+        conn.execute("UPDATE payments SET payment_date = payment_date - 40 WHERE signature = ?", [signature])
+    sandbox.state.cancel(signature)
+    sandbox.state.clock.advance(600)
+    result = sync.sync_range(client, warehouse, day, day, clock=sandbox.state.clock.now)
+    assert (result.total("payments_new"), result.total("newly_canceled")) == (0, 1)
+    with warehouse.connect(read_only=True) as conn:
+        rows = conn.execute(
+            "SELECT payment_date, is_canceled FROM payments WHERE signature = ?", [signature]
+        ).fetchall()
+        events = conn.execute(
+            "SELECT event FROM payment_events WHERE signature = ? ORDER BY observed_at", [signature]
+        ).fetchall()
+    assert rows == [(day, True)]
+    assert [e[0] for e in events] == ["first_seen", "canceled"]
