@@ -175,6 +175,10 @@ def sync_range(
     # one writer thread while the next windows are read (DuckDB releases the GIL), with at
     # most one batch in flight, so commits stay in window order.
     with warehouse.connect() as conn, ThreadPoolExecutor(max_workers=1, thread_name_prefix="point3-writer") as writer:
+        # Checkpoint once when the run closes the file, not every 16 MB of WAL on the way
+        # (measured: a third of a 200,000-payment backfill went to repeated checkpoints).
+        # The WAL is as durable; a crash replays the committed windows from it.
+        conn.execute("SET checkpoint_threshold = '1GB'")
         run_id = _start_run(conn, mode, first_day, last_day, len(days), clock())
         result = SyncResult(run_id=run_id, mode=mode, first_day=first_day, last_day=last_day)
         in_flight: Future[list[WindowResult]] | None = None

@@ -167,13 +167,16 @@ def month_totals(conn: duckdb.DuckDBPyConnection, month: Month) -> dict[str, int
     return totals
 
 
-# Payments of earlier months whose cancellation was first seen this month (still cancelled).
+# Payments of earlier months whose cancellation was detected this month (still cancelled).
+# A payment already cancelled the first time the pipeline saw it (a first backfill) was not
+# cancelled this month: its own month's report lists it as cancelled.
 EARLIER_CANCELLATIONS = """
     SELECT c.signature, c.payment_date, c.accepted_at, c.total_charge, c.tax_free_amount, c.vat,
            c.culture_expense_type, c.order_id_from_client, c.purchasing_product_name,
            c.detected_at, c.canceled_after, c.first_seen_canceled
     FROM cancellations AS c
     WHERE c.detected_date BETWEEN ? AND ? AND c.payment_date < ? AND c.is_canceled_now
+      AND NOT c.first_seen_canceled
 """
 
 
