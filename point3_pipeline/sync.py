@@ -364,6 +364,7 @@ _ARROW_SCHEMA = pa.schema([
     ("signature", pa.string()),
     ("source_day", pa.date32()),
     ("observed_at", pa.timestamp("us", tz="Asia/Seoul")),
+    ("active_seen_at", pa.timestamp("us", tz="Asia/Seoul")),
     ("accepted_text", pa.string()),
     ("requested_text", pa.string()),
     ("total_charge", pa.int64()),
@@ -393,7 +394,10 @@ def _incoming_table(reads: list[_WindowRead]) -> pa.Table:
     columns = {
         "signature": [o.signature for o, _ in rows],
         "source_day": [r.day for _, r in rows],
-        "observed_at": [r.observed_at for _, r in rows],
+        # A page is fetched between the window read's start and end: a state change is dated
+        # by the end (detection, an upper bound), being active by the start (a lower bound).
+        "observed_at": [r.finished_at for _, r in rows],
+        "active_seen_at": [r.observed_at for _, r in rows],
         # Validated by parse_order already; DuckDB converts them far faster than pyarrow
         # converts Python datetimes.
         "accepted_text": [o.raw.get("timeStampOnAccept") or None for o, _ in rows],
@@ -512,7 +516,7 @@ def _write_payments(
             CAST(raw_record AS JSON) AS raw_record,
             observed_at AS first_seen_at,
             observed_at AS last_seen_at,
-            CASE WHEN NOT is_canceled THEN observed_at END AS last_seen_active_at,
+            CASE WHEN NOT is_canceled THEN active_seen_at END AS last_seen_active_at,
             CASE WHEN is_canceled THEN observed_at END AS canceled_detected_at,
             $run_id AS first_seen_run_id,
             $run_id AS last_seen_run_id
@@ -527,7 +531,13 @@ def _write_payments(
         UPDATE payments AS p SET
             last_seen_at = c.observed_at,
             last_seen_run_id = $run_id,
-            last_seen_active_at = CASE WHEN c.is_canceled THEN p.last_seen_active_at ELSE c.observed_at END
+            last_seen_active_at = CASE WHEN c.is_canceled THEN p.last_seen_active_at ELSE c.active_seen_at END,
+            -- a record without an accept time returned by two windows (exactly at midnight)
+            -- belongs to the later day, whichever batch brought it
+            payment_date = CASE
+                WHEN c.accepted_at IS NULL THEN greatest(p.payment_date, c.payment_date)
+                ELSE p.payment_date
+            END
         FROM batch_changes AS c
         WHERE p.signature = c.signature AND NOT c.is_new AND {near}
         """,
