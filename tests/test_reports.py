@@ -205,6 +205,19 @@ def test_month_with_only_cancellations(tmp_path):
     assert verify_report(wh, result.path) == []
 
 
+def test_a_payment_already_cancelled_when_first_seen_is_not_a_cancellation_of_this_month(tmp_path):
+    """A first backfill in November finds an October payment already cancelled: that is
+    October's cancellation (October's report shows it), not one detected in November."""
+    books = Books(tmp_path / "wh.duckdb")
+    books.payment("oct", kst(2025, 10, 20, 10), total=5_500, canceled_when_seen=True, seen_at=kst(2025, 11, 4, 1))
+    books.synced(dt.date(2025, 10, 1), dt.date(2025, 11, 30))
+    wh = books.refresh()
+    november = render_tax_report(wh, NOV, tmp_path / "r", now=NOW)
+    october = render_tax_report(wh, "2025-10", tmp_path / "r", now=NOW)
+    assert (november.totals["earlier_canceled_count"], november.totals["earlier_canceled_total"]) == (0, 0)
+    assert (october.totals["canceled_count"], october.totals["canceled_total"]) == (1, 5_500)
+
+
 def test_partly_unsynced_month_says_so(tmp_path):
     books = Books(tmp_path / "wh.duckdb")
     books.payment("a1", kst(2025, 11, 2, 10))
