@@ -438,20 +438,30 @@ def _write_payments(
         "low": reads[0].day - dt.timedelta(days=NEIGHBOURHOOD_DAYS),
         "high": reads[-1].day + dt.timedelta(days=NEIGHBOURHOOD_DAYS),
     } if restrict else {}
+    # Typed once, in DuckDB (vectorised), from the validated text timestamps.
+    conn.execute(
+        """
+        CREATE OR REPLACE TEMP VIEW typed_incoming AS
+        SELECT
+            * EXCLUDE (accepted_text, requested_text),
+            timezone('Asia/Seoul', strptime(accepted_text, '%Y%m%d%H%M%S')) AS accepted_at,
+            timezone('Asia/Seoul', strptime(requested_text, '%Y%m%d%H%M%S')) AS requested_at,
+            coalesce(CAST(strptime(accepted_text, '%Y%m%d%H%M%S') AS DATE), source_day) AS payment_date
+        FROM incoming
+        """
+    )
+    # What each incoming payment is to the warehouse: new, changed (and how) or seen again.
+    # Narrow on purpose: the wide columns stay in `incoming` and are read once, by the insert.
     conn.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE batch_changes AS
         WITH incoming AS (
-            SELECT
-                * EXCLUDE (accepted_text, requested_text),
-                timezone('Asia/Seoul', strptime(accepted_text, '%Y%m%d%H%M%S')) AS accepted_at,
-                timezone('Asia/Seoul', strptime(requested_text, '%Y%m%d%H%M%S')) AS requested_at,
-                coalesce(CAST(strptime(accepted_text, '%Y%m%d%H%M%S') AS DATE), source_day) AS payment_date,
-                md5(raw_record) AS record_hash
+            SELECT signature, source_day, observed_at, active_seen_at, is_canceled,
+                   accepted_text IS NULL AS lacks_accept_time, md5(raw_record) AS record_hash
             FROM incoming
         ),
         stored AS (
-            SELECT signature, is_canceled, record_hash, last_seen_at, last_seen_active_at, raw_record
+            SELECT signature, is_canceled, record_hash, last_seen_at, last_seen_active_at
             FROM payments AS p
             WHERE {near}
         ),
@@ -462,8 +472,7 @@ def _write_payments(
                 s.is_canceled AS was_canceled,
                 s.record_hash AS previous_hash,
                 s.last_seen_at AS previous_seen_at,
-                s.last_seen_active_at AS previous_active_at,
-                s.raw_record AS previous_record
+                s.last_seen_active_at AS previous_active_at
             FROM incoming AS i
             LEFT JOIN stored AS s USING (signature)
         )
@@ -486,42 +495,51 @@ def _write_payments(
         ).fetchall()
     }
     conn.execute(
-        """
+        f"""
         INSERT INTO payment_events
+        WITH previous AS (
+            SELECT signature, raw_record
+            FROM payments AS p
+            WHERE {near} AND signature IN (
+                SELECT signature FROM batch_changes WHERE NOT is_new AND record_hash <> previous_hash
+            )
+        )
         SELECT
-            signature,
+            c.signature,
             $run_id,
-            observed_at,
+            c.observed_at,
             CASE
-                WHEN is_new THEN 'first_seen'
-                WHEN is_canceled AND NOT was_canceled THEN 'canceled'
-                WHEN was_canceled AND NOT is_canceled THEN 'uncanceled'
+                WHEN c.is_new THEN 'first_seen'
+                WHEN c.is_canceled AND NOT c.was_canceled THEN 'canceled'
+                WHEN c.was_canceled AND NOT c.is_canceled THEN 'uncanceled'
                 ELSE 'changed'
             END,
-            is_canceled,
-            previous_seen_at,
-            previous_active_at,
-            previous_record
-        FROM batch_changes
-        WHERE is_new OR record_hash <> previous_hash
+            c.is_canceled,
+            c.previous_seen_at,
+            c.previous_active_at,
+            previous.raw_record
+        FROM batch_changes AS c
+        LEFT JOIN previous USING (signature)
+        WHERE c.is_new OR c.record_hash <> c.previous_hash
         """,
-        {"run_id": run_id},
+        {"run_id": run_id, **params},
     )
-    columns = ", ".join(_PAYMENT_COLUMNS)
+    columns = ", ".join(f"i.{name}" for name in _PAYMENT_COLUMNS)
     conn.execute(
         f"""
         INSERT INTO payments BY NAME
         SELECT
-            signature, {columns}, record_hash,
-            CAST(raw_record AS JSON) AS raw_record,
-            observed_at AS first_seen_at,
-            observed_at AS last_seen_at,
-            CASE WHEN NOT is_canceled THEN active_seen_at END AS last_seen_active_at,
-            CASE WHEN is_canceled THEN observed_at END AS canceled_detected_at,
+            i.signature, {columns}, c.record_hash,
+            CAST(i.raw_record AS JSON) AS raw_record,
+            i.observed_at AS first_seen_at,
+            i.observed_at AS last_seen_at,
+            CASE WHEN NOT i.is_canceled THEN i.active_seen_at END AS last_seen_active_at,
+            CASE WHEN i.is_canceled THEN i.observed_at END AS canceled_detected_at,
             $run_id AS first_seen_run_id,
             $run_id AS last_seen_run_id
-        FROM batch_changes
-        WHERE is_new
+        FROM typed_incoming AS i
+        JOIN batch_changes AS c USING (signature)
+        WHERE c.is_new
         """,
         {"run_id": run_id},
     )
@@ -535,7 +553,7 @@ def _write_payments(
             -- a record without an accept time returned by two windows (exactly at midnight)
             -- belongs to the later day, whichever batch brought it
             payment_date = CASE
-                WHEN c.accepted_at IS NULL THEN greatest(p.payment_date, c.payment_date)
+                WHEN c.lacks_accept_time THEN greatest(p.payment_date, c.source_day)
                 ELSE p.payment_date
             END
         FROM batch_changes AS c
@@ -543,26 +561,32 @@ def _write_payments(
         """,
         {"run_id": run_id, **params},
     )
-    updates = ",\n".join(f"{name} = c.{name}" for name in _PAYMENT_COLUMNS if name != "payment_date")
+    updates = ",\n".join(f"{name} = i.{name}" for name in _PAYMENT_COLUMNS if name != "payment_date")
     conn.execute(
         f"""
         UPDATE payments AS p SET
             {updates},
             payment_date = CASE
-                WHEN c.accepted_at IS NULL THEN greatest(p.payment_date, c.payment_date)
-                ELSE c.payment_date
+                WHEN i.accepted_at IS NULL THEN greatest(p.payment_date, i.payment_date)
+                ELSE i.payment_date
             END,
             canceled_detected_at = CASE
-                WHEN c.is_canceled THEN coalesce(p.canceled_detected_at, c.observed_at)
+                WHEN i.is_canceled THEN coalesce(p.canceled_detected_at, i.observed_at)
             END,
-            record_hash = c.record_hash,
-            raw_record = CAST(c.raw_record AS JSON)
-        FROM batch_changes AS c
-        WHERE p.signature = c.signature AND NOT c.is_new AND c.record_hash <> c.previous_hash AND {near}
+            record_hash = i.record_hash,
+            raw_record = CAST(i.raw_record AS JSON)
+        FROM (
+            SELECT typed_incoming.*, c.record_hash
+            FROM typed_incoming
+            JOIN batch_changes AS c USING (signature)
+            WHERE NOT c.is_new AND c.record_hash <> c.previous_hash
+        ) AS i
+        WHERE p.signature = i.signature AND {near}
         """,
         params,
     )
     conn.execute("DROP TABLE batch_changes")
+    conn.execute("DROP VIEW typed_incoming")
     return counts
 
 
@@ -603,15 +627,15 @@ def _write_rejected(conn: duckdb.DuckDBPyConnection, run_id: int, reads: list[_W
 def _write_window_log(
     conn: duckdb.DuckDBPyConnection, run_id: int, reads: list[_WindowRead], windows: list[WindowResult]
 ) -> None:
-    conn.executemany(
-        "INSERT INTO sync_windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            [run_id, w.window_date, r.start, r.end, r.observed_at, r.finished_at, w.walks, w.pages, w.records_read,
-             w.distinct_payments, w.payments_new, w.payments_changed, w.newly_canceled, w.rejected, w.retries,
-             w.is_complete, w.incomplete_reason]
-            for r, w in zip(reads, windows)
-        ],
-    )
+    # One statement for the batch: DuckDB's executemany runs a statement per row.
+    rows = [
+        (run_id, w.window_date, r.start, r.end, r.observed_at, r.finished_at, w.walks, w.pages, w.records_read,
+         w.distinct_payments, w.payments_new, w.payments_changed, w.newly_canceled, w.rejected, w.retries,
+         w.is_complete, w.incomplete_reason)
+        for r, w in zip(reads, windows)
+    ]
+    placeholders = ", ".join(["(" + ", ".join(["?"] * 17) + ")"] * len(rows))
+    conn.execute(f"INSERT INTO sync_windows VALUES {placeholders}", [value for row in rows for value in row])
     conn.execute(
         """
         UPDATE sync_runs SET
