@@ -1,10 +1,10 @@
 """Resources: the point3 client and the warehouse, configured from the environment.
 
-The merchant key reaches the client only through EnvVar (resolved when a run starts), so it
-never appears in run config, tags, logs or metadata.
+The merchant key is no field of any resource: the client reads it from POINT3_SECRET_KEY or
+POINT3_SECRET_KEY_FILE when a step builds it, so it cannot appear in run config, in the
+launchpad, in a resource's repr, in tags, logs or metadata.
 """
 
-import os
 from pathlib import Path
 
 from dagster import ConfigurableResource, EnvVar, get_dagster_logger
@@ -25,17 +25,14 @@ class Point3Resource(ConfigurableResource):
     """Hands out the library's client; tests point it at the sandbox."""
 
     api_url: str
-    secret_key: str | None = None
-    secret_key_file: str | None = None
     timeout_seconds: float = 10.0
     page_size: int = 30
     max_attempts: int = 5
 
     def client(self) -> Point3Client:
-        env = {"POINT3_SECRET_KEY": self.secret_key or "", "POINT3_SECRET_KEY_FILE": self.secret_key_file or ""}
         return Point3Client(
             config.api_url({"POINT3_API_URL": self.api_url}),
-            config.secret_key(env),
+            config.secret_key(),
             timeout=self.timeout_seconds,
             retry=RetryPolicy(max_attempts=self.max_attempts),
             page_size=self.page_size,
@@ -58,17 +55,9 @@ class ReportsResource(ConfigurableResource):
         return Path(self.directory)
 
 
-def point3_from_env() -> Point3Resource:
-    # An EnvVar naming an unset variable fails the run, so wire the one the operator set: the
-    # key itself, or a key file (what `point3 key rotate` writes).
-    if os.environ.get("POINT3_SECRET_KEY_FILE") and not os.environ.get("POINT3_SECRET_KEY"):
-        return Point3Resource(api_url=EnvVar("POINT3_API_URL"), secret_key_file=EnvVar("POINT3_SECRET_KEY_FILE"))
-    return Point3Resource(api_url=EnvVar("POINT3_API_URL"), secret_key=EnvVar("POINT3_SECRET_KEY"))
-
-
 def resources_from_env() -> dict:
     return {
-        "point3": point3_from_env(),
+        "point3": Point3Resource(api_url=EnvVar("POINT3_API_URL")),
         "warehouse": WarehouseResource(path=EnvVar("POINT3_WAREHOUSE")),
         "reports_dir": ReportsResource(directory=EnvVar("POINT3_REPORTS_DIR")),
     }

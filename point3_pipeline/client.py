@@ -74,7 +74,10 @@ class RejectedRecord:
         except orjson.JSONEncodeError:
             raw_text = repr(raw)
         signature = raw.get("signature") if isinstance(raw, dict) else None
-        return cls(raw_text, reason, signature if isinstance(signature, str) and signature else None)
+        if not isinstance(signature, str) or not signature:
+            return cls(raw_text, reason, None)
+        # A lone surrogate cannot be stored: keep it visible as an escape instead.
+        return cls(raw_text, reason, signature.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
+
 KST = ZoneInfo("Asia/Seoul")
 
 CULTURE_EXPENSE_TYPES: dict[str, str] = {
@@ -26,6 +28,9 @@ INCOME_DEDUCTION_TYPES = frozenset("abc")  # 소득공제용
 EXPENSE_PROOF_TYPES = frozenset("dfg")  # 지출증빙용
 CASH_RECEIPT_TYPES = frozenset("a")  # 개인 (the only one today)
 
+
+
+MAX_AMOUNT = 2**63 - 1  # the warehouse's BIGINT
 
 
 class RecordRejected(ValueError):
@@ -52,6 +57,7 @@ class Order:
     requested_at: dt.datetime | None = None
     accepted_at: dt.datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    raw_json: str = field(default="", compare=False, repr=False)  # `raw` as stored: sorted-key JSON
 
     @property
     def breaks_vat_rule(self) -> bool:
@@ -125,6 +131,8 @@ def _amount(raw: dict[str, Any], key: str) -> int:
         raise RecordRejected(f"{key} is not an integer amount: {value!r:.40}")
     if value < 0:
         raise RecordRejected(f"{key} is negative: {value}")
+    if value > MAX_AMOUNT:
+        raise RecordRejected(f"{key} is beyond a 64-bit amount: {value}")
     return value
 
 
@@ -166,6 +174,12 @@ def parse_order(raw: Any) -> Order:
         culture = None
     elif culture is not None and culture not in CULTURE_EXPENSE_TYPES:
         raise RecordRejected(f"unknown cultureExpenseType code {culture!r:.40}")
+    try:
+        # Serialised here, once: a record that cannot be stored as JSON (a lone surrogate,
+        # nesting beyond orjson's limit) is a contract break, not a crash later in the sync.
+        raw_json = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise RecordRejected(f"record cannot be stored as JSON: {exc}") from None
     # Positional, in field order: this runs once per record synced.
     return Order(
         signature,
@@ -184,4 +198,5 @@ def parse_order(raw: Any) -> Order:
         _optional_time(raw, "timeStampOnRequest"),
         _optional_time(raw, "timeStampOnAccept"),
         raw,
+        raw_json,
     )

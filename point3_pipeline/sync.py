@@ -23,7 +23,6 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import duckdb
-import orjson
 import pyarrow as pa
 
 from point3_pipeline.client import Point3Client, RejectedRecord
@@ -414,7 +413,7 @@ def _incoming_table(reads: list[_WindowRead]) -> pa.Table:
         "client_generated_user_id": [o.client_generated_user_id for o, _ in rows],
         "client_nickname": [o.client_nickname for o, _ in rows],
         "client_identification": [o.client_identification for o, _ in rows],
-        "raw_record": [orjson.dumps(o.raw, option=orjson.OPT_SORT_KEYS).decode() for o, _ in rows],
+        "raw_record": [o.raw_json for o, _ in rows],
     }
     return pa.table(columns, schema=_ARROW_SCHEMA)
 

@@ -91,13 +91,18 @@ def test_every_env_var_is_in_the_readme():
     assert sorted(v for v in _env_vars_named() if v not in readme) == []
 
 
-def test_the_key_file_is_wired_when_only_it_is_set(monkeypatch):
-    from dagster_project.resources import point3_from_env
+def test_the_key_is_read_from_the_environment_and_is_no_resource_field(monkeypatch, tmp_path):
+    from dagster_project.resources import Point3Resource
 
+    key_file = tmp_path / "key"
+    key_file.write_text("sk_live_from_the_file")
     monkeypatch.delenv("POINT3_SECRET_KEY", raising=False)
-    monkeypatch.setenv("POINT3_SECRET_KEY_FILE", "/run/secrets/point3")
-    resource = point3_from_env()
-    assert resource.secret_key is None and resource.secret_key_file.env_var_name == "POINT3_SECRET_KEY_FILE"
+    monkeypatch.setenv("POINT3_SECRET_KEY_FILE", str(key_file))
+    resource = Point3Resource(api_url="http://127.0.0.1:9")
+    with resource.client() as client:
+        assert client._key.reveal() == "sk_live_from_the_file"
+    assert "sk_live" not in repr(resource)
+    assert not any("key" in name for name in Point3Resource.model_fields)
 
 
 # --- schedules ------------------------------------------------------------------------------

@@ -96,6 +96,8 @@ def test_lenient_where_the_books_do_not_depend_on_it(changes, check):
     (record(taxFreeAmount=True), "taxFreeAmount is not an integer amount: True"),
     (record(vat=None), "vat is not an integer amount: None"),
     (record(vat=-1), "vat is negative: -1"),
+    (record(totalCharge=2**63), "totalCharge is beyond a 64-bit amount"),
+    (record(purchasingProductName="lone \ud800"), "record cannot be stored as JSON"),
     (record(userId=1), "userId is not a string: 1"),
     (record(paymentMethodType={"card": 1}), "paymentMethodType is not a string"),
     (record(cultureExpenseType="e"), "unknown cultureExpenseType code 'e'"),

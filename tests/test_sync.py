@@ -234,6 +234,12 @@ HOSTILE = [
      "taxFreeAmount": 900, "vat": 100, "timeStampOnAccept": "2026-03-18 10:00"},
     {"signature": "HOSTILE00000000000000000000000006", "totalCharge": 1000, "taxFreeAmount": 900, "vat": 100},
     "not an object",
+    {"signature": "HOSTILE00000000000000000000000008", "isCanceled": False, "totalCharge": 2**63,
+     "taxFreeAmount": 900, "vat": 100},  # fits JSON parsers' u64, not the warehouse's BIGINT
+    {"signature": "HOSTILE00000000000000000000000009", "isCanceled": False, "totalCharge": 1000,
+     "taxFreeAmount": 900, "vat": 100, "purchasingProductName": "lone \ud800 surrogate"},
+    {"signature": "HOSTILE00000000000000000000000010", "isCanceled": False, "totalCharge": 1000,
+     "taxFreeAmount": 900, "vat": 100, "deep": json.loads("[" * 300 + "]" * 300)},
 ]
 STORED = [
     "=HYPERLINK(\"http://evil.example\",\"click\")", "+SUM(1,2)", "-10+20", "@cmd", "'quoted' \"double\"",
@@ -261,7 +267,8 @@ def test_hostile_records_are_stored_or_quarantined_never_lost(sandbox, client, w
     assert len(rejected) == len(HOSTILE)
     reasons = " | ".join(sorted(r[0] for r in rejected))
     for fragment in ("missing signature", "totalCharge is not an integer", "unknown cultureExpenseType",
-                     "timeStampOnAccept", "isCanceled", "not an object"):
+                     "timeStampOnAccept", "isCanceled", "not an object", "beyond a 64-bit amount",
+                     "cannot be stored as JSON"):
         assert fragment in reasons
     assert {r[2] for r in rejected} == {2}
     assert {r[3] for r in rejected} == {at.date()}
