@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from openpyxl import load_workbook
@@ -18,7 +19,11 @@ from tests.report_fixtures import Books, kst
 
 NOV = "2025-11"
 NOW = kst(2025, 12, 2, 9)
-INJECTIONS = ['=HYPERLINK("http://x","y")', "+SUM(1,2)", "-10+20", "@cmd", "=1+1"]
+INJECTIONS = ['=HYPERLINK("http://x","y")', "+SUM(1,2)", "-10+20", "@cmd", "=1+1", "#N/A", "#DIV/0!"]
+# The only formulas a workbook may hold: sums and counts over ranges, and sums or differences of
+# such terms and cell references (never a function that reaches outside, like HYPERLINK).
+_TERM = r"(?:(?:SUM|SUBTOTAL|COUNTA|COUNTIF|SUMIF)\([^()]*\)|\$?[A-Z]{1,3}\$?\d+)"
+TOTALS_FORMULA = re.compile(rf"^={_TERM}(?:[+\-]{_TERM})*$")
 
 # (signature, accepted_at, total, code, cancelled at (detected) or None)
 PAYMENTS = [
@@ -146,11 +151,34 @@ def test_api_text_is_never_a_formula(tmp_path):
                     assert str(row[0].value).startswith(("합계", "취소 canceled", "순액", "소득공제용", "지출증빙용")), (
                         ws.title, row[0].value, formulas[0].value,
                     )  # fmt: skip
-                    assert all(c.value.startswith(("=SUM(", "=COUNTA(", "=COUNTIF(", "=SUMIF(", "=D", "=E", "=F", "=G", "=H", "=I", "=J", "=K", "=L", "=M")) for c in formulas)
+                    assert all(TOTALS_FORMULA.match(c.value) for c in formulas), [c.value for c in formulas]
+                assert not [c for c in row if c.data_type == "e"], (ws.title, [c.value for c in row])
                 texts |= {c.value for c in row if c.data_type == "s"}
         if render is render_tax_report:
             assert set(INJECTIONS) <= texts
         assert verify_report(wh, result.path) == []
+
+
+def test_a_name_longer_than_an_excel_cell_is_cut_visibly(tmp_path):
+    books = Books(tmp_path / "wh.duckdb")
+    books.payment("long", kst(2025, 11, 2, 10), product="가" * 40_000)
+    books.synced(dt.date(2025, 11, 1), dt.date(2025, 11, 30))
+    result = render_tax_report(books.refresh(), NOV, tmp_path / "r", now=NOW)
+    names = [c.value for ws in load_workbook(result.path).worksheets for row in ws.iter_rows() for c in row
+             if isinstance(c.value, str) and c.value.startswith("가가가")]
+    assert names and all(len(n) == 32_767 and n.endswith("(잘림: 전체 40,000자)") for n in names)
+
+
+def test_a_file_left_by_a_render_that_died_before_its_commit_is_kept_aside(november):
+    books, wh, out = november
+    stray = out / "2025-11" / "point3-tax-2025-11-v1.xlsx"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"left by a crashed render")
+    result = render_tax_report(wh, NOV, out, now=NOW)
+    assert (result.version, result.created, result.path) == (1, True, stray)
+    assert verify_report(wh, result.path) == []
+    kept = list(stray.parent.glob("point3-tax-2025-11-v1.orphaned-*.xlsx"))
+    assert [p.read_bytes() for p in kept] == [b"left by a crashed render"]
 
 
 def test_late_cancellation_makes_v2_and_keeps_v1(november):
@@ -311,6 +339,20 @@ def test_reconciliation_ties_and_flags(tmp_path):
     mismatches = [c.value for r in wb["불일치"].iter_rows() for c in r]
     assert -30_000 in mismatches
     assert verify_report(wh, result.path) == []
+
+
+def test_a_quick_refund_first_seen_cancelled_nets_out_where_it_happened(tmp_path):
+    books = Books(tmp_path / "wh.duckdb")
+    books.observation(kst(2025, 11, 3, 10, 2), 50_000)
+    # accepted 10:10 and refunded before the 11:05 sync, which saw it cancelled the first time
+    books.payment("quick", kst(2025, 11, 3, 10, 10), total=11_000, canceled_when_seen=True,
+                  seen_at=kst(2025, 11, 3, 11, 5))
+    books.observation(kst(2025, 11, 3, 11, 32), 50_000)
+    books.synced(dt.date(2025, 11, 1), dt.date(2025, 11, 30))
+    result = render_reconciliation_report(books.refresh(), NOV, tmp_path / "r", now=NOW)
+    t = result.totals
+    assert (t["payments_in"], t["cancellations_out"], t["unexplained"]) == (11_000, 11_000, 0)
+    assert t["days_not_tying"] == 0
 
 
 def test_reconciliation_new_version_only_on_change(tmp_path):

@@ -97,10 +97,17 @@ def with_flows(conn: duckdb.DuckDBPyConnection, intervals: list[tuple[Observatio
                    total_charge AS amount_in, 0 AS amount_out
             FROM payments
             UNION ALL
-            -- a reverted cancellation (is_anomaly) is listed as a finding, not as money out; one
-            -- already cancelled when first seen happened before the pipeline looked (and so before
-            -- its balance observations): its detection time is not when the money moved
-            SELECT detected_at, 0, total_charge FROM cancellations WHERE NOT is_anomaly AND NOT first_seen_canceled
+            -- a reverted cancellation (is_anomaly) is listed as a finding, not as money out. One
+            -- already cancelled when first seen (a quick refund between two syncs, or any before a
+            -- first backfill) has no detection worth the name: it leaves at its payment's time,
+            -- so the payment and its refund net out where they happened
+            SELECT CASE
+                       WHEN first_seen_canceled
+                       THEN coalesce(accepted_at, CAST(payment_date AS TIMESTAMP) AT TIME ZONE 'Asia/Seoul')
+                       ELSE detected_at
+                   END,
+                   0, total_charge
+            FROM cancellations WHERE NOT is_anomaly
         )
         SELECT i.idx, CAST(coalesce(sum(m.amount_in), 0) AS BIGINT), CAST(coalesce(sum(m.amount_out), 0) AS BIGINT)
         FROM intervals AS i LEFT JOIN moves AS m ON m.at > i.lo AND m.at <= i.hi

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +23,7 @@ from point3_pipeline.reports import data
 from point3_pipeline.reports.data import Coverage, Month
 from point3_pipeline.warehouse import Warehouse
 
-class ReportError(Exception):
-    """A report cannot be written as asked (bad month, file already there, ...)."""
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -227,10 +227,12 @@ def render(
             name = file_name(kind, month, version)
             path = reports_dir / name
             if path.exists():
-                raise ReportError(
-                    f"{path} exists but the warehouse has no record of it; "
-                    "move it away (is this reports directory from another warehouse?)"
-                )
+                # A render that died between writing the file and committing its record leaves
+                # it behind (or the folder belongs to another warehouse): keep it, renamed, so
+                # nothing is lost and the month does not stay stuck.
+                orphan = path.with_name(f"{path.stem}.orphaned-{now:%Y%m%dT%H%M%S}{path.suffix}")
+                os.replace(path, orphan)
+                log.warning("%s had no record in the warehouse; kept as %s", path, orphan.name)
             totals = totals_of(conn, month, cover)
             ctx = ReportContext(
                 conn, kind, month, version, now, cover, totals, previous,

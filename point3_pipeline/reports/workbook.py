@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
@@ -45,9 +45,17 @@ _SECTION_FONT = Font(bold=True, size=12)
 _FORMATS = {"won": WON, "count": COUNT, "datetime": DATETIME, "date": DATE}
 
 
+EXCEL_CELL_LIMIT = 32_767  # characters; Excel calls a longer cell corrupt content
+
+
 def clean_text(value: str) -> str:
-    """Untrusted text with the control characters XML cannot hold replaced."""
-    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+    """Untrusted text with the control characters XML cannot hold replaced, and cut (with a
+    visible marker) to what one Excel cell holds."""
+    value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+    if len(value) > EXCEL_CELL_LIMIT:
+        marker = f" …(잘림: 전체 {len(value):,}자)"
+        value = value[: EXCEL_CELL_LIMIT - len(marker)] + marker
+    return value
 
 
 def naive_kst(value: dt.datetime | None) -> dt.datetime | None:
@@ -199,7 +207,9 @@ def setup_print(ws) -> None:
 def text_cell(ws, value: str) -> WriteOnlyCell | str:
     """API text as a cell that can never be a formula."""
     value = clean_text(value)
-    if not value.startswith(FORMULA_PREFIXES):
+    # A plain str is cheapest in write-only mode, but openpyxl reads "=..." as a formula and
+    # "#N/A" and its kin as error cells: those get an explicit text cell.
+    if not value.startswith(FORMULA_PREFIXES) and value not in ERROR_CODES:
         return value
     cell = WriteOnlyCell(ws, value)
     cell.data_type = "s"
