@@ -30,9 +30,6 @@ def culture_vat_totals(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
     )
 
 
-def settlement_observation_count(conn: duckdb.DuckDBPyConnection) -> int:
-    return conn.execute("SELECT count(*) FROM settlement_balance_history").fetchone()[0]
-
 
 def duplicate_signatures(conn: duckdb.DuckDBPyConnection, table: str) -> tuple[int, list[tuple[str, int]]]:
     """How many signatures appear more than once in `table` (payments or cancellations), and some of them."""

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from point3_pipeline import config
 from point3_pipeline.errors import Point3Error
 from point3_pipeline.keys import KeyNotSavedError
+from point3_pipeline.sync import DEFAULT_LOOKBACK_DAYS, DEFAULT_SWEEP_DAYS
 from point3_pipeline.warehouse import Warehouse, WarehouseError
 
 
@@ -26,11 +27,25 @@ def _date(value: str) -> dt.date:
 
 
 def _month(value: str) -> str:
+    from point3_pipeline.reports.data import Month
+
     try:
-        dt.datetime.strptime(value, "%Y-%m")
+        return Month.parse(value).label
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a month as YYYY-MM") from None
-    return value
+
+
+def _count(minimum: int):
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = minimum - 1
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least {minimum}")
+        return number
+
+    return parse
 
 
 def _warehouse() -> Warehouse:
@@ -78,6 +93,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     with _client() as client:
         if args.since is not None:
             until = args.until or sync.kst_now().date()
+            if until < args.since:
+                raise SystemExit(f"point3 sync: --until {until} is before --since {args.since}")
             result = sync.sync_range(client, warehouse, args.since, until, progress=_print_progress)
         else:
             if args.until is not None:
@@ -164,11 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sync", help="incremental sync (or a date range) of payments into the warehouse")
     p.add_argument("--since", type=_date, help="first KST day of a range to (re)sync")
     p.add_argument("--until", type=_date, help="last KST day of the range (default: today)")
-    p.add_argument("--lookback-days", type=int, default=2, help="incremental: days re-read before the last complete one")
+    p.add_argument("--lookback-days", type=_count(0), default=DEFAULT_LOOKBACK_DAYS,
+                   help="incremental: days re-read before the last complete one (default %(default)s)")
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("sweep", help="re-read the last N days to catch late cancellations")
-    p.add_argument("--days", type=int, default=35)
+    p.add_argument("--days", type=_count(1), default=DEFAULT_SWEEP_DAYS,
+                   help="how many days back from today to re-read (default %(default)s)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("settlement", help="take one observation of the settlement balance")

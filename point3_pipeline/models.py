@@ -24,8 +24,6 @@ CULTURE_EXPENSE_TYPES: dict[str, str] = {
     "f": "지출증빙용 공연",
     "g": "지출증빙용 대중교통",
 }
-INCOME_DEDUCTION_TYPES = frozenset("abc")  # 소득공제용
-EXPENSE_PROOF_TYPES = frozenset("dfg")  # 지출증빙용
 CASH_RECEIPT_TYPES = frozenset("a")  # 개인 (the only one today)
 
 
@@ -58,10 +56,6 @@ class Order:
     accepted_at: dt.datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     raw_json: str = field(default="", compare=False, repr=False)  # `raw` as stored: sorted-key JSON
-
-    @property
-    def breaks_vat_rule(self) -> bool:
-        return self.vat + self.tax_free_amount != self.total_charge
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +97,6 @@ def parse_timestamp(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(
         f"{value[0:4]}-{value[4:6]}-{value[6:8]}T{value[8:10]}:{value[10:12]}:{value[12:14]}"
     ).replace(tzinfo=KST)
-
-
-def format_timestamp(moment: dt.datetime) -> str:
-    return moment.astimezone(KST).strftime("%Y%m%d%H%M%S")
 
 
 def format_api_datetime(moment: dt.datetime) -> str:
