@@ -164,6 +164,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     final = "final" if result.is_final else f"NOT final: {result.days_synced}/{result.days_in_month} days synced"
     print(f"{result.kind} report {result.month} v{result.version} {state}: {result.path} ({final})")
     reports.write_index(warehouse, reports_dir)
+    warehouse.publish()  # the report's version record is warehouse data too
     return 0
 
 

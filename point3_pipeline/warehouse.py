@@ -1,9 +1,10 @@
 """The DuckDB warehouse: connections, versioned migrations, derived tables, the analysts' copy.
 
 DuckDB lets one process hold a file read-write and refuses every other process, readers
-included. So writers hold short connections (one per window or step) and, after each
-successful write, publish a read-only copy (`<name>.published.duckdb`, replaced atomically)
-that analysts open with their own tools while the pipeline runs.
+included. So writers hold a connection only for one step (a sync run, a derived refresh, a
+report) and, after each successful write, publish a read-only copy
+(`<name>.published.duckdb`, replaced atomically) that analysts open with their own tools
+while the pipeline runs. A writer that finds the file taken waits for it, bounded.
 """
 
 from __future__ import annotations
