@@ -13,10 +13,9 @@ from dagster import (
     asset,
 )
 
-from dagster_project import summaries
 from dagster_project.partitions import daily_partitions, month_to_days, monthly_partitions, report_month
 from dagster_project.resources import Point3Resource, ReportsResource, WarehouseResource
-from point3_pipeline import reports, sync
+from point3_pipeline import reports, summaries, sync
 from point3_pipeline.reports import ReportResult
 
 # DuckDB admits one writing process: every step that writes the warehouse takes this pool's

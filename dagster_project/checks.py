@@ -8,7 +8,6 @@ from dagster import (
     asset_check,
 )
 
-from dagster_project import summaries
 from dagster_project.assets import (
     WAREHOUSE_POOL,
     monthly_reconciliation_report,
@@ -17,9 +16,7 @@ from dagster_project.assets import (
     point3_payments,
 )
 from dagster_project.resources import ReportsResource, WarehouseResource
-from point3_pipeline import reports
-from point3_pipeline.reports.data import Month, coverage
-from point3_pipeline.reports.versions import PreviousVersion, all_versions, latest_version
+from point3_pipeline import reports, summaries
 from point3_pipeline.sync import kst_now
 
 
@@ -87,12 +84,6 @@ def vat_plus_tax_free_equals_total(warehouse: WarehouseResource) -> AssetCheckRe
     )
 
 
-def _latest_reports(conn, kind: str) -> dict[Month, PreviousVersion]:
-    """The latest version of each month's `kind` report, oldest month first."""
-    months = sorted({row[1] for row in all_versions(conn) if row[0] == kind})
-    return {month: latest_version(conn, kind, month) for month in (Month.parse(f"{m:%Y-%m}") for m in months)}
-
-
 # The report checks cover every month reported (the latest version of each), not one
 # partition: a partitioned asset check is still a preview feature in this Dagster.
 def _report_checks(report, kind: str) -> list[AssetChecksDefinition]:
@@ -101,24 +92,16 @@ def _report_checks(report, kind: str) -> list[AssetChecksDefinition]:
         description="A report is final only if every day of its month has a complete sync taken after the day.",
     )  # fmt: skip
     def every_day_synced(warehouse: WarehouseResource) -> AssetCheckResult:
-        today = kst_now().date()
-        wrong, not_final = [], []
         with warehouse.get().connect(read_only=True) as conn:
-            latest = _latest_reports(conn, kind)
-            for month, version in latest.items():
-                missing = coverage(conn, month, today).missing
-                if missing and version.is_final:
-                    wrong.append(f"{month.label} v{version.version} says final but misses {', '.join(map(str, missing))}")
-                elif missing:
-                    not_final.append(f"{month.label} v{version.version}: {len(month.days) - len(missing)} / {len(month.days)} days synced")
+            finality = summaries.report_finality(conn, kind, kst_now().date())
         return AssetCheckResult(
-            passed=not wrong and not not_final,
+            passed=not finality.final_but_days_missing and not finality.not_final,
             # A report calling itself final over missing days is wrong; one saying "not final" is honest.
-            severity=AssetCheckSeverity.ERROR if wrong else AssetCheckSeverity.WARN,
+            severity=AssetCheckSeverity.ERROR if finality.final_but_days_missing else AssetCheckSeverity.WARN,
             metadata={
-                "months_reported": len(latest),
-                "final_but_days_missing": _bullets(wrong),
-                "not_final": _bullets(not_final),
+                "months_reported": finality.months_reported,
+                "final_but_days_missing": _bullets(finality.final_but_days_missing),
+                "not_final": _bullets(finality.not_final),
             },
         )
 
@@ -129,7 +112,7 @@ def _report_checks(report, kind: str) -> list[AssetChecksDefinition]:
     def totals_match(warehouse: WarehouseResource, reports_dir: ReportsResource) -> AssetCheckResult:
         wh = warehouse.get()
         with wh.connect(read_only=True) as conn:
-            paths = [reports_dir.path / version.file_name for version in _latest_reports(conn, kind).values()]
+            paths = [reports_dir.path / version.file_name for version in summaries.latest_reports(conn, kind).values()]
         problems = [
             problem
             for path in paths

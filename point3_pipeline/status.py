@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from point3_pipeline.summaries import rejected_reasons
 from point3_pipeline.warehouse import Warehouse, WarehouseError
 
 
@@ -71,11 +72,9 @@ def _status(conn, source) -> str:
         )
     if not runs:
         lines.append("  none yet")
-    rejected = conn.execute(
-        "SELECT reason, count(*) FROM rejected_records GROUP BY reason ORDER BY count(*) DESC LIMIT 10"
-    ).fetchall()
+    rejected = rejected_reasons(conn)
     lines.append(f"rejected records: {sum(n for _, n in rejected):,}")
-    lines.extend(f"  {n:,} × {reason}" for reason, n in rejected)
+    lines.extend(f"  {n:,} × {reason}" for reason, n in rejected[:10])
     balance = conn.execute(
         "SELECT observed_at, balance FROM settlement_observations ORDER BY observed_at DESC LIMIT 1"
     ).fetchone()

@@ -1,10 +1,15 @@
-"""Read-only figures the UI shows: counts and totals for metadata, findings for the checks.
+"""Read-only figures over the warehouse: counts and totals for Dagster's metadata, findings
+for its asset checks and for `point3 status`. Plain functions over a DuckDB connection."""
 
-Plain functions over a DuckDB connection (no Dagster here), so tests and the library's own
-status command could use them as well.
-"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
 
 import duckdb
+
+from point3_pipeline.reports.data import Month, coverage
+from point3_pipeline.reports.versions import PreviousVersion, all_versions, latest_version
 
 
 def _row(conn: duckdb.DuckDBPyConnection, sql: str, names: tuple[str, ...]) -> dict[str, int]:
@@ -53,3 +58,30 @@ def vat_rule_violations(conn: duckdb.DuckDBPyConnection) -> tuple[int, list[tupl
         "ORDER BY payment_date, signature LIMIT 10"
     ).fetchall()
     return count, sample
+
+
+def latest_reports(conn: duckdb.DuckDBPyConnection, kind: str) -> dict[Month, PreviousVersion]:
+    """The latest version of each month's `kind` report, oldest month first."""
+    months = sorted({row[1] for row in all_versions(conn) if row[0] == kind})
+    return {month: latest_version(conn, kind, month) for month in (Month.parse(f"{m:%Y-%m}") for m in months)}
+
+
+@dataclass(frozen=True)
+class ReportFinality:
+    months_reported: int
+    final_but_days_missing: list[str]  # wrong: a workbook calling itself final over gaps
+    not_final: list[str]  # honest: a workbook that says it is not final yet
+
+
+def report_finality(conn: duckdb.DuckDBPyConnection, kind: str, today: dt.date) -> ReportFinality:
+    """Whether each month's latest `kind` workbook may call itself final: every day of the
+    month must have a complete sync."""
+    latest = latest_reports(conn, kind)
+    wrong, not_final = [], []
+    for month, version in latest.items():
+        missing = coverage(conn, month, today).missing
+        if missing and version.is_final:
+            wrong.append(f"{month.label} v{version.version} says final but misses {', '.join(map(str, missing))}")
+        elif missing:
+            not_final.append(f"{month.label} v{version.version}: {len(month.days) - len(missing)} / {len(month.days)} days synced")
+    return ReportFinality(len(latest), wrong, not_final)
