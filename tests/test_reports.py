@@ -181,6 +181,15 @@ def test_a_file_left_by_a_render_that_died_before_its_commit_is_kept_aside(novem
     assert [p.read_bytes() for p in kept] == [b"left by a crashed render"]
 
 
+def test_a_workbook_gone_from_the_folder_is_written_again(november):
+    books, wh, out = november
+    v1 = render_tax_report(wh, NOV, out, now=NOW)
+    v1.path.unlink()
+    again = render_tax_report(wh, NOV, out, now=NOW)
+    assert (again.version, again.created) == (2, True) and again.path.exists()
+    assert verify_report(wh, again.path) == []
+
+
 def test_late_cancellation_makes_v2_and_keeps_v1(november):
     books, wh, out = november
     v1 = render_tax_report(wh, NOV, out, now=NOW)

@@ -78,7 +78,7 @@ def _figures(row: tuple, keys_from: tuple[str, ...] = data.SUM_KEYS) -> list[int
 
 
 def _summary(wb: Workbook, ctx: ReportContext) -> None:
-    ws = free_sheet(wb, SUMMARY, [26, 22, 16, 16, 16, 16])
+    ws = free_sheet(wb, SUMMARY, [26, 34, 21, 16, 16, 16])
     t = ctx.totals
     rows = header_rows(ctx, "point3 월간 부가세·문화비 보고서")
     rows += [
@@ -141,16 +141,16 @@ def _daily(wb: Workbook, ctx: ReportContext) -> None:
 PAYMENT_COLUMNS = [
     Column("승인 시각 (KST)", "accepted at, KST", "datetime", 19),
     Column("결제일", "payment date", "date", 11),
-    Column("서명", "signature", width=34),
-    Column("주문번호", "order id", width=18),
-    Column("상품명", "product", width=24),
-    Column("문화비 코드", "culture code", width=7),
-    Column("문화비 유형", "culture type", width=18),
-    Column("결제수단", "method", width=10),
+    Column("서명", "signature", width=38),
+    Column("주문번호", "order id", width=24),
+    Column("상품명", "product", width=32),
+    Column("문화비 코드", "culture code", width=9),
+    Column("문화비 유형", "culture type", width=22),
+    Column("결제수단", "method", width=15),
     Column("결제금액", "total", "won", 12),
     Column("공급가액", "supply value", "won", 12),
     Column("부가세", "VAT", "won", 10),
-    Column("상태", "status", width=7),
+    Column("상태", "status", width=8),
     Column("취소 감지 시각 (KST)", "cancel detected at, KST", "datetime", 19),
 ]
 
@@ -191,10 +191,10 @@ CANCELLATION_COLUMNS = [
     Column("구분", "which", width=22),
     Column("결제일", "payment date", "date", 11),
     Column("승인 시각 (KST)", "accepted at, KST", "datetime", 19),
-    Column("서명", "signature", width=34),
-    Column("주문번호", "order id", width=18),
-    Column("상품명", "product", width=22),
-    Column("문화비 코드", "culture code", width=7),
+    Column("서명", "signature", width=38),
+    Column("주문번호", "order id", width=24),
+    Column("상품명", "product", width=32),
+    Column("문화비 코드", "culture code", width=9),
     Column("결제금액", "total", "won", 12),
     Column("공급가액", "supply value", "won", 12),
     Column("부가세", "VAT", "won", 10),
@@ -255,10 +255,10 @@ def _cancellations(wb: Workbook, ctx: ReportContext) -> None:
 
 CHECK_COLUMNS = [
     Column("검사", "check", width=26),
-    Column("서명", "signature", width=34),
+    Column("서명", "signature", width=38),
     Column("결제일", "payment date", "date", 11),
-    Column("주문번호", "order id", width=18),
-    Column("상품명", "product", width=22),
+    Column("주문번호", "order id", width=24),
+    Column("상품명", "product", width=32),
     Column("결제금액", "total", "won", 12),
     Column("공급가액", "supply value", "won", 12),
     Column("부가세", "VAT", "won", 10),
@@ -337,10 +337,10 @@ def _checks(wb: Workbook, ctx: ReportContext) -> None:
 
 CHANGE_COLUMNS = [
     Column("변경", "change", width=22),
-    Column("서명", "signature", width=34),
+    Column("서명", "signature", width=38),
     Column("결제일", "payment date", "date", 11),
-    Column("주문번호", "order id", width=18),
-    Column("상품명", "product", width=22),
+    Column("주문번호", "order id", width=24),
+    Column("상품명", "product", width=32),
     Column("이전 결제금액", "total before", "won", 12),
     Column("현재 결제금액", "total now", "won", 12),
     Column("이전 공급가액", "supply before", "won", 12),

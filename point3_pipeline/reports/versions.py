@@ -216,7 +216,13 @@ def render(
             cover = data.coverage(conn, month, now.date())
             print_ = fingerprint(conn, kind, month, cover)
             previous = latest_version(conn, kind, month)
-            if previous is not None and previous.fingerprint == print_:
+            # Unchanged data and its workbook still there: nothing to write. (A workbook gone
+            # from this folder, or a folder changed, gets a fresh version.)
+            if (
+                previous is not None
+                and previous.fingerprint == print_
+                and (reports_dir / previous.file_name).exists()
+            ):
                 conn.execute("ROLLBACK")
                 return ReportResult(
                     kind, month.label, previous.version, reports_dir / previous.file_name, False,

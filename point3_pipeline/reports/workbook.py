@@ -121,7 +121,7 @@ class Sheet:
         self.data_rows = 0
         self._last_data_row: int | None = None
         self.ws.freeze_panes = f"A{self.first_data_row}"
-        self.ws.row_dimensions[self.header_row].height = 32
+        self.ws.row_dimensions[self.header_row].height = 45  # Korean over English, either may wrap
         self.ws.print_title_rows = f"{self.header_row}:{self.header_row}"
         setup_print(self.ws)
         for row in above:
