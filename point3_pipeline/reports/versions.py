@@ -107,7 +107,7 @@ _OBSERVATIONS_FINGERPRINT = """
     SELECT coalesce(md5(string_agg(concat_ws('|', observed_at, balance), chr(10) ORDER BY observed_at)), '')
     FROM settlement_observations
     WHERE observed_at < ? AND observed_at >= coalesce(
-        (SELECT max(observed_at) FROM settlement_observations WHERE observed_at <= ?), ?)
+        (SELECT max(observed_at) FROM settlement_observations WHERE observed_at < ?), ?)
 """
 
 
