@@ -30,29 +30,12 @@ from point3_pipeline.errors import (
 )
 from point3_pipeline.models import KST, PaymentRequest
 from point3_pipeline.retry import RetryEvent, RetryPolicy, retry_reason
+from tests.records import record
 
 KEY = "sk_live_ZEBRA42unmistakable"
 NEW_KEY = "sk_live_NEWKEY99distinctive"
 BASE = "http://point3.test"
 START = dt.datetime(2024, 3, 1, tzinfo=KST)
-
-
-def record(**changes):
-    raw = {
-        "signature": "CnwGnosGohK2iu3cSrE68Ew4xVLr98Gl",
-        "userId": "1",
-        "clientNickname": "바이올렛 캔디 앤 젤리",
-        "purchasingProductName": "바이올렛 솜사탕맛 젤리",
-        "totalCharge": 1000,
-        "taxFreeAmount": 900,
-        "vat": 100,
-        "orderIdFromClient": "order-1",
-        "clientIdentification": "widgetpaytester0",
-        "clientGeneratedUserId": "user-1",
-        "isCanceled": False,
-    }
-    raw.update(changes)
-    return {k: v for k, v in raw.items() if v is not ...}
 
 
 def envelope(result, *, status=200, code=200, message="success", headers=None):
