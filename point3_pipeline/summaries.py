@@ -47,7 +47,7 @@ def duplicate_signatures(conn: duckdb.DuckDBPyConnection, table: str) -> tuple[i
 
 def rejected_reasons(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
     return conn.execute(
-        "SELECT reason, count(*) FROM rejected_records GROUP BY reason ORDER BY count(*) DESC, reason"
+        "SELECT reason, CAST(sum(copies) AS BIGINT) AS n FROM rejected_records GROUP BY reason ORDER BY n DESC, reason"
     ).fetchall()
 
 

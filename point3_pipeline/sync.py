@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -261,7 +262,8 @@ class _WindowRead:
     started: float
     observed_at: dt.datetime
     orders: dict[str, Order] = field(default_factory=dict)
-    rejected: dict[str, tuple[int, RejectedRecord]] = field(default_factory=dict)
+    # record hash -> (page, record, copies returned by the latest walk)
+    rejected: dict[str, tuple[int, RejectedRecord, int]] = field(default_factory=dict)
     walks: int = 0
     pages: int = 0
     records_read: int = 0
@@ -278,6 +280,7 @@ def _read_window(client: Point3Client, day: dt.date, clock: Clock, max_walks: in
     while read.walks < max_walks and not settled:
         read.walks += 1
         seen_this_walk: set[str] = set()
+        rejected_this_walk: Counter[str] = Counter()
         shifted = False
         new = 0
         for page in client.iter_payment_pages(start, end):
@@ -291,7 +294,9 @@ def _read_window(client: Point3Client, day: dt.date, clock: Clock, max_walks: in
                     new += 1
                 read.orders[order.signature] = order
             for rejected in page.rejected:
-                read.rejected[hashlib.md5(rejected.raw_text.encode()).hexdigest()] = (page.page, rejected)
+                record_hash = hashlib.md5(rejected.raw_text.encode()).hexdigest()
+                rejected_this_walk[record_hash] += 1
+                read.rejected[record_hash] = (page.page, rejected, rejected_this_walk[record_hash])
         # A clean first walk stands; after pages shifted, walk again until a walk adds nothing.
         settled = (read.walks == 1 and not shifted) or (read.walks > 1 and new == 0)
     read.retries = client.stats.retries - retries_before
@@ -352,7 +357,7 @@ def _window_result(read: _WindowRead, counts: tuple[int, int, int]) -> WindowRes
         payments_new=new,
         payments_changed=changed,
         newly_canceled=canceled,
-        rejected=len(read.rejected),
+        rejected=sum(copies for _, _, copies in read.rejected.values()),
         retries=read.retries,
         is_complete=read.incomplete_reason is None,
         incomplete_reason=read.incomplete_reason,
@@ -594,9 +599,9 @@ def _write_payments(
 def _write_rejected(conn: duckdb.DuckDBPyConnection, run_id: int, reads: list[_WindowRead]) -> None:
     rows = [
         (record_hash, r.signature, r.reason, r.raw_text, DATE_ENDPOINT, read.day, page, run_id, run_id,
-         read.observed_at, read.observed_at, 1)
+         read.observed_at, read.observed_at, 1, copies)
         for read in reads
-        for record_hash, (page, r) in read.rejected.items()
+        for record_hash, (page, r, copies) in read.rejected.items()
     ]
     if not rows:
         return
@@ -605,7 +610,7 @@ def _write_rejected(conn: duckdb.DuckDBPyConnection, run_id: int, reads: list[_W
     table = pa.table(
         list(zip(*rows)),
         names=["record_hash", "signature", "reason", "raw_text", "endpoint", "window_date", "page", "first_run_id",
-               "last_run_id", "first_rejected_at", "last_rejected_at", "times_seen"],
+               "last_run_id", "first_rejected_at", "last_rejected_at", "times_seen", "copies"],
     )
     conn.register("incoming_rejected", table)
     try:
@@ -618,7 +623,8 @@ def _write_rejected(conn: duckdb.DuckDBPyConnection, run_id: int, reads: list[_W
                 page = excluded.page,
                 last_run_id = excluded.last_run_id,
                 last_rejected_at = excluded.last_rejected_at,
-                times_seen = rejected_records.times_seen + 1
+                times_seen = rejected_records.times_seen + 1,
+                copies = excluded.copies
             """
         )
     finally:

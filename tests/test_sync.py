@@ -254,17 +254,23 @@ def test_hostile_records_are_stored_or_quarantined_never_lost(sandbox, client, w
          "vat": 1000, "purchasingProductName": name, "orderIdFromClient": name, "extraField": {"nested": [1, 2]}}
         for i, name in enumerate(STORED)
     ]
-    sandbox.state.inject_records(HOSTILE + stored, at)
+    # The first hostile record twice, byte for byte: one row, two copies.
+    sandbox.state.inject_records(HOSTILE + [HOSTILE[0]] + stored, at)
     full_sync(sandbox, warehouse, client)
     full_sync(sandbox, warehouse, client)  # a re-run counts the same rejections again, not new rows
     with warehouse.connect(read_only=True) as conn:
         rejected = conn.execute("SELECT reason, raw_text, times_seen, window_date FROM rejected_records").fetchall()
+        copies = conn.execute("SELECT sum(copies), max(copies) FROM rejected_records").fetchone()
+        logged = conn.execute(
+            "SELECT rejected FROM sync_windows WHERE window_date = ? ORDER BY run_id DESC LIMIT 1", [at.date()]
+        ).fetchone()[0]
         names = {r[0]: r[1] for r in conn.execute(
             "SELECT signature, purchasing_product_name FROM payments WHERE signature LIKE 'STORED%'").fetchall()}
         extra = conn.execute(
             "SELECT raw_record->>'$.extraField.nested[1]' FROM payments WHERE signature = ?", [stored[0]["signature"]]
         ).fetchone()[0]
     assert len(rejected) == len(HOSTILE)
+    assert copies == (len(HOSTILE) + 1, 2) and logged == len(HOSTILE) + 1
     reasons = " | ".join(sorted(r[0] for r in rejected))
     for fragment in ("missing signature", "totalCharge is not an integer", "unknown cultureExpenseType",
                      "timeStampOnAccept", "isCanceled", "not an object", "beyond a 64-bit amount",

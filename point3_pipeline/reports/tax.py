@@ -299,7 +299,8 @@ CHECKS_SQL = """
         FROM month_payments AS p JOIN repeated AS r USING (order_id_from_client)
         UNION ALL
         SELECT 5, '거부된 레코드 rejected record', signature, window_date, NULL, NULL, NULL, NULL, NULL,
-               reason || ' — ' || left(raw_text, 300)
+               reason || CASE WHEN copies > 1 THEN ' (' || CAST(copies AS VARCHAR) || '건 동일)' ELSE '' END
+                      || ' — ' || left(raw_text, 300)
         FROM rejected_records WHERE window_date BETWEEN ? AND ?
         UNION ALL
         SELECT 6, '취소 철회 anomaly (canceled, then active again)', signature, payment_date, order_id_from_client,

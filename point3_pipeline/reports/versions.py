@@ -93,7 +93,7 @@ _CANCELLATIONS_FINGERPRINT = """
     WHERE payment_date BETWEEN ? AND ? OR detected_date BETWEEN ? AND ?
 """
 _REJECTED_FINGERPRINT = """
-    SELECT coalesce(md5(string_agg(concat_ws('|', record_hash, reason), chr(10) ORDER BY record_hash)), '')
+    SELECT coalesce(md5(string_agg(concat_ws('|', record_hash, reason, copies), chr(10) ORDER BY record_hash)), '')
     FROM rejected_records WHERE window_date BETWEEN ? AND ?
 """
 _ORDER_ID_FINGERPRINT = """
