@@ -223,9 +223,19 @@ def _summary(wb: Workbook, ctx: ReportContext) -> None:
         [Styled("잔액 관측이 없는 날", "label"), "days without observations", t["days_without_observations"]],
         [],
         line("잔액은 30분마다 갱신됩니다: 관측값은 그 30분 구간 시작 시점의 잔액으로 봅니다.", "note"),
-        line("결제 유입은 그 사이 승인된 결제 전액(나중에 취소된 것 포함), 취소 유출은 그 사이 동기화가 처음 본 취소입니다.", "note"),
+        line("결제 유입은 그 사이 승인된 결제 전액(나중에 취소된 것 포함), 취소 유출은 그 사이 동기화가 처음 본 취소입니다"
+             " (처음 볼 때 이미 취소된 결제는 그 결제 시각에 나갑니다).", "note"),
         line(f"{UNEXPLAINED}: 지급(정산), 수수료, 시차 — point3 API에 나오지 않습니다 ({UNEXPLAINED_EN}).", "note"),
     ]
+    untimed = ctx.conn.execute(
+        "SELECT count(*) FROM payments WHERE accepted_at IS NULL AND payment_date BETWEEN ? AND ?",
+        [ctx.month.first, ctx.month.last],
+    ).fetchone()[0]
+    if untimed:
+        rows.append(line(
+            f"승인 시각이 없는 결제 {untimed:,}건은 결제일 00:00에 들어온 것으로 계산했습니다"
+            f" ({untimed:,} payments without an accept time are placed at 00:00 KST of their day).", "note",
+        ))
     write_rows(ws, rows)
 
 
