@@ -136,24 +136,27 @@ SUM_KEYS = (
     "net_count", "net_total", "net_supply_value", "net_vat",
 )  # fmt: skip
 
-_SUMS = """
-    CAST(count(*) AS BIGINT),
+def _sums(counted: str = "*") -> str:
+    """The SUM_KEYS aggregates over payment rows; `counted` is what count() counts (a column
+    of the outer side's partner in a LEFT JOIN, so empty groups count 0)."""
+    return f"""
+    CAST(count({counted}) AS BIGINT),
     CAST(coalesce(sum(total_charge), 0) AS BIGINT),
     CAST(coalesce(sum(tax_free_amount), 0) AS BIGINT),
     CAST(coalesce(sum(vat), 0) AS BIGINT),
-    CAST(count(*) FILTER (WHERE is_canceled) AS BIGINT),
+    CAST(count({counted}) FILTER (WHERE is_canceled) AS BIGINT),
     CAST(coalesce(sum(total_charge) FILTER (WHERE is_canceled), 0) AS BIGINT),
     CAST(coalesce(sum(tax_free_amount) FILTER (WHERE is_canceled), 0) AS BIGINT),
     CAST(coalesce(sum(vat) FILTER (WHERE is_canceled), 0) AS BIGINT),
-    CAST(count(*) FILTER (WHERE NOT is_canceled) AS BIGINT),
+    CAST(count({counted}) FILTER (WHERE NOT is_canceled) AS BIGINT),
     CAST(coalesce(sum(total_charge) FILTER (WHERE NOT is_canceled), 0) AS BIGINT),
     CAST(coalesce(sum(tax_free_amount) FILTER (WHERE NOT is_canceled), 0) AS BIGINT),
     CAST(coalesce(sum(vat) FILTER (WHERE NOT is_canceled), 0) AS BIGINT)
-"""
+    """
 
 def month_totals(conn: duckdb.DuckDBPyConnection, month: Month) -> dict[str, int]:
     row = conn.execute(
-        f"SELECT {_SUMS} FROM payments WHERE payment_date BETWEEN ? AND ?", [month.first, month.last]
+        f"SELECT {_sums()} FROM payments WHERE payment_date BETWEEN ? AND ?", [month.first, month.last]
     ).fetchone()
     totals = dict(zip(SUM_KEYS, row))
     earlier = conn.execute(
@@ -185,19 +188,12 @@ def per_culture_type(conn: duckdb.DuckDBPyConnection, month: Month) -> list[tupl
     return conn.execute(
         f"""
         WITH p AS (
-            SELECT coalesce(culture_expense_type, 'unknown') AS code, *
+            SELECT coalesce(culture_expense_type, 'unknown') AS code, total_charge, tax_free_amount, vat, is_canceled
             FROM payments WHERE payment_date BETWEEN ? AND ?
-        ),
-        -- codes outside the reference table (the contract allows none) count as unknown
-        typed AS (
-            SELECT CASE WHEN code IN (SELECT culture_expense_type FROM culture_expense_types)
-                        THEN code ELSE 'unknown' END AS code, total_charge, tax_free_amount, vat, is_canceled
-            FROM p
         )
-        SELECT t.culture_expense_type, t.name_ko, t.deduction_group,
-               {_SUMS.replace("count(*)", "count(typed.code)")}
+        SELECT t.culture_expense_type, t.name_ko, t.deduction_group, {_sums("p.code")}
         FROM culture_expense_types AS t
-        LEFT JOIN typed ON typed.code = t.culture_expense_type
+        LEFT JOIN p ON p.code = t.culture_expense_type
         GROUP BY t.culture_expense_type, t.name_ko, t.deduction_group, t.sort_order
         ORDER BY t.sort_order
         """,
@@ -213,7 +209,7 @@ def per_day(conn: duckdb.DuckDBPyConnection, month: Month) -> list[tuple]:
             SELECT CAST(d AS DATE) AS day FROM range(CAST(? AS DATE), CAST(? AS DATE) + 1, INTERVAL 1 DAY) AS r(d)
         ),
         p AS (SELECT * FROM payments WHERE payment_date BETWEEN ? AND ?)
-        SELECT days.day, {_SUMS.replace("count(*)", "count(p.signature)")}
+        SELECT days.day, {_sums("p.signature")}
         FROM days LEFT JOIN p ON p.payment_date = days.day
         GROUP BY days.day ORDER BY days.day
         """,
