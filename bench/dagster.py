@@ -27,6 +27,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from point3_pipeline.sandbox.process import spawn
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 
@@ -70,18 +72,8 @@ def graphql(port: int, query: str, variables: dict | None = None) -> dict:
 
 
 def start_sandbox(tmp: Path, days: int, per_day: int) -> tuple[subprocess.Popen, dict]:
-    ready = tmp / "sandbox.json"
-    proc = subprocess.Popen(
-        [str(BIN / "point3"), "sandbox", "--port", "0", "--days", str(days), "--per-day", str(per_day),
-         "--future-days", "0", "--ready-file", str(ready)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("bench: the sandbox did not start")
-        time.sleep(0.1)
-    return proc, json.loads(ready.read_text())
+    return spawn(["--days", str(days), "--per-day", str(per_day), "--future-days", "0"], tmp / "sandbox.json",
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def pipeline_env(tmp: Path, name: str, sandbox: dict, first: dt.date) -> dict[str, str]:

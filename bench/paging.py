@@ -13,41 +13,21 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from point3_pipeline.client import Point3Client
 from point3_pipeline.models import parse_api_datetime
+from point3_pipeline.sandbox.process import cpu_seconds, spawn
 
 START_AT = "2026-03-18T15:00:00"  # fixed, so every run pages the same data
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc (Linux)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()  # the command name may contain spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def start_sandbox(days: int, per_day: int, ready: Path) -> tuple[subprocess.Popen, dict]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "point3_pipeline.sandbox", "--port", "0", "--days", str(days),
-         "--per-day", str(per_day), "--future-days", "0", "--start-at", START_AT, "--speed", "0",
-         "--ready-file", str(ready)],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while not ready.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise SystemExit("the sandbox did not start")
-        time.sleep(0.05)
-    return process, json.loads(ready.read_text())
+    return spawn(["--days", str(days), "--per-day", str(per_day), "--future-days", "0", "--start-at", START_AT,
+                  "--speed", "0"], ready, stdout=subprocess.DEVNULL)
 
 
 def walk(client: Point3Client, start, page_size: int) -> int:
@@ -74,11 +54,11 @@ def main() -> int:
                 print(f"{'page size':>9} {'orders':>8} {'wall s':>7} {'orders/s':>9} "
                       f"{'sandbox CPU s':>13} {'client CPU s':>12} {'sandbox/client':>14}")
                 for size in sizes:
-                    server_cpu, client_cpu, wall = process_cpu_seconds(process.pid), time.process_time(), time.perf_counter()
+                    server_cpu, client_cpu, wall = cpu_seconds(process.pid), time.process_time(), time.perf_counter()
                     pulled = walk(client, start, size)
                     wall = time.perf_counter() - wall
                     client_cpu = time.process_time() - client_cpu
-                    server_cpu = process_cpu_seconds(process.pid) - server_cpu
+                    server_cpu = cpu_seconds(process.pid) - server_cpu
                     print(f"{size:>9} {pulled:>8} {wall:>7.2f} {pulled / wall:>9.0f} "
                           f"{server_cpu:>13.2f} {client_cpu:>12.2f} {server_cpu / client_cpu:>14.2f}")
         finally:

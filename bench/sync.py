@@ -21,29 +21,16 @@ import textwrap
 import time
 from pathlib import Path
 
+from point3_pipeline.sandbox.process import cpu_seconds, spawn
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_VENV = ROOT / ".venv-bench"
 DLT_VERSION = "1.31.0"
 
 
 def start_sandbox(days: int, per_day: int, tmp: Path) -> tuple[subprocess.Popen, dict]:
-    ready = tmp / f"sandbox-{days}-{per_day}.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "point3_pipeline.sandbox", "--port", "0", "--days", str(days), "--per-day",
-         str(per_day), "--future-days", "0", "--ready-file", str(ready)],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 600
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("the sandbox did not start")
-        time.sleep(0.1)
-    return proc, json.loads(ready.read_text())
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return spawn(["--days", str(days), "--per-day", str(per_day), "--future-days", "0"],
+                 tmp / f"sandbox-{days}-{per_day}.json", timeout=600, stdout=subprocess.DEVNULL)
 
 
 def run_case(code: str, env: dict, python: str = sys.executable) -> dict:

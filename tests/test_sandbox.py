@@ -20,6 +20,7 @@ import pytest
 from point3_pipeline.models import CULTURE_EXPENSE_TYPES, KST, format_api_datetime, parse_order
 from point3_pipeline.sandbox import DEFAULT_KEY, Faults, SandboxConfig, SandboxServer, SandboxState
 from point3_pipeline.sandbox.openapi import openapi_document
+from point3_pipeline.sandbox.process import spawn
 
 NOW = dt.datetime(2026, 3, 18, 12, 1, 0, tzinfo=KST)  # a Wednesday, 12:01 KST
 DAY = dt.datetime(2026, 3, 17, tzinfo=KST)  # a full day of history before NOW
@@ -596,18 +597,9 @@ def test_openapi_lists_every_documented_path(sb):
 
 @pytest.mark.slow
 def test_cli_serves_until_sigterm(tmp_path):
-    ready = tmp_path / "ready.json"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "point3_pipeline.sandbox", "--port", "0", "--days", "3", "--per-day", "20",
-         "--key", "sk_sandbox_cli", "--max-page-size", "50", "--ready-file", str(ready)],
-        stdout=subprocess.PIPE, text=True,
-    )
+    process, info = spawn(["--days", "3", "--per-day", "20", "--key", "sk_sandbox_cli", "--max-page-size", "50"],
+                          tmp_path / "ready.json", timeout=20, stdout=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while not ready.exists():
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        info = json.loads(ready.read_text())
         assert info["key"] == "sk_sandbox_cli" and info["pid"] == process.pid
         headers = {"Authorization": "Basic sk_sandbox_cli"}
         assert httpx.get(info["url"] + "/api/settlement", headers=headers).status_code == 200

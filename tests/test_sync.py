@@ -16,6 +16,7 @@ import pytest
 from point3_pipeline import sync
 from point3_pipeline.client import Point3Client
 from point3_pipeline.models import KST
+from point3_pipeline.sandbox.process import spawn
 from point3_pipeline.warehouse import Warehouse
 from tests.conftest import (
     FAST_RETRY,
@@ -328,18 +329,9 @@ def test_a_failing_migration_leaves_nothing_behind(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_a_killed_sync_rolls_back_its_window_and_a_rerun_converges(tmp_path):
-    ready = tmp_path / "sandbox.json"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "point3_pipeline.sandbox", "--port", "0", "--seed", "11", "--days", "8",
-         "--per-day", "300", "--latency-ms", "40", "--ready-file", str(ready)],
-        stdout=subprocess.DEVNULL,
-    )
+    server, info = spawn(["--seed", "11", "--days", "8", "--per-day", "300", "--latency-ms", "40"],
+                         tmp_path / "sandbox.json", stdout=subprocess.DEVNULL)
     try:
-        for _ in range(200):
-            if ready.exists():
-                break
-            time.sleep(0.05)
-        info = json.loads(ready.read_text())
         env = {
             **os.environ,
             "POINT3_API_URL": info["url"],
