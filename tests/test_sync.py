@@ -15,7 +15,7 @@ import pytest
 
 from point3_pipeline import sync
 from point3_pipeline.client import Point3Client
-from point3_pipeline.models import KST
+from point3_pipeline.models import KST, parse_order
 from point3_pipeline.sandbox.process import spawn
 from point3_pipeline.warehouse import Warehouse
 from tests.conftest import (
@@ -405,3 +405,28 @@ def test_a_payment_stored_far_from_its_window_is_found_by_the_exact_lookup(sandb
         ).fetchall()
     assert rows == [(day, True)]
     assert [e[0] for e in events] == ["first_seen", "canceled"]
+
+
+def test_every_stored_column_is_the_field_the_contract_check_read(sandbox, client, warehouse):
+    """The warehouse takes fields out of the validated JSON in SQL: they must be exactly the
+    Order that parse_order made, for every payment and every column."""
+    at = SANDBOX_NOW - dt.timedelta(days=2, hours=5)
+    odd = [
+        {"signature": f"ODD{i:029d}", "isCanceled": i % 2 == 0, "totalCharge": 5_500, "taxFreeAmount": 5_000,
+         "vat": 500, "cultureExpenseType": code, "timeStampOnAccept": accepted, "purchasingProductName": name}
+        for i, (code, accepted, name) in enumerate([
+            ("", "", 'quote " and \\ backslash'), (None, None, "줄\n바꿈"), ("g", "20260316000000", "🎭"),
+        ])
+    ]
+    sandbox.state.inject_records(odd, at)
+    full_sync(sandbox, warehouse, client)
+    fields = ("total_charge", "tax_free_amount", "vat", "culture_expense_type", "payment_method_type",
+              "is_canceled", "order_id_from_client", "purchasing_product_name", "user_id",
+              "client_generated_user_id", "client_nickname", "client_identification", "accepted_at", "requested_at")
+    with warehouse.connect(read_only=True) as conn:
+        stored = {row[0]: row[1:] for row in conn.execute(f"SELECT signature, {', '.join(fields)} FROM payments").fetchall()}
+    expected = {}
+    for raw in sandbox.state.orders():
+        order = parse_order(raw)
+        expected[order.signature] = tuple(getattr(order, name) for name in fields)
+    assert stored == expected
