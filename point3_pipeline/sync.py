@@ -393,7 +393,7 @@ def _incoming_table(reads: list[_WindowRead]) -> pa.Table:
         # by the end (detection, an upper bound), being active by the start (a lower bound).
         values = (
             [o.signature for o in orders], [read.day] * n, [read.finished_at] * n, [read.observed_at] * n,
-            [o.is_canceled for o in orders], [o.accepted_at is None for o in orders], [o.raw_json for o in orders],
+            [o.is_canceled for o in orders], [o.accepted_text is None for o in orders], [o.raw_json for o in orders],
         )
         for column, more in zip(columns, values):
             column.extend(more)

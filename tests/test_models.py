@@ -36,9 +36,10 @@ def test_a_documented_record_parses():
         purchasing_product_name="바이올렛 솜사탕맛 젤리", order_id_from_client="orderIdRandom",
         client_identification="widgetpaytester0", client_generated_user_id="IDIDIDIDIDIDIDIDIDIDIDIDIDIDT0",
         payment_method_type="card", culture_expense_type="a",
-        requested_at=dt.datetime(2024, 3, 1, 23, 59, 59, tzinfo=KST),
-        accepted_at=dt.datetime(2024, 3, 2, 0, 0, 4, tzinfo=KST),
+        requested_text="20240301235959", accepted_text="20240302000004",
     )
+    assert order.requested_at == dt.datetime(2024, 3, 1, 23, 59, 59, tzinfo=KST)
+    assert order.accepted_at == dt.datetime(2024, 3, 2, 0, 0, 4, tzinfo=KST)
     assert order.accepted_at.utcoffset() == dt.timedelta(hours=9)
     assert order.vat + order.tax_free_amount == order.total_charge
 
@@ -116,13 +117,29 @@ def test_parse_timestamp(text, expected):
     assert parsed.strftime("%Y%m%d%H%M%S") == text
 
 
-@pytest.mark.parametrize("bad", [
-    "", "2024030112000", "202403011200000", "2024-03-01 12:00", "20240230120000", "20241301000000",
-    "20240301250000", "2024030112000a", " 20240301120000", None, 20240301120000,
-])
+BAD_TIMESTAMPS = [
+    "2024030112000", "202403011200000", "2024-03-01 12:00", "20240230120000", "20230229000000", "20241301000000",
+    "20240001000000", "20240301250000", "20240301240000", "20240301236000", "20240301235960", "2024030112000a",
+    " 20240301120000", "２０２４０３０１１２００００", 20240301120000,
+]
+
+
+@pytest.mark.parametrize("bad", ["", None, *BAD_TIMESTAMPS])
 def test_parse_timestamp_refuses(bad):
     with pytest.raises(ValueError):
         parse_timestamp(bad)
+
+
+@pytest.mark.parametrize("bad", BAD_TIMESTAMPS)
+def test_the_contract_check_refuses_the_timestamps_parse_timestamp_refuses(bad):
+    # parse_order checks timestamps without building datetimes: it must agree with parse_timestamp.
+    with pytest.raises(RecordRejected, match="timeStampOnAccept is not a YYYYMMDDHHmmss timestamp"):
+        parse_order(record(timeStampOnAccept=bad))
+
+
+@pytest.mark.parametrize("good", ["20240229235959", "20240101000000", "19991231235959"])
+def test_the_contract_check_accepts_real_times(good):
+    assert parse_order(record(timeStampOnAccept=good)).accepted_at == parse_timestamp(good)
 
 
 @pytest.mark.parametrize(("moment", "api", "stamp"), [
