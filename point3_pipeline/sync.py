@@ -314,15 +314,21 @@ def _commit_windows(conn: duckdb.DuckDBPyConnection, run_id: int, reads: list[_W
     """Write whole windows in one transaction. The fast path looks stored payments up only
     near the windows' days; if that misses a stored one (the insert then hits the primary
     key), the transaction is redone with an exact lookup over the whole table."""
-    # Registered outside the transaction: DuckDB refuses to unregister inside an aborted one.
-    conn.register("incoming", _incoming_table(reads))
+    # Copied into DuckDB once, outside the transaction (DuckDB refuses to unregister inside
+    # an aborted one): scanning a Python-held Arrow table takes the GIL from the reading
+    # thread, and the statements below read the batch several times.
+    conn.register("incoming_arrow", _incoming_table(reads))
     try:
-        return _commit_registered_windows(conn, run_id, reads)
+        conn.execute("CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM incoming_arrow")
     finally:
-        conn.unregister("incoming")
+        conn.unregister("incoming_arrow")
+    try:
+        return _write_batch(conn, run_id, reads)
+    finally:
+        conn.execute("DROP TABLE incoming")
 
 
-def _commit_registered_windows(
+def _write_batch(
     conn: duckdb.DuckDBPyConnection, run_id: int, reads: list[_WindowRead]
 ) -> list[WindowResult]:
     for restrict in (True, False):
@@ -420,7 +426,7 @@ _PAYMENT_COLUMNS = (
 def _write_payments(
     conn: duckdb.DuckDBPyConnection, run_id: int, reads: list[_WindowRead], *, restrict: bool
 ) -> dict[dt.date, tuple[int, int, int]]:
-    """From the registered `incoming` batch: classify, log events, insert new payments and
+    """From the `incoming` batch: classify, log events, insert new payments and
     update seen ones; counts per window day."""
     # The neighbourhood filter is fixed SQL text (no data in it); its bounds are parameters.
     # DuckDB prunes row groups by payment_date, so the cost follows the batch, not the history.
