@@ -146,6 +146,9 @@ def _optional_string(raw: dict[str, Any], key: str) -> str | None:
 
 @functools.lru_cache(maxsize=8192)
 def _is_calendar_day(yyyymmdd: str) -> bool:
+    # Years before 1900 are no payment time, and DuckDB cannot hand early ones back to Python.
+    if yyyymmdd < "1900":
+        return False
     try:
         dt.date(int(yyyymmdd[0:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:8]))
     except ValueError:
@@ -186,7 +189,7 @@ def parse_order(raw: Any) -> Order:
     culture = raw.get("cultureExpenseType")
     if culture == "":
         culture = None
-    elif culture is not None and culture not in CULTURE_EXPENSE_TYPES:
+    elif culture is not None and (type(culture) is not str or culture not in CULTURE_EXPENSE_TYPES):
         raise RecordRejected(f"unknown cultureExpenseType code {culture!r:.40}")
     try:
         # Serialised here, once: a record that cannot be stored as JSON (a lone surrogate,

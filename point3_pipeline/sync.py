@@ -277,6 +277,7 @@ def _read_window(client: Point3Client, day: dt.date, clock: Clock, max_walks: in
     read = _WindowRead(day=day, start=start, end=end, started=time.perf_counter(), observed_at=clock())
     retries_before = client.stats.retries
     settled = False
+    previous_rejected: Counter[str] = Counter()
     while read.walks < max_walks and not settled:
         read.walks += 1
         seen_this_walk: set[str] = set()
@@ -298,7 +299,15 @@ def _read_window(client: Point3Client, day: dt.date, clock: Clock, max_walks: in
                 rejected_this_walk[record_hash] += 1
                 read.rejected[record_hash] = (page.page, rejected, rejected_this_walk[record_hash])
         # A clean first walk stands; after pages shifted, walk again until a walk adds nothing.
-        settled = (read.walks == 1 and not shifted) or (read.walks > 1 and new == 0)
+        # A bad record seen twice in one walk is two copies, or one record a shift pushed
+        # across a page boundary: a walk without repeats, or one counting as the last did,
+        # tells them apart.
+        repeated = any(n > 1 for n in rejected_this_walk.values())
+        if read.walks == 1:
+            settled = not shifted and not repeated
+        else:
+            settled = new == 0 and (not repeated or rejected_this_walk == previous_rejected)
+        previous_rejected = rejected_this_walk
     read.retries = client.stats.retries - retries_before
     read.finished_at = clock()
     if not settled:

@@ -262,16 +262,17 @@ def test_hostile_records_are_stored_or_quarantined_never_lost(sandbox, client, w
     with warehouse.connect(read_only=True) as conn:
         rejected = conn.execute("SELECT reason, raw_text, times_seen, window_date FROM rejected_records").fetchall()
         copies = conn.execute("SELECT sum(copies), max(copies) FROM rejected_records").fetchone()
-        logged = conn.execute(
-            "SELECT rejected FROM sync_windows WHERE window_date = ? ORDER BY run_id DESC LIMIT 1", [at.date()]
-        ).fetchone()[0]
+        logged, walks = conn.execute(
+            "SELECT rejected, walks FROM sync_windows WHERE window_date = ? ORDER BY run_id DESC LIMIT 1", [at.date()]
+        ).fetchone()
         names = {r[0]: r[1] for r in conn.execute(
             "SELECT signature, purchasing_product_name FROM payments WHERE signature LIKE 'STORED%'").fetchall()}
         extra = conn.execute(
             "SELECT raw_record->>'$.extraField.nested[1]' FROM payments WHERE signature = ?", [stored[0]["signature"]]
         ).fetchone()[0]
     assert len(rejected) == len(HOSTILE)
-    assert copies == (len(HOSTILE) + 1, 2) and logged == len(HOSTILE) + 1
+    # A repeated bad record asks for a confirming walk, which counts the same.
+    assert copies == (len(HOSTILE) + 1, 2) and logged == len(HOSTILE) + 1 and walks == 2
     reasons = " | ".join(sorted(r[0] for r in rejected))
     for fragment in ("missing signature", "totalCharge is not an integer", "unknown cultureExpenseType",
                      "timeStampOnAccept", "isCanceled", "not an object", "beyond a 64-bit amount",
@@ -430,3 +431,38 @@ def test_every_stored_column_is_the_field_the_contract_check_read(sandbox, clien
         order = parse_order(raw)
         expected[order.signature] = tuple(getattr(order, name) for name in fields)
     assert stored == expected
+
+
+class _ShiftOnFirstWalk:
+    """A client whose first walk has a bad record pushed across a page boundary by a payment
+    arriving mid-walk (seen twice), and whose second walk is clean."""
+
+    def __init__(self):
+        from point3_pipeline.client import ClientStats
+
+        self.stats = ClientStats()
+        self.walks = 0
+
+    def iter_payment_pages(self, start, end):
+        from point3_pipeline.client import Page, RejectedRecord
+
+        self.walks += 1
+        ok = {"isCanceled": False, "totalCharge": 1_100, "taxFreeAmount": 1_000, "vat": 100}
+        a, b = parse_order({"signature": "A" * 32, **ok}), parse_order({"signature": "B" * 32, **ok})
+        bad = RejectedRecord.from_raw({"signature": "C" * 32, **ok, "vat": "100"}, "vat is not an integer amount")
+        if self.walks == 1:
+            yield Page(page=1, count=2, orders=[a], rejected=[bad], record_count=2)
+            yield Page(page=2, count=2, orders=[b], rejected=[bad], record_count=2)
+            yield Page(page=3, count=2, orders=[], rejected=[], record_count=0)
+        else:
+            yield Page(page=1, count=2, orders=[a, b], rejected=[], record_count=2)
+            yield Page(page=2, count=2, orders=[], rejected=[bad], record_count=1)
+
+
+def test_a_bad_record_seen_twice_because_pages_shifted_is_one_copy(warehouse):
+    day = SANDBOX_NOW.date() - dt.timedelta(days=3)
+    result = sync.sync_range(_ShiftOnFirstWalk(), warehouse, day, day, clock=lambda: SANDBOX_NOW)
+    [window] = result.windows
+    assert (window.walks, window.is_complete, window.rejected, window.distinct_payments) == (2, True, 1, 2)
+    with warehouse.connect(read_only=True) as conn:
+        assert conn.execute("SELECT copies FROM rejected_records").fetchall() == [(1,)]
