@@ -456,10 +456,11 @@ class Point3Client:
         except orjson.JSONDecodeError as exc:
             first_error = exc
         try:
-            # The standard library reads integers beyond 64 bits, which orjson refuses; such an
-            # amount then fails one record's contract check instead of the whole page.
+            # The standard library reads what orjson refuses but is still JSON (a lone
+            # surrogate escape, say): the odd record then fails its own contract check
+            # instead of making the whole page unreadable.
             return json.loads(content)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             pass
         try:
             repaired = _repair_json(content.decode("utf-8"))

@@ -459,6 +459,7 @@ def test_doc_style_token_answer_is_repaired(harness):
     DOC_ORDERS[:-1],
     DOC_ORDERS.replace('"userId": "1",', '"userId": "1'),  # unterminated string
     '{"statusCode": 200 "message": "success", "result": {}}',  # missing comma on one line: not a doc slip
+    '{"statusCode": 200, "message": "success", "result": {"orders": [' + "[" * 5000 + "]" * 5000 + "]}}",  # too deep
 ])
 def test_unrepairable_bodies_stay_malformed(harness, body):
     h = harness(raw_body(body), retry=RetryPolicy(max_attempts=2, jitter=0, sleep=lambda s: None))
