@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from point3_pipeline.models import CULTURE_EXPENSE_TYPES, KST, format_api_dateti
 from point3_pipeline.sandbox import DEFAULT_KEY, Faults, SandboxConfig, SandboxServer, SandboxState
 from point3_pipeline.sandbox.openapi import openapi_document
 from point3_pipeline.sandbox.process import spawn
+from point3_pipeline.sandbox.stall import DATE_PATH, StallMatch
 
 NOW = dt.datetime(2026, 3, 18, 12, 1, 0, tzinfo=KST)  # a Wednesday, 12:01 KST
 DAY = dt.datetime(2026, 3, 17, tzinfo=KST)  # a full day of history before NOW
@@ -82,6 +84,31 @@ def accepted_in(state: SandboxState, start: dt.datetime, end: dt.datetime, inclu
     lo, hi = start.timestamp(), end.timestamp()
     return [e.to_dict(now) for e in state.store.visible(now)
             if lo <= e.epoch and (e.epoch <= hi if inclusive else e.epoch < hi)]
+
+
+class InThread:
+    """A request sent from another thread; its result is there once the server answered."""
+
+    def __init__(self, send):
+        self.result: object = None
+        self._thread = threading.Thread(target=self._run, args=(send,), daemon=True)
+        self._thread.start()
+
+    def _run(self, send) -> None:
+        try:
+            self.result = send()
+        except Exception as exc:  # handed to the test, which asserts on it
+            self.result = exc
+
+    def join(self) -> object:
+        self._thread.join(timeout=30)
+        assert not self._thread.is_alive(), "the request did not finish after release"
+        return self.result
+
+
+def date_params(start, page=1, count=30) -> dict:
+    return {"startDate": format_api_datetime(start), "endDate": format_api_datetime(start + dt.timedelta(days=1)),
+            "page": page, "count": count}
 
 
 def pay(client: httpx.Client, **changes) -> str:
@@ -605,8 +632,13 @@ def test_cli_serves_until_sigterm(tmp_path):
         assert httpx.get(info["url"] + "/api/settlement", headers=headers).status_code == 200
         too_big = httpx.get(info["url"] + "/api/payments/date?startDate=2026-01-01T00:00:00&count=51", headers=headers)
         assert too_big.status_code == 400
+        # A request held by the stall gate does not keep SIGTERM from stopping the sandbox.
+        assert httpx.post(info["url"] + "/_sandbox/stall", json={"path": "/api/settlement"}).status_code == 200
+        held = InThread(lambda: httpx.get(info["url"] + "/api/settlement", headers=headers, timeout=30))
+        assert httpx.get(info["url"] + "/_sandbox/stall?wait_seconds=30", timeout=40).json()["result"]["held"] == 1
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
+        assert held.join().status_code == 200
         assert info["url"] in process.stdout.read()
     finally:
         if process.poll() is None:
@@ -628,3 +660,107 @@ def test_orjson_and_http_agree_on_records(sb):
     sb.state.cancel(payment.signature)
     later = now + 300
     assert orjson.loads(payment.to_json(later)) == payment.to_dict(later) and payment.is_canceled(later)
+
+
+# --- the stall gate -----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("match", "path", "query", "held"), [
+    ({}, DATE_PATH, {"startDate": "2026-03-17T00:00:00"}, True),
+    ({}, DATE_PATH, {}, True),
+    ({}, "/api/settlement", {}, False),
+    ({"path": "/api/settlement"}, "/api/settlement", {}, True),
+    ({"path": "/api/settlement"}, DATE_PATH, {}, False),
+    ({"page": 2}, DATE_PATH, {"startDate": "2026-03-17T00:00:00"}, False),
+    ({"page": 1}, DATE_PATH, {"startDate": "2026-03-17T00:00:00"}, True),
+    ({"page": 2}, DATE_PATH, {"page": "2"}, True),
+    ({"start_date": dt.date(2026, 3, 17)}, DATE_PATH, {"startDate": "2026-03-17T13:00:00"}, True),
+    ({"start_date": dt.date(2026, 3, 17)}, DATE_PATH, {"startDate": "2026-03-16T23:59:59"}, False),
+    ({"start_date": DAY}, DATE_PATH, {"startDate": "2026-03-17T00:00:00"}, True),
+    ({"start_date": DAY}, DATE_PATH, {"startDate": "2026-03-17T00:00:01"}, False),
+    ({"start_date": "2026-03-17 00:00:00"}, DATE_PATH, {"startDate": "2026-03-17T00:00:00"}, True),
+    ({"start_date": "2026-03-17T00:00:00"}, DATE_PATH, {"startDate": "nonsense"}, False),
+    ({"start_date": "2026-03-17"}, DATE_PATH, {}, False),
+])
+def test_stall_match(match, path, query, held):
+    assert StallMatch(**match).matches(path, query) is held
+
+
+@pytest.mark.parametrize("match", [{"start_date": "17.03.2026"}, {"start_date": dt.datetime(2026, 3, 17)},
+                                   {"page": 0}, {"page": "2"}, {"path": "api"}])
+def test_stall_match_rejects_bad_settings(match):
+    with pytest.raises(ValueError):
+        StallMatch(**match)
+
+
+def test_stall_holds_the_matching_request_until_released(sb):
+    client = api(sb)
+    sb.stall(start_date=DAY.date(), page=2)
+    assert client.get("/api/payments/date", params=date_params(DAY, page=1)).status_code == 200, "not matched"
+    held = InThread(lambda: client.get("/api/payments/date", params=date_params(DAY, page=2)))
+    assert sb.wait_stalled() == 1
+    assert held.result is None, "answered while held"
+    assert client.get("/api/settlement").status_code == 200, "other requests are served meanwhile"
+    sb.state.inject_records([{"signature": "added while held"}], DAY + dt.timedelta(hours=1))
+    assert sb.release() == 1
+    response = held.join()
+    assert response.status_code == 200
+    assert response.json()["result"]["orders"] == accepted_in(sb.state, DAY, DAY + dt.timedelta(days=1))[30:60]
+    assert client.get("/api/payments/date", params=date_params(DAY, page=2)).status_code == 200, "disarmed"
+    assert sb.release() == 0
+
+
+def test_stall_holds_every_matching_request_and_release_lets_all_go(sb):
+    client = api(sb)
+    sb.stall(path="/api/settlement")
+    first = InThread(lambda: api(sb).get("/api/settlement"))
+    assert sb.wait_stalled() >= 1
+    second = InThread(lambda: api(sb).get("/api/settlement"))
+    assert sb.wait_stalled(at_least=2) == 2
+    assert sb.release() == 2
+    assert first.join().status_code == second.join().status_code == 200
+    assert client.get("/api/settlement").status_code == 200
+
+
+def test_wait_stalled_is_bounded(sb):
+    sb.stall()
+    with pytest.raises(TimeoutError, match="0 request"):
+        sb.wait_stalled(timeout=0)
+
+
+def test_a_held_request_is_answered_503_when_its_bound_runs_out(sb):
+    sb.state.stall_gate.hold_seconds = 0  # the bound runs out at once
+    sb.stall()
+    response = api(sb).get("/api/payments/date", params=date_params(DAY))
+    assert response.status_code == 503
+    assert response.json() == {"statusCode": 503, "result": None,
+                               "message": "held by the sandbox's stall gate for 0 s; released automatically"}
+    assert sb.state.stall_gate.held == 0
+
+
+def test_stopping_the_sandbox_releases_held_requests():
+    server = SandboxServer(config()).start()
+    try:
+        server.stall()
+        held = InThread(lambda: api(server).get("/api/payments/date", params=date_params(DAY)))
+        server.wait_stalled()
+    finally:
+        server.stop()
+    assert held.join().status_code == 200
+
+
+def test_stall_over_http(sb):
+    admin = httpx.Client(base_url=sb.url + "/_sandbox", timeout=30)
+    armed = admin.post("/stall", json={"startDate": "2026-03-17T00:00:00", "page": 1})
+    assert armed.json()["result"] == {"held": 0, "armed": {"path": "/api/payments/date",
+                                                          "startDate": "2026-03-17T00:00:00", "page": 1}}
+    held = InThread(lambda: api(sb).get("/api/payments/date", params=date_params(DAY)))
+    assert admin.get("/stall", params={"wait_seconds": 30}).json()["result"]["held"] == 1
+    assert held.result is None
+    assert admin.post("/stall/release").json()["result"] == {"released": 1}
+    assert held.join().status_code == 200
+    assert admin.get("/stall").json()["result"] == {"held": 0, "armed": None}
+    assert admin.get("/stall", params={"wait_seconds": 0}).json()["result"]["held"] == 0
+    for bad in ({"startDate": "yesterday"}, {"page": 0}, {"when": 1}):
+        assert admin.post("/stall", json=bad).status_code == 400, bad
+    assert admin.get("/stall", params={"wait_seconds": "soon"}).status_code == 400
+    assert sb.state.stall_gate.armed is None

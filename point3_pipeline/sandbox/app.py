@@ -1,8 +1,8 @@
 """The sandbox's HTTP surface: point3's documented API, the widget, and /_sandbox admin.
 
 Every API answer is point3's envelope, errors included. API endpoints pass through
-`_api`: latency, merchant-key check, injected 429/500, then the handler, then (maybe) a
-truncated body. The widget and admin endpoints take no merchant key.
+`api`: latency, merchant-key check, the stall gate, injected 429/500, then the handler, then
+(maybe) a truncated body. The widget and admin endpoints take no merchant key.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from point3_pipeline.models import format_api_datetime, parse_api_datetime
 from point3_pipeline.sandbox.errors import ApiError
 from point3_pipeline.sandbox.openapi import openapi_document
 from point3_pipeline.sandbox.rules import payment_request_problems
+from point3_pipeline.sandbox.stall import DATE_PATH, StallMatch
 from point3_pipeline.sandbox.state import SandboxState
 from point3_pipeline.sandbox.widget import APPROVE_PATH, error_page, payment_page
 
 DEFAULT_COUNT = 30
+MAX_ADMIN_WAIT_SECONDS = 300.0
 JSON = "application/json"
 _ORDERS_HEAD = b'{"statusCode":200,"message":"success","result":{"orders":['
 _ORDERS_TAIL = b"]}}"
@@ -101,6 +103,10 @@ def create_app(state: SandboxState) -> Starlette:
                 await asyncio.sleep(faults.latency_ms / 1000)
             try:
                 _check_key(state, request)
+                gate = state.stall_gate
+                if not await gate.hold(request.url.path, request.query_params):
+                    return envelope(503, f"held by the sandbox's stall gate for {gate.hold_seconds:g} s; "
+                                         "released automatically")
                 if state.roll(faults.rate_limit_rate):
                     return envelope(429, "too many requests; retry later", headers={
                         "Retry-After": str(faults.retry_after_seconds)})
@@ -231,6 +237,27 @@ def create_app(state: SandboxState) -> Starlette:
         state.inject_records(records, parse_api_datetime(at))
         return ok({"injected": len(records)})
 
+    async def admin_stall(request: Request) -> Response:
+        gate = state.stall_gate
+        if request.method == "POST":
+            body = await _json_object(request)
+            unknown = sorted(set(body) - {"path", "startDate", "page"})
+            if unknown:
+                raise ApiError(400, f"unknown stall field(s) {', '.join(unknown)}; use path, startDate, page")
+            gate.arm(StallMatch(body.get("path", DATE_PATH), body.get("startDate"), body.get("page")))
+        wait = request.query_params.get("wait_seconds")
+        if wait is not None:
+            try:
+                seconds = min(float(wait), MAX_ADMIN_WAIT_SECONDS)
+            except ValueError:
+                raise ApiError(400, f"wait_seconds must be a number, not {wait[:40]!r}") from None
+            await asyncio.to_thread(gate.wait_held, seconds)  # a worker thread: the loop keeps serving
+        armed = gate.armed
+        return ok({"held": gate.held, "armed": None if armed is None else armed.to_json()})
+
+    async def admin_stall_release(request: Request) -> Response:
+        return ok({"released": state.stall_gate.release()})
+
     async def admin_orders(request: Request) -> Response:
         return ok({"orders": state.orders()})
 
@@ -262,6 +289,8 @@ def create_app(state: SandboxState) -> Starlette:
         Route("/_sandbox/faults", admin(admin_faults), methods=["GET", "POST"]),
         Route("/_sandbox/clock", admin(admin_clock), methods=["GET", "POST"]),
         Route("/_sandbox/records", admin(admin_records), methods=["POST"]),
+        Route("/_sandbox/stall", admin(admin_stall), methods=["GET", "POST"]),
+        Route("/_sandbox/stall/release", admin(admin_stall_release), methods=["POST"]),
         Route("/_sandbox/orders", admin(admin_orders), methods=["GET"]),
         Route("/_sandbox/payments", admin(admin_payments), methods=["POST"]),
     ]

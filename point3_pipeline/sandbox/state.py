@@ -31,6 +31,7 @@ from point3_pipeline.sandbox.errors import ApiError
 from point3_pipeline.sandbox.faults import Faults
 from point3_pipeline.sandbox.rules import amount_problems, culture_problems
 from point3_pipeline.sandbox.settlement import SettlementLedger
+from point3_pipeline.sandbox.stall import StallGate
 from point3_pipeline.sandbox.store import InjectedRecord, Payment, PaymentStore
 
 CONFIRM_WINDOW_SECONDS = 30
@@ -70,6 +71,7 @@ class SandboxState:
         self._key = config.key
         self._faults = config.faults
         self._fault_rng = random.Random(config.seed)
+        self.stall_gate = StallGate()  # thread-safe on its own: not under self._lock
         self._sessions: dict[str, Session] = {}
         self.store = PaymentStore()
         days = history_days(self.clock.now().date(), config.days, config.future_days)
