@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
@@ -764,3 +765,62 @@ def test_stall_over_http(sb):
         assert admin.post("/stall", json=bad).status_code == 400, bad
     assert admin.get("/stall", params={"wait_seconds": "soon"}).status_code == 400
     assert sb.state.stall_gate.armed is None
+
+
+# --- raw records injected into date pages -------------------------------------------------
+
+def test_injected_raw_bytes_are_served_verbatim_and_counted_in_the_page(sb):
+    client = api(sb)
+    end = DAY + dt.timedelta(days=1)
+    stored = accepted_in(sb.state, DAY, end)
+    truth = sb.state.orders()
+    bad_utf8 = b'{"signature":"BAD\xff","totalCharge":1000}'
+    sb.inject(DAY.date(), bad_utf8)
+    response = client.get("/api/payments/date", params=date_params(DAY, count=30))
+    assert response.status_code == 200
+    assert response.content.startswith(b'{"statusCode":200,"message":"success","result":{"orders":[' + bad_utf8 + b",")
+    with pytest.raises(UnicodeDecodeError):
+        response.content.decode("utf-8")
+    page = json.loads(response.content.decode("utf-8", "surrogateescape"))["result"]["orders"]
+    assert len(page) == 30 and page[1:] == stored[:29]
+    assert date_page(client, DAY, end, page=2, count=30) == stored[29:59], "the next page goes on where it left off"
+    assert sb.state.orders() == truth, "not stored"
+
+
+def test_injected_copies_page_like_records(sb):
+    client = api(sb)
+    end = DAY + dt.timedelta(days=1)
+    cheap = b'{"signature":"SAMESIG","totalCharge":1000}'
+    dear = b'{"signature":"SAMESIG","totalCharge":9999999}'
+    near_2_63 = b'{"signature":"HUGE","totalCharge":9223372036854775806}'
+    sb.inject(DAY.date(), cheap, copies=3)
+    sb.inject(DAY.date(), dear)
+    sb.inject(DAY.date(), near_2_63)
+    injected = [json.loads(r) for r in [cheap] * 3 + [dear, near_2_63]]
+    assert all_pages(client, DAY, end, count=2) == injected + accepted_in(sb.state, DAY, end)
+    sb.state.set_faults(sort_order="desc")
+    assert all_pages(client, DAY, end, count=4) == injected + accepted_in(sb.state, DAY, end)[::-1]
+    noon = date_page(client, DAY + dt.timedelta(hours=12), end, count=5)
+    assert noon == injected, "any window starting on that KST day"
+    assert all(o.get("signature") not in {"SAMESIG", "HUGE"}
+               for o in all_pages(client, DAY - dt.timedelta(days=1), DAY, count=100)), "not the day before"
+    sb.clear_injected()
+    assert all_pages(client, DAY, end, count=30) == accepted_in(sb.state, DAY, end)[::-1]
+
+
+def test_inject_over_http(sb):
+    admin = httpx.Client(base_url=sb.url + "/_sandbox")
+    far_future = b'{"signature":"LATE","timeStampOnAccept":"29991231235959"}'
+    body = {"day": "2026-03-17", "raw_base64": base64.b64encode(far_future).decode(), "copies": 2}
+    assert admin.post("/inject", json=body).json()["result"] == {"day": "2026-03-17", "copies": 2,
+                                                                "bytes": len(far_future)}
+    page = date_page(api(sb), DAY, DAY + dt.timedelta(days=1), count=3)
+    assert page[:2] == [json.loads(far_future)] * 2 and page[2] != page[0]
+    assert admin.delete("/inject").status_code == 200
+    assert date_page(api(sb), DAY, DAY + dt.timedelta(days=1), count=1)[0]["signature"] != "LATE"
+    for bad, reason in [({**body, "day": "17.03.2026"}, "day"), ({**body, "day": "2026-02-30"}, "day"),
+                        ({**body, "raw_base64": "not base64!"}, "base64"), ({**body, "raw_base64": ""}, "raw"),
+                        ({**body, "copies": 0}, "copies"), ({**body, "copies": "2"}, "copies"),
+                        ({**body, "when": 1}, "unknown")]:
+        response = admin.post("/inject", json=bad)
+        assert response.status_code == 400 and reason in response.json()["message"], (bad, response.text)

@@ -8,6 +8,8 @@ Every API answer is point3's envelope, errors included. API endpoints pass throu
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -258,6 +260,30 @@ def create_app(state: SandboxState) -> Starlette:
     async def admin_stall_release(request: Request) -> Response:
         return ok({"released": state.stall_gate.release()})
 
+    async def admin_inject(request: Request) -> Response:
+        if request.method == "DELETE":
+            state.clear_injected_raw()
+            return ok({})
+        body = await _json_object(request)
+        unknown = sorted(set(body) - {"day", "raw_base64", "copies"})
+        if unknown:
+            raise ApiError(400, f"unknown inject field(s) {', '.join(unknown)}; use day, raw_base64, copies")
+        day, encoded, copies = body.get("day"), body.get("raw_base64"), body.get("copies", 1)
+        try:
+            day = dt.date.fromisoformat(day) if isinstance(day, str) and len(day) == 10 else None
+        except ValueError:
+            day = None
+        if day is None:
+            raise ApiError(400, f"day must be a date as YYYY-MM-DD, not {body.get('day')!r:.40}")
+        if not isinstance(encoded, str):
+            raise ApiError(400, "raw_base64 must be the record's bytes in standard base64")
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            raise ApiError(400, "raw_base64 is not valid standard base64") from None
+        state.inject_raw(day, raw, copies)  # ValueError -> 400 with its reason
+        return ok({"day": day.isoformat(), "copies": copies, "bytes": len(raw)})
+
     async def admin_orders(request: Request) -> Response:
         return ok({"orders": state.orders()})
 
@@ -291,6 +317,7 @@ def create_app(state: SandboxState) -> Starlette:
         Route("/_sandbox/records", admin(admin_records), methods=["POST"]),
         Route("/_sandbox/stall", admin(admin_stall), methods=["GET", "POST"]),
         Route("/_sandbox/stall/release", admin(admin_stall_release), methods=["POST"]),
+        Route("/_sandbox/inject", admin(admin_inject), methods=["POST", "DELETE"]),
         Route("/_sandbox/orders", admin(admin_orders), methods=["GET"]),
         Route("/_sandbox/payments", admin(admin_payments), methods=["POST"]),
     ]

@@ -72,6 +72,15 @@ class SandboxServer:
         """Let every held request go on and disarm the gate; how many were held."""
         return self.state.stall_gate.release()
 
+    def inject(self, day: dt.date, raw: bytes, copies: int = 1) -> None:
+        """Serve `copies` of `raw` verbatim at the head of the date pages of windows starting on
+        `day` (KST); see SandboxState.inject_raw."""
+        self.state.inject_raw(day, raw, copies)
+
+    def clear_injected(self) -> None:
+        """Remove every raw record `inject` added."""
+        self.state.clear_injected_raw()
+
     def start(self) -> SandboxServer:
         self._thread.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS

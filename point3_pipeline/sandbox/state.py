@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from point3_pipeline.models import KST
 from point3_pipeline.sandbox.clock import SandboxClock
 from point3_pipeline.sandbox.config import SandboxConfig
 from point3_pipeline.sandbox.data import (
@@ -35,6 +36,7 @@ from point3_pipeline.sandbox.stall import StallGate
 from point3_pipeline.sandbox.store import InjectedRecord, Payment, PaymentStore
 
 CONFIRM_WINDOW_SECONDS = 30
+MAX_RAW_COPIES = 100_000
 CANCEL_BATCH_SECONDS = 5 * 60
 # Fields a caller of add_payment may set; the timestamps always say "now".
 SETTABLE_FIELDS = frozenset({
@@ -71,6 +73,7 @@ class SandboxState:
         self._key = config.key
         self._faults = config.faults
         self._fault_rng = random.Random(config.seed)
+        self._injected_raw: dict[dt.date, list[bytes]] = {}  # KST day -> raw records, see inject_raw()
         self.stall_gate = StallGate()  # thread-safe on its own: not under self._lock
         self._sessions: dict[str, Session] = {}
         self.store = PaymentStore()
@@ -246,14 +249,22 @@ class SandboxState:
             if faults.drift_per_page:
                 self._drift(faults.drift_per_page, start_epoch, end_epoch if inclusive else end_epoch - 1, now)
             lo, hi = self.store.window(start_epoch, end_epoch, inclusive)
-            offset = (page - 1) * count
-            if faults.sort_order == "asc":
-                indexes = range(lo + offset, min(lo + offset + count, hi))
-            else:
-                top = hi - 1 - offset
-                indexes = range(top, max(top - count, lo - 1), -1)
-            entries = self.store.entries
-            return [entries[i].to_json(now) for i in indexes]
+            raw = self._injected_raw.get(start.astimezone(KST).date(), [])
+            return self._listing(raw, lo, hi, (page - 1) * count, count, now)
+
+    def _listing(self, raw: list[bytes], lo: int, hi: int, offset: int, count: int, now: float) -> list[bytes]:
+        """`count` records from `offset` of a window's listing: the injected raw records first,
+        then the stored entries lo..hi in the sort order."""
+        head = raw[offset:offset + count]
+        count -= len(head)
+        offset = max(0, offset - len(raw))
+        if self._faults.sort_order == "asc":
+            indexes = range(lo + offset, min(lo + offset + count, hi))
+        else:
+            top = hi - 1 - offset
+            indexes = range(top, max(top - count, lo - 1), -1)
+        entries = self.store.entries
+        return head + [entries[i].to_json(now) for i in indexes]
 
     def _drift(self, how_many: int, first: int, last: float, now: float) -> None:
         """Payments that arrive while a window is paged: new, inside it, completed now."""
@@ -298,6 +309,23 @@ class SandboxState:
             payment = Payment(record, accepted, completed_at=now)
             self.store.insert(payment)
             return payment.to_dict(now)
+
+    def inject_raw(self, day: dt.date, raw: bytes, copies: int = 1) -> None:
+        """Serve `copies` of `raw` verbatim (any bytes) first in the date endpoint's listing of
+        every window whose startDate falls on `day` (KST). They count in the page's record count
+        and are not stored: no lookup, orders() or settlement sees them."""
+        if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
+            raise ValueError(f"day must be a date, not {day!r}")
+        if not isinstance(raw, bytes) or not raw:
+            raise ValueError("raw must be non-empty bytes")
+        if type(copies) is not int or not 1 <= copies <= MAX_RAW_COPIES:
+            raise ValueError(f"copies must be an integer from 1 to {MAX_RAW_COPIES}, not {copies!r}")
+        with self._lock:
+            self._injected_raw.setdefault(day, []).extend([raw] * copies)
+
+    def clear_injected_raw(self) -> None:
+        with self._lock:
+            self._injected_raw.clear()
 
     def inject_records(self, records: list[Any], at: dt.datetime) -> None:
         """Store raw records as they are; the date endpoint serves them for windows containing `at`."""
