@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -21,8 +23,10 @@ import pytest
 
 from point3_pipeline.models import CULTURE_EXPENSE_TYPES, KST, format_api_datetime, parse_order
 from point3_pipeline.sandbox import DEFAULT_KEY, Faults, SandboxConfig, SandboxServer, SandboxState
+from point3_pipeline.sandbox.hostile import dripped
 from point3_pipeline.sandbox.openapi import openapi_document
 from point3_pipeline.sandbox.process import spawn
+from point3_pipeline.sandbox.server import add_arguments, config_from_args
 from point3_pipeline.sandbox.stall import DATE_PATH, StallMatch
 
 NOW = dt.datetime(2026, 3, 18, 12, 1, 0, tzinfo=KST)  # a Wednesday, 12:01 KST
@@ -824,3 +828,89 @@ def test_inject_over_http(sb):
                         ({**body, "when": 1}, "unknown")]:
         response = admin.post("/inject", json=bad)
         assert response.status_code == 400 and reason in response.json()["message"], (bad, response.text)
+
+
+# --- hostile paging and bodies ------------------------------------------------------------
+
+def test_endless_pages_are_full_of_fresh_junk_forever(sb):
+    client = api(sb)
+    end = DAY + dt.timedelta(days=1)
+    sb.state.set_faults(endless_pages=True)
+    pages = [date_page(client, DAY, end, page, count=10) for page in (1, 2, 3, 4, 5, 1000)]
+    assert [len(p) for p in pages] == [10] * 6
+    signatures = [o["signature"] for p in pages for o in p]
+    assert len(set(signatures)) == 60, "fresh on every page"
+    assert not set(signatures) & {o["signature"] for o in sb.state.orders()}, "junk, not the sandbox's payments"
+    for order in (parse_order(o) for p in pages for o in p):
+        assert DAY <= order.accepted_at <= end
+    assert date_page(client, DAY, end, 3, count=10) == pages[2], "a retried page is the same junk"
+
+
+@pytest.mark.parametrize(("start", "count"), [(DAY, 10), (DAY, 30), (DAY - dt.timedelta(days=300), 5)])
+def test_cycle_pages_alternate_the_first_two_full_pages(sb, start, count):
+    client = api(sb)
+    end = start + dt.timedelta(days=1)
+    stored = accepted_in(sb.state, start, end)
+    sb.state.set_faults(cycle_pages=True)
+    pages = [date_page(client, start, end, page, count) for page in range(1, 8)]
+    assert all(len(p) == count for p in pages), "never a short page"
+    a, b = pages[0], pages[1]
+    assert pages == [a, b, a, b, a, b, a]
+    assert len({o["signature"] for o in a + b}) == 2 * count
+    assert (a + b)[:len(stored)] == stored[:2 * count], "the window's own records first, then junk"
+
+
+def test_dripped_body_arrives_whole_at_the_rate(sb):
+    client = api(sb)
+    whole = client.get("/api/settlement")
+    sb.state.set_faults(drip_bytes_per_second=200)
+    started = time.monotonic()
+    dripped = client.get("/api/settlement")
+    elapsed = time.monotonic() - started
+    assert dripped.status_code == 200 and dripped.content == whole.content
+    assert dripped.headers["content-length"] == str(len(whole.content))
+    # A lower bound on the injected delay only: it cannot fail on a slow machine.
+    pieces = -(-len(whole.content) // 20)  # 200 B/s comes in 20-byte pieces, one every 0.1 s
+    assert elapsed >= (pieces - 1) * 0.1 - 0.001
+    assert client.get("/api/payments/nope").status_code == 404, "errors are dripped too"
+
+
+@pytest.mark.parametrize(("size", "rate", "piece"), [(95, 200, 20), (3, 1, 1), (0, 50, 5), (1000, 10_000, 1000)])
+def test_dripped_pieces(size, rate, piece):
+    body = bytes(range(256)) * 4
+    body = body[:size]
+
+    async def collect():
+        return [chunk async for chunk in dripped(body, rate)]
+
+    chunks = asyncio.run(collect())
+    assert b"".join(chunks) == body
+    assert all(len(c) == piece for c in chunks[:-1]) and all(0 < len(c) <= piece for c in chunks)
+
+
+def test_garbage_body_is_the_size_asked_and_not_json(sb):
+    client = api(sb)
+    sb.state.set_faults(garbage_body_bytes=100_003)
+    response = client.get("/api/payments/date", params=date_params(DAY))
+    assert response.status_code == 200 and len(response.content) == 100_003
+    assert response.headers["content-type"] == "application/json"
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(response.content.decode("utf-8"))
+    assert client.get("/api/settlement").json()["statusCode"] == 200, "only date pages"
+    assert client.get("/api/payments/date", params={"startDate": "bad"}).status_code == 400, "parameters first"
+
+
+@pytest.mark.parametrize("changes", [{"endless_pages": 1}, {"cycle_pages": "yes"}, {"drip_bytes_per_second": -1},
+                                     {"drip_bytes_per_second": 1.5}, {"garbage_body_bytes": True}])
+def test_hostile_faults_are_validated(changes):
+    with pytest.raises(ValueError, match=next(iter(changes))):
+        Faults().changed(**changes)
+
+
+def test_hostile_fault_flags():
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    faults = config_from_args(parser.parse_args(["--endless-pages", "--cycle-pages", "--drip-bytes-per-second", "3",
+                                                 "--garbage-body-bytes", "20000000"])).faults
+    assert (faults.endless_pages, faults.cycle_pages, faults.drip_bytes_per_second, faults.garbage_body_bytes) == \
+           (True, True, 3, 20_000_000)

@@ -2,7 +2,7 @@
 
 Every API answer is point3's envelope, errors included. API endpoints pass through
 `api`: latency, merchant-key check, the stall gate, injected 429/500, then the handler, then
-(maybe) a truncated body. The widget and admin endpoints take no merchant key.
+(maybe) a truncated body, sent whole or (maybe) dripped. The widget and admin endpoints take no merchant key.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from point3_pipeline.models import format_api_datetime, parse_api_datetime
 from point3_pipeline.sandbox.errors import ApiError
+from point3_pipeline.sandbox.hostile import dripped, garbage_body
 from point3_pipeline.sandbox.openapi import openapi_document
 from point3_pipeline.sandbox.rules import payment_request_problems
 from point3_pipeline.sandbox.stall import DATE_PATH, StallMatch
@@ -119,7 +120,11 @@ def create_app(state: SandboxState) -> Starlette:
                 return envelope(exc.status, exc.message)
             if response.status_code == 200 and state.roll(faults.truncate_rate):
                 # A connection cut mid-body: a consistent Content-Length, invalid JSON.
-                return Response(response.body[: len(response.body) // 2], media_type=JSON)
+                response = Response(response.body[: len(response.body) // 2], media_type=JSON)
+            if faults.drip_bytes_per_second:
+                # The headers (with the true Content-Length) at once, then the body byte by byte.
+                return StreamingResponse(dripped(response.body, faults.drip_bytes_per_second),
+                                         response.status_code, headers=dict(response.headers))
             return response
         return endpoint
 
@@ -159,6 +164,8 @@ def create_app(state: SandboxState) -> Starlette:
             raise ApiError(400, "endDate must not be before startDate")
         page = _positive_int(request, "page", 1)
         count = _positive_int(request, "count", DEFAULT_COUNT)
+        if state.faults.garbage_body_bytes:
+            return Response(garbage_body(state.faults.garbage_body_bytes), media_type=JSON)
         records = state.page(start, end, page, count)
         return Response(_ORDERS_HEAD + b",".join(records) + _ORDERS_TAIL, media_type=JSON)
 

@@ -127,6 +127,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--sort", choices=("asc", "desc"), default="asc", help="date endpoint order")
     faults.add_argument("--max-page-size", type=int, default=None, help="larger count -> 400")
     faults.add_argument("--end-exclusive", action="store_true", help="endDate exclusive (default inclusive)")
+    faults.add_argument("--endless-pages", action="store_true", help="every date page is full of fresh junk")
+    faults.add_argument("--cycle-pages", action="store_true", help="date pages alternate page 1, page 2, ...")
+    faults.add_argument("--drip-bytes-per-second", type=int, default=0, help="send bodies this slowly (0 = off)")
+    faults.add_argument("--garbage-body-bytes", type=int, default=0, help="date pages are this much non-JSON")
     parser.add_argument("--ready-file", type=Path, help="write {url, key, pid} JSON here once listening")
 
 
@@ -135,6 +139,8 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         error_rate=args.error_rate, rate_limit_rate=args.rate_limit_rate, retry_after_seconds=args.retry_after,
         latency_ms=args.latency_ms, truncate_rate=args.truncate_rate, drift_per_page=args.drift_per_page,
         sort_order=args.sort, max_page_size=args.max_page_size, end_inclusive=not args.end_exclusive,
+        endless_pages=args.endless_pages, cycle_pages=args.cycle_pages,
+        drip_bytes_per_second=args.drip_bytes_per_second, garbage_body_bytes=args.garbage_body_bytes,
     )
     start_at = parse_api_datetime(args.start_at) if args.start_at else None
     return SandboxConfig(seed=args.seed, days=args.days, per_day=args.per_day, future_days=args.future_days,

@@ -30,6 +30,7 @@ from point3_pipeline.sandbox.data import (
 )
 from point3_pipeline.sandbox.errors import ApiError
 from point3_pipeline.sandbox.faults import Faults
+from point3_pipeline.sandbox.hostile import junk_page, junk_payments
 from point3_pipeline.sandbox.rules import amount_problems, culture_problems
 from point3_pipeline.sandbox.settlement import SettlementLedger
 from point3_pipeline.sandbox.stall import StallGate
@@ -246,11 +247,24 @@ class SandboxState:
                 end_epoch, inclusive = now, True  # nothing after now exists yet
             else:
                 end_epoch, inclusive = _epoch(end), faults.end_inclusive
+            last_epoch = math.floor(end_epoch if inclusive else end_epoch - 1)
+            if faults.endless_pages:
+                return junk_page(f"{self.config.seed}:endless:{start_epoch}:{page}", start_epoch, last_epoch, count)
             if faults.drift_per_page:
-                self._drift(faults.drift_per_page, start_epoch, end_epoch if inclusive else end_epoch - 1, now)
+                self._drift(faults.drift_per_page, start_epoch, last_epoch, now)
             lo, hi = self.store.window(start_epoch, end_epoch, inclusive)
             raw = self._injected_raw.get(start.astimezone(KST).date(), [])
+            if faults.cycle_pages:
+                return self._cycled_page(raw, lo, hi, page, count, now, start_epoch)
             return self._listing(raw, lo, hi, (page - 1) * count, count, now)
+
+    def _cycled_page(self, raw: list[bytes], lo: int, hi: int, page: int, count: int, now: float,
+                     start_epoch: int) -> list[bytes]:
+        """Page 1 for odd pages, page 2 for even ones; junk fills both up so neither is short."""
+        both = self._listing(raw, lo, hi, 0, 2 * count, now)
+        missing = 2 * count - len(both)
+        both += junk_payments(f"{self.config.seed}:cycle:{start_epoch}:{count}", [start_epoch] * missing)
+        return both[count:] if page % 2 == 0 else both[:count]
 
     def _listing(self, raw: list[bytes], lo: int, hi: int, offset: int, count: int, now: float) -> list[bytes]:
         """`count` records from `offset` of a window's listing: the injected raw records first,
@@ -266,9 +280,8 @@ class SandboxState:
         entries = self.store.entries
         return head + [entries[i].to_json(now) for i in indexes]
 
-    def _drift(self, how_many: int, first: int, last: float, now: float) -> None:
+    def _drift(self, how_many: int, first: int, last: int, now: float) -> None:
         """Payments that arrive while a window is paged: new, inside it, completed now."""
-        last = math.floor(last)
         if last < first:
             return
         rng = self._factory.rng
