@@ -274,7 +274,12 @@ def test_unconfirmed_payment_cancels_itself_after_30_seconds(sb):
 
 def test_confirm_errors(sb):
     client = api(sb)
-    assert client.post("/purchase/confirm", json={"signature": "x" * 32}).status_code == 404
+    # point3 documents only 400, 401 and 500 for confirm: an unknown signature is a bad request.
+    for unknown in ("x" * 32, next(e.signature for e in sb.state.store.entries if e.epoch > NOW.timestamp())):
+        response = client.post("/purchase/confirm", json={"signature": unknown})
+        assert response.status_code == 400
+        assert response.json() == {"statusCode": 400, "result": None,
+                                   "message": f"no payment with signature {unknown!r}"}
     assert client.post("/purchase/confirm", json={}).status_code == 400
     historic = sb.state.orders()[0]["signature"]
     assert "already confirmed" in client.post("/purchase/confirm", json={"signature": historic}).json()["message"]
@@ -608,6 +613,7 @@ def test_openapi_lists_every_documented_path(sb):
         "/api/payments/{signature}/cancel",
     }
     assert not any(path.startswith("/_sandbox") for path in document["paths"])
+    assert set(document["paths"]["/purchase/confirm"]["post"]["responses"]) == {"200", "400", "401", "429", "500"}
     assert document == openapi_document()
 
     def refs(node):

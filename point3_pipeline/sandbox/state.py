@@ -178,7 +178,8 @@ class SandboxState:
     def confirm(self, signature: str) -> dict[str, Any]:
         with self._lock:
             now = self.clock.timestamp()
-            payment = self._visible_payment(signature, now)
+            # point3 documents only 400, 401 and 500 for confirm: an unknown signature is a bad request.
+            payment = self._visible_payment(signature, now, unknown_status=400)
             if payment.completed_at is not None:
                 raise ApiError(400, f"payment {signature} is already confirmed")
             if payment.auto_cancel_at is not None and now > payment.auto_cancel_at:
@@ -191,10 +192,10 @@ class SandboxState:
             self.store.touch()
             return dict(payment.record)
 
-    def _visible_payment(self, signature: str, now: float) -> Payment:
+    def _visible_payment(self, signature: str, now: float, unknown_status: int = 404) -> Payment:
         payment = self.store.by_signature.get(signature)
         if payment is None or payment.epoch > now:
-            raise ApiError(404, f"no payment with signature {signature[:64]!r}")
+            raise ApiError(unknown_status, f"no payment with signature {signature[:64]!r}")
         return payment
 
     # --- after payment --------------------------------------------------------------------
