@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from point3_pipeline.models import format_api_datetime, parse_api_datetime
 from point3_pipeline.sandbox.errors import ApiError
+from point3_pipeline.sandbox.faults import Faults
 from point3_pipeline.sandbox.hostile import dripped, garbage_body
 from point3_pipeline.sandbox.openapi import openapi_document
 from point3_pipeline.sandbox.rules import payment_request_problems
@@ -99,30 +100,33 @@ def _date_param(request: Request, name: str, required: bool) -> dt.datetime | No
 
 
 def create_app(state: SandboxState) -> Starlette:
+    async def answer(request: Request, handler: Handler, faults: Faults) -> Response:
+        try:
+            _check_key(state, request)
+            gate = state.stall_gate
+            if not await gate.hold(request.url.path, request.query_params):
+                return envelope(503, f"held by the sandbox's stall gate for {gate.hold_seconds:g} s; "
+                                     "released automatically")
+            if state.roll(faults.rate_limit_rate):
+                return envelope(429, "too many requests; retry later", headers={
+                    "Retry-After": str(faults.retry_after_seconds)})
+            if state.roll(faults.error_rate):
+                return envelope(500, "internal server error (injected by the sandbox)")
+            return await handler(request)
+        except ApiError as exc:
+            return envelope(exc.status, exc.message)
+
     def api(handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
             faults = state.faults
             if faults.latency_ms:
                 await asyncio.sleep(faults.latency_ms / 1000)
-            try:
-                _check_key(state, request)
-                gate = state.stall_gate
-                if not await gate.hold(request.url.path, request.query_params):
-                    return envelope(503, f"held by the sandbox's stall gate for {gate.hold_seconds:g} s; "
-                                         "released automatically")
-                if state.roll(faults.rate_limit_rate):
-                    return envelope(429, "too many requests; retry later", headers={
-                        "Retry-After": str(faults.retry_after_seconds)})
-                if state.roll(faults.error_rate):
-                    return envelope(500, "internal server error (injected by the sandbox)")
-                response = await handler(request)
-            except ApiError as exc:
-                return envelope(exc.status, exc.message)
+            response = await answer(request, handler, faults)
             if response.status_code == 200 and state.roll(faults.truncate_rate):
                 # A connection cut mid-body: a consistent Content-Length, invalid JSON.
                 response = Response(response.body[: len(response.body) // 2], media_type=JSON)
             if faults.drip_bytes_per_second:
-                # The headers (with the true Content-Length) at once, then the body byte by byte.
+                # The headers (with the true Content-Length) at once, then the body a few bytes at a time.
                 return StreamingResponse(dripped(response.body, faults.drip_bytes_per_second),
                                          response.status_code, headers=dict(response.headers))
             return response
