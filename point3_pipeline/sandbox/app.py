@@ -315,7 +315,7 @@ def create_app(state: SandboxState) -> Starlette:
         Route("/api/token/refresh", api(token_refresh), methods=["POST"]),
         Route("/api/settlement", api(settlement), methods=["GET"]),
         # /date and the two prefixed lookups come before /{signature}, which would match them.
-        Route("/api/payments/date", api(payments_by_date), methods=["GET"]),
+        Route(DATE_PATH, api(payments_by_date), methods=["GET"]),
         Route("/api/payments/orderid/{order_id}", api(payments_by_order), methods=["GET"]),
         Route("/api/payments/userId/{user_id}", api(payment_by_user), methods=["GET"]),
         Route("/api/payments/{signature}/cancel", api(cancel), methods=["POST"]),

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from point3_pipeline.models import KST, parse_api_datetime
+from point3_pipeline.models import format_api_datetime, parse_api_datetime
 
 DATE_PATH = "/api/payments/date"
 HOLD_SECONDS = 300.0
@@ -62,8 +62,10 @@ class StallMatch:
     def matches(self, path: str, query: Mapping[str, str]) -> bool:
         if path != self.path:
             return False
-        if self.page is not None and query.get("page", "1") != str(self.page):
-            return False
+        if self.page is not None:
+            page = query.get("page") or "1"  # absent or empty: the API's default page
+            if not (page.isascii() and page.isdigit() and int(page) == self.page):
+                return False
         if self.start_date is None:
             return True
         try:
@@ -77,7 +79,7 @@ class StallMatch:
     def to_json(self) -> dict[str, object]:
         start = self.start_date
         if isinstance(start, dt.datetime):
-            start = start.astimezone(KST).strftime("%Y-%m-%dT%H:%M:%S")
+            start = format_api_datetime(start)
         elif isinstance(start, dt.date):
             start = start.isoformat()
         return {"path": self.path, "startDate": start, "page": self.page}
