@@ -8,11 +8,11 @@ totals formulas, and formulas outside the totals rows.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
 from openpyxl import load_workbook
 
 from point3_pipeline.reports import reconciliation, tax
@@ -42,17 +42,16 @@ def verify_report(warehouse: Warehouse, path: Path) -> list[str]:
                 ("payment_count", "total_charge", "supply_value", "vat", "canceled_count", "canceled_total"),
                 conn.execute(
                     """
-                    SELECT CAST(count(*) AS BIGINT), CAST(coalesce(sum(total_charge), 0) AS BIGINT),
-                           CAST(coalesce(sum(tax_free_amount), 0) AS BIGINT), CAST(coalesce(sum(vat), 0) AS BIGINT),
-                           CAST(count(*) FILTER (WHERE is_canceled) AS BIGINT),
-                           CAST(coalesce(sum(total_charge) FILTER (WHERE is_canceled), 0) AS BIGINT)
+                    SELECT count(*), coalesce(sum(total_charge), 0), coalesce(sum(tax_free_amount), 0),
+                           coalesce(sum(vat), 0), count(*) FILTER (WHERE is_canceled),
+                           coalesce(sum(total_charge) FILTER (WHERE is_canceled), 0)
                     FROM report_payment_snapshots WHERE kind = ? AND month = ? AND version = ?
                     """,
                     [kind, month.first, version],
                 ).fetchone(),
             )
         )
-    totals = orjson.loads(recorded[0])
+    totals = json.loads(recorded[0])
     problems = [
         f"recorded total {key} = {totals.get(key)} but the version's payments sum to {value}"
         for key, value in snapshot.items()

@@ -8,11 +8,16 @@ top to bottom, and the autofilter is set once the last data row is known.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterable, Sequence
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from openpyxl import Workbook
+from openpyxl.worksheet import _writer as sheet_writer
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
@@ -46,6 +51,31 @@ _FORMATS = {"won": WON, "count": COUNT, "datetime": DATETIME, "date": DATE}
 
 
 EXCEL_CELL_LIMIT = 32_767  # characters; Excel calls a longer cell corrupt content
+
+
+@contextlib.contextmanager
+def sheet_files_in(folder: Path) -> Iterator[None]:
+    """Have openpyxl's write-only sheets stream to temp files in `folder`, not the system temp
+    folder, where a killed render's stay for good with nothing saying whose they are.
+
+    openpyxl takes the name from its module's create_temporary_file, with no option for the
+    folder; it is swapped for the block only. Renders run one at a time (each holds the
+    warehouse's write lock), so no other render's sheets land here.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def create_in_folder(suffix: str = "") -> str:
+        handle, name = tempfile.mkstemp(suffix=suffix, prefix="openpyxl.", dir=folder)
+        os.close(handle)
+        sheet_writer.ALL_TEMP_FILES.append(name)  # openpyxl removes it after the save, or at exit
+        return name
+
+    original = sheet_writer.create_temporary_file
+    sheet_writer.create_temporary_file = create_in_folder
+    try:
+        yield
+    finally:
+        sheet_writer.create_temporary_file = original
 
 
 def clean_text(value: str) -> str:
