@@ -48,8 +48,14 @@ class NoSpaceLeft(WarehouseError):
     """A write failed because its disk is full (the warehouse, its copy or a workbook)."""
 
 
+def first_line(exc: BaseException) -> str:
+    """An error's own words without DuckDB's multi-line context, for a one-sentence message."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def no_space_left(folder: Path, exc: BaseException) -> NoSpaceLeft:
-    return NoSpaceLeft(f"no space left on device at {folder}: free space there, then run again ({exc})")
+    return NoSpaceLeft(f"no space left on device at {folder}: free space there, then run again ({first_line(exc)})")
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -202,7 +208,7 @@ class Warehouse:
                 conn.close()
         except duckdb.Error as exc:
             if is_damage(exc):
-                raise self.damaged(str(exc)) from exc
+                raise self.damaged(first_line(exc)) from exc
             if is_disk_full(exc):
                 raise no_space_left(self.path.parent, exc) from exc
             raise
@@ -266,7 +272,7 @@ class Warehouse:
             with duckdb.connect(str(copy), read_only=True) as conn:
                 read_whole(conn)
         except duckdb.Error as exc:
-            raise self.damaged(f"a fresh copy of it does not read whole: {exc}") from exc
+            raise self.damaged(f"a fresh copy of it does not read whole: {first_line(exc)}") from exc
 
 
 def _copy_synced(source: Path, target: Path) -> None:
@@ -355,7 +361,7 @@ def refresh_derived(conn: duckdb.DuckDBPyConnection, tables: tuple[str, ...] | l
         # A damaged file or a full disk is the connection's to explain (Warehouse.connect).
         if isinstance(exc, duckdb.Error) and not (is_damage(exc) or is_disk_full(exc)):
             raise WarehouseError(
-                f"could not rebuild {step} ({exc}); every derived table was left as it was before this refresh."
+                f"could not rebuild {step} ({first_line(exc)}); every derived table was left as it was before this refresh."
             ) from exc
         raise
     return {table: conn.execute("SELECT count(*) FROM query_table(?)", [table]).fetchone()[0] for table in tables}
