@@ -382,3 +382,59 @@ def test_bad_month_is_refused(november):
     with pytest.raises(ValueError, match="YYYY-MM"):
         render_tax_report(wh, "2025-13", out)
 
+
+
+# --- amounts near 2^63 --------------------------------------------------------------------------
+
+BIGINT_MAX = 2**63 - 1
+# (signature, total, supply, vat): each a valid BIGINT, their sums far beyond one
+HUGE = [
+    ("h1", BIGINT_MAX - 1_000, None, None),
+    ("h2", BIGINT_MAX - 7, None, None),  # cancelled later
+    ("h3", BIGINT_MAX, BIGINT_MAX, BIGINT_MAX),  # breaks the VAT rule: supply + vat overflows BIGINT
+]
+
+
+def _huge_books(tmp_path) -> Books:
+    books = Books(tmp_path / "wh.duckdb")
+    for signature, total, supply, vat in HUGE:
+        books.payment(signature, kst(2025, 11, 3, 12), total=total, supply=supply, vat=vat, code="a")
+    books.cancel("h2", kst(2025, 11, 4, 4))
+    books.observation(kst(2025, 11, 3, 9), -(2**63))
+    books.observation(kst(2025, 11, 5, 9), BIGINT_MAX)  # a change no BIGINT holds
+    books.synced(dt.date(2025, 11, 1), dt.date(2025, 11, 30))
+    return books
+
+
+def test_sums_of_amounts_near_two_to_the_63_are_exact(tmp_path):
+    wh = _huge_books(tmp_path).refresh()
+    totals = [t for _, t, _, _ in HUGE]
+    vats = [v if v is not None else t // 11 for _, t, _, v in HUGE]
+    with wh.connect(read_only=True) as conn:
+        day = conn.execute(
+            "SELECT total_charge, vat, canceled_total, net_total FROM culture_vat_daily WHERE payment_date = DATE '2025-11-03'"
+        ).fetchone()
+        month = conn.execute("SELECT net_total FROM deduction_group_monthly WHERE deduction_group = '소득공제'").fetchone()
+        difference = conn.execute("SELECT difference FROM vat_rule_violations WHERE signature = 'h3'").fetchone()
+        change = conn.execute("SELECT max(change_since_previous) FROM settlement_balance_history").fetchone()
+    assert day == (sum(totals), sum(vats), HUGE[1][1], sum(totals) - HUGE[1][1])
+    assert month == (sum(totals) - HUGE[1][1],)
+    assert difference == (-BIGINT_MAX,)
+    assert change == (2**64 - 1,)
+    assert all(type(v) is int for v in (*day, *month, *difference, *change))
+
+    out = tmp_path / "reports"
+    result = render_tax_report(wh, NOV, out, now=NOW)
+    assert (result.totals["total_charge"], result.totals["net_total"]) == (sum(totals), sum(totals) - HUGE[1][1])
+    # beyond what a spreadsheet number holds exactly: the digits, as text, never rounded
+    summary = _by_first_cell(_sheet_rows(result.path, tax.SUMMARY))
+    assert summary["이 달 결제 (전체)"][3] == str(sum(totals))
+    checks = [c.value for r in _sheet_rows(result.path, tax.CHECKS).iter_rows() for c in r]
+    assert f"차이 difference {-BIGINT_MAX}원" in checks
+    assert verify_report(wh, result.path) == []
+
+    reconciliation = render_reconciliation_report(wh, NOV, out, now=NOW)
+    t = reconciliation.totals
+    assert (t["payments_in"], t["cancellations_out"], t["actual_change"]) == (sum(totals), HUGE[1][1], 2**64 - 1)
+    assert t["unexplained"] == 2**64 - 1 - (sum(totals) - HUGE[1][1])
+    assert verify_report(wh, reconciliation.path) == []

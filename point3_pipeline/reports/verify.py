@@ -17,8 +17,10 @@ from openpyxl import load_workbook
 
 from point3_pipeline.reports import reconciliation, tax
 from point3_pipeline.reports.data import Month
+from point3_pipeline.reports.workbook import beyond_excel
 from point3_pipeline.warehouse import Warehouse
 
+_DIGITS = re.compile(r"-?[0-9]+")
 _FILE = re.compile(r"^point3-(tax|reconciliation)-(\d{4}-\d{2})-v(\d+)\.xlsx$")
 
 
@@ -91,7 +93,14 @@ def _table(rows: list[list]) -> tuple[int, list[list], list[list]]:
 
 
 def _values(row: list) -> list:
-    return [getattr(c, "value", None) for c in row]
+    return [_value(getattr(c, "value", None)) for c in row]
+
+
+def _value(value):
+    # an amount beyond a spreadsheet number's exact range is written as its digits (workbook.beyond_excel)
+    if isinstance(value, str) and _DIGITS.fullmatch(value) and beyond_excel(int(value)):
+        return int(value)
+    return value
 
 
 def _check_tax(sheets: dict[str, list[list]], totals: dict[str, int]) -> list[str]:
@@ -138,7 +147,7 @@ def _check_tax(sheets: dict[str, list[list]], totals: dict[str, int]) -> list[st
 
 def _check_reconciliation(sheets: dict[str, list[list]], totals: dict[str, int]) -> list[str]:
     problems = []
-    summary = {r[1].value: r[2].value for r in sheets[reconciliation.SUMMARY] if len(r) > 2 and isinstance(r[1].value, str)}
+    summary = {r[1].value: _value(r[2].value) for r in sheets[reconciliation.SUMMARY] if len(r) > 2 and isinstance(r[1].value, str)}
     for key, label in (
         ("opening_balance", "opening balance"), ("closing_balance", "closing balance"),
         ("payments_in", "payments in"), ("cancellations_out", "cancellations out"),

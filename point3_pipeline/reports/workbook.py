@@ -51,6 +51,14 @@ _FORMATS = {"won": WON, "count": COUNT, "datetime": DATETIME, "date": DATE}
 
 
 EXCEL_CELL_LIMIT = 32_767  # characters; Excel calls a longer cell corrupt content
+# The largest integer a spreadsheet number (a double) holds exactly. A larger amount (a HUGEINT
+# sum, or a record stored before amounts were bounded) is written as its digits in a text cell
+# rather than rounded silently; Excel's SUM skips such a cell, which verify_report accounts for.
+EXCEL_EXACT_INT = 2**53 - 1
+
+
+def beyond_excel(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) > EXCEL_EXACT_INT
 
 
 @contextlib.contextmanager
@@ -172,6 +180,8 @@ class Sheet:
                 out.append(None)
             elif isinstance(value, str):
                 out.append(text_cell(self.ws, value))
+            elif beyond_excel(value):
+                out.append(text_cell(self.ws, str(value)))
             elif template is None:
                 out.append(value)
             else:
@@ -251,6 +261,8 @@ def styled(ws, value, style: str, *, number_format: str | None = None) -> WriteO
     Only totals cells may hold formulas; any other text is forced to a text cell."""
     if isinstance(value, dt.datetime):
         value = naive_kst(value)
+    elif beyond_excel(value):
+        value = str(value)
     is_formula = style == "total" and isinstance(value, str) and value.startswith("=")
     if isinstance(value, str) and not is_formula:
         value = clean_text(value)
