@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import os
 import re
+import subprocess
+import sys
 
 import pytest
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
+from openpyxl.worksheet import _writer as sheet_writer
 
 from point3_pipeline.reports import (
     render_reconciliation_report,
@@ -15,6 +20,9 @@ from point3_pipeline.reports import (
     write_index,
 )
 from point3_pipeline.reports import tax
+from point3_pipeline.reports.versions import latest_version
+from point3_pipeline.reports.data import Month
+from point3_pipeline.warehouse import NoSpaceLeft
 from tests.report_fixtures import Books, kst
 
 NOV = "2025-11"
@@ -438,3 +446,55 @@ def test_sums_of_amounts_near_two_to_the_63_are_exact(tmp_path):
     assert (t["payments_in"], t["cancellations_out"], t["actual_change"]) == (sum(totals), HUGE[1][1], 2**64 - 1)
     assert t["unexplained"] == 2**64 - 1 - (sum(totals) - HUGE[1][1])
     assert verify_report(wh, reconciliation.path) == []
+
+
+# --- what a killed or failed render leaves behind ----------------------------------------------
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_killed_renders_litter_is_cleared_by_the_next_render(november):
+    _, wh, out = november
+    dead = _dead_pid()
+    litter = [
+        out / "2025-11" / f".point3-tax-2025-11-v1.xlsx.tmp-{dead}",
+        out / "2025-10" / f".point3-reconciliation-2025-10-v3.xlsx.tmp-{dead}",
+        out / f".sheet-files-{dead}" / "openpyxl.k1ll3d",
+    ]
+    # a live process's (another warehouse rendering into the same folder) is not ours to remove
+    live = out / "2025-11" / f".point3-tax-2025-11-v7.xlsx.tmp-{os.getppid()}"
+    for path in (*litter, live):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"PK\x03\x04 half a workbook")
+    result = render_tax_report(wh, NOV, out, now=NOW)
+    assert result.created and result.path.exists()
+    assert [p for p in litter if p.exists()] == []
+    assert not (out / f".sheet-files-{dead}").exists()
+    assert live.exists()
+
+
+def test_a_render_failing_on_a_full_disk_says_so_and_leaves_nothing(november, monkeypatch):
+    _, wh, out = november
+    before = list(sheet_writer.ALL_TEMP_FILES)
+
+    def write_until_the_disk_is_full(ctx, path):
+        wb = Workbook(write_only=True)
+        sheet = wb.create_sheet("rows")
+        for n in range(100):
+            sheet.append([n, "row"])  # openpyxl streams the sheet to a temp file of its own
+        path.write_bytes(b"PK\x03\x04 half a workbook")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tax, "write_tax_workbook", write_until_the_disk_is_full)
+    with pytest.raises(NoSpaceLeft, match=f"^no space left on device at {out}: free space there"):
+        render_tax_report(wh, NOV, out, now=NOW)
+    sheet_files = [p for p in sheet_writer.ALL_TEMP_FILES if p not in before]
+    assert sheet_files, "the writer made no sheet file: the test proves nothing"
+    assert all(p.startswith(str(out)) and not os.path.exists(p) for p in sheet_files)
+    assert [p.name for p in out.rglob("*")] == ["2025-11"]
+    with wh.connect(read_only=True) as conn:
+        assert latest_version(conn, "tax", Month.parse(NOV)) is None
