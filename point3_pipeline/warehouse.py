@@ -74,14 +74,13 @@ def _pid_is_running(pid: int) -> bool:
     return True
 
 
-def remove_litter(folder: Path, pattern: str, *, all_of_them: bool = False) -> list[Path]:
+def remove_litter(folder: Path, pattern: str, *, all_of_them: bool = False) -> None:
     """Remove temp files (or folders) matching `pattern` in `folder` that a killed process left.
 
     Their names end in "-PID". One whose PID is not a running process is litter, and so is one
     with our own PID (an earlier process that had it: this one has not started its own yet).
     `all_of_them` when the caller holds the lock every writer of these files takes.
     """
-    removed = []
     for path in Path(folder).glob(pattern):
         match = _TEMP_PID.search(path.name)
         if match is None:
@@ -93,8 +92,6 @@ def remove_litter(folder: Path, pattern: str, *, all_of_them: bool = False) -> l
             else:
                 path.unlink(missing_ok=True)
             log.warning("removed %s, left by an interrupted run", path)
-            removed.append(path)
-    return removed
 
 
 @dataclass(frozen=True)
