@@ -77,7 +77,9 @@ class ClientStats:
 class RejectedRecord:
     """A date-endpoint record that broke the contract, kept for quarantine."""
 
-    raw_text: str  # orjson dump of the raw record (repr when it is not JSON-able)
+    # orjson dump of the raw record (repr when it is not JSON-able); for a record that is not
+    # UTF-8, its text as sent with each bad byte as \xNN (see `undecodable`)
+    raw_text: str
     reason: str
     signature: str | None
 
@@ -127,13 +129,9 @@ _JSON_WS = re.compile(r"[ \t\n\r]*")
 _STAND_IN = re.compile("[\udc80-\udcff]")  # surrogateescape's stand-in for a byte that is not UTF-8
 
 
-def _unusual_number(text: str) -> Any:
-    """NaN, Infinity and numbers no float or int holds, kept exact as a Decimal.
-
-    A Decimal cannot be stored as JSON, so its record is quarantined; without this, a
-    5,000-digit integer makes the whole page unreadable and 1e400 is stored as null.
-    """
-    return Decimal(text)
+# NaN, Infinity and numbers no float or int holds are kept as a Decimal, which cannot be
+# stored as JSON, so only their record is quarantined. Without this a 5,000-digit integer
+# made the whole page unreadable, and 1e400 or NaN was stored as null.
 
 
 def _float(text: str) -> Any:
@@ -145,7 +143,7 @@ def _int(text: str) -> Any:
     return int(text) if len(text) <= 4000 else Decimal(text)  # int() refuses beyond 4,300 digits
 
 
-_DECODER = json.JSONDecoder(parse_int=_int, parse_float=_float, parse_constant=_unusual_number)
+_DECODER = json.JSONDecoder(parse_int=_int, parse_float=_float, parse_constant=Decimal)
 
 # Where the payment records sit: the envelope holds `result`; `result` holds `orders` (a list
 # of records) or is itself one record. Keys not listed here are parsed whole.

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
+import threading
 from urllib.parse import quote
 
 import httpx
 import pytest
 
 from point3_pipeline.client import Point3Client
-from point3_pipeline.errors import AuthenticationError, BadRequestError, NotFoundError
+from point3_pipeline.errors import AuthenticationError, BadRequestError, NotFoundError, RequestDeadlineError
+from point3_pipeline.limits import Limits
 from point3_pipeline.models import KST, PaymentRequest
 from point3_pipeline.retry import RetryPolicy
 from point3_pipeline.sandbox import SandboxConfig, SandboxServer
@@ -114,3 +117,43 @@ def test_paging_a_day_through_faults_gets_every_order(sb, client):
     faulty = {o.signature for page in client.iter_payment_pages(DAY, end, page_size=1000) for o in page.orders}
     assert faulty == expected
     assert client.page_size == 62 and client.stats.retries > 0
+
+
+@pytest.fixture
+def dripping_server():
+    """A loopback server that answers headers, then one byte of body every 20 ms, forever.
+
+    Each byte comes well within the read timeout, so only an overall deadline stops it.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+    sent: list[int] = []
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            while b"\r\n\r\n" not in conn.recv(65536):
+                pass
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{")
+            try:
+                while not stop.wait(0.02):
+                    conn.sendall(b" ")
+                    sent.append(1)
+            except OSError:  # the client gave up and closed the connection
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", sent
+    stop.set()
+    thread.join(timeout=10)
+    listener.close()
+
+
+def test_a_body_dripping_over_a_real_socket_stops_at_the_deadline(dripping_server):
+    url, sent = dripping_server
+    limits = Limits(request_deadline_seconds=0.3)
+    with Point3Client(url, "sk_test_drip", retry=RetryPolicy(max_attempts=1), limits=limits) as client:
+        with pytest.raises(RequestDeadlineError, match="within the 0.3s request deadline"):
+            client.settlement_balance()
+    assert len(sent) < 1_000_000  # it stopped while the server was still sending
