@@ -133,7 +133,10 @@ def _amount(raw: dict[str, Any], key: str, bound: int) -> int:
     if value < 0:
         raise RecordRejected(f"{key} is negative: {str(value):.40}")
     if value > bound:
-        raise RecordRejected(f"{key} {str(value):.40} is beyond the bound of {bound:,} won (setting max_amount_won)")
+        corrupt = ", and beyond a 64-bit amount" if value > MAX_AMOUNT else ""
+        raise RecordRejected(
+            f"{key} {str(value):.40} is beyond the bound of {bound:,} won (setting max_amount_won){corrupt}"
+        )
     return value
 
 

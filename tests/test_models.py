@@ -79,7 +79,9 @@ def test_lenient_where_the_books_do_not_depend_on_it(changes, check):
     (record(taxFreeAmount=True), "taxFreeAmount is not an integer amount: True"),
     (record(vat=None), "vat is not an integer amount: None"),
     (record(vat=-1), "vat is negative: -1"),
-    (record(totalCharge=2**63), "totalCharge 9223372036854775808 is beyond the bound of 10,000,000,000 won"),
+    (record(totalCharge=2**63),
+     "totalCharge 9223372036854775808 is beyond the bound of 10,000,000,000 won (setting max_amount_won), "
+     "and beyond a 64-bit amount"),
     (record(vat=-(2**63)), "vat is negative: -9223372036854775808"),
     (record(cultureExpenseType=["a"]), "unknown cultureExpenseType code ['a']"),
     (record(cultureExpenseType={"a": 1}), "unknown cultureExpenseType code {'a': 1}"),
