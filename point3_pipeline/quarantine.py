@@ -38,9 +38,12 @@ class Quarantined:
         return record_hash(self.raw_text)
 
 
+CONFLICT_PREFIX = "conflicting copies:"
+
+
 def conflict_reason(signature: str, variants: int) -> str:
     return (
-        f"conflicting copies: signature {signature} came {variants} ways with different content in one read "
+        f"{CONFLICT_PREFIX} signature {signature} came {variants} ways with different content in one read "
         "(walked again, still conflicting); none stored as the payment's content"
     )
 
