@@ -162,17 +162,21 @@ def _incoming_table(reads: list[WindowRead]) -> pa.Table:
     for read in reads:
         for signature in read.orders:
             owner[signature] = read
-    columns: list[list] = [[] for _ in _INCOMING_SCHEMA.names]
+    batches = []
     for read in reads:
         orders = [order for signature, order in read.orders.items() if owner[signature] is read]
         n = len(orders)
         # A change is dated by the read's end (detection, an upper bound), being active by
-        # its start (a lower bound).
-        values = ([o.signature for o in orders], [read.day] * n, [read.finished_at] * n, [read.started_at] * n,
-                  [o.raw_json for o in orders])
-        for column, more in zip(columns, values):
-            column.extend(more)
-    return pa.table(columns, schema=_INCOMING_SCHEMA)
+        # its start (a lower bound). A window's constants are repeated in Arrow, not built
+        # per row from Python objects (that cost more than the rest of the batch).
+        batches.append(pa.RecordBatch.from_arrays([
+            pa.array([o.signature for o in orders], pa.string()),
+            pa.repeat(pa.scalar(read.day, pa.date32()), n),
+            pa.repeat(pa.scalar(read.finished_at, _INCOMING_SCHEMA.field("observed_at").type), n),
+            pa.repeat(pa.scalar(read.started_at, _INCOMING_SCHEMA.field("active_seen_at").type), n),
+            pa.array([o.raw_json for o in orders], pa.string()),
+        ], schema=_INCOMING_SCHEMA))
+    return pa.Table.from_batches(batches, schema=_INCOMING_SCHEMA)
 
 
 def _window_result(read: WindowRead, counts: tuple[int, int, int, int]) -> WindowResult:

@@ -18,7 +18,6 @@ with a client. The rules:
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import time
 from collections import Counter
@@ -75,7 +74,7 @@ class _Walk:
     seen: dict[str, str] = field(default_factory=dict)  # signature -> the record as first seen
     conflicts: dict[str, Counter[str]] = field(default_factory=dict)  # signature -> copies by record
     bad: Counter[str] = field(default_factory=Counter)  # quarantined record hash -> copies
-    pages: set[bytes] = field(default_factory=set)
+    pages: set[int] = field(default_factory=set)
     shifted: bool = False
     new: int = 0
 
@@ -181,13 +180,13 @@ class WindowWalk:
         return None
 
 
-def _fingerprint(page: Page) -> bytes:
-    digest = hashlib.blake2b(f"{page.count}:{page.record_count}".encode(), digest_size=16)
-    for order in page.orders:
-        digest.update(order.raw_json.encode())
-    for rejected in page.rejected:
-        digest.update(rejected.raw_text.encode())
-    return digest.digest()
+def _fingerprint(page: Page) -> int:
+    """A page's identity within one walk: its size and the records' signatures (bad records by
+    their text). Signatures' hashes are cached by the dicts they already went into, so this
+    costs next to nothing; two different pages of one walk sharing it would be a cycle anyway
+    (the same payments, in the same order, on two pages)."""
+    return hash((page.count, page.record_count, tuple(o.signature for o in page.orders),
+                 tuple(r.raw_text for r in page.rejected)))
 
 
 def read_window(client, day: dt.date, clock: Clock, limits: Limits, max_walks: int = DEFAULT_MAX_WALKS) -> WindowRead:
