@@ -82,7 +82,7 @@ class BatchStore:
             counts = self.count_changes()
             self.log_events(bounds)
             self.insert_new()
-            self.update_changed()
+            self.update_changed(bounds)
             self.mark_seen(bounds)
             self.quarantine(reads)
             windows = [_window_result(read, counts.get(read.day, (0, 0, 0, 0))) for read in reads]
@@ -117,8 +117,8 @@ class BatchStore:
     def insert_new(self) -> None:
         self.conn.execute(sql("insert_new"), {"run_id": self.run_id})
 
-    def update_changed(self) -> None:
-        self.conn.execute(sql("update_changed"), {"run_id": self.run_id})
+    def update_changed(self, bounds: dict) -> None:
+        self.conn.execute(sql("update_changed"), {"run_id": self.run_id, **bounds})
 
     def mark_seen(self, bounds: dict) -> None:
         self.conn.execute(sql("mark_seen"), {"run_id": self.run_id, **bounds})
