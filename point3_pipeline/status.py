@@ -1,11 +1,18 @@
-"""`point3 status`: what the warehouse covers, the last runs, rejected records and the balance."""
+"""`point3 status`: what the warehouse covers, the last runs, what is not final and why,
+quarantined records and the balance."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
+
+from point3_pipeline.quarantine import CONFLICT_PREFIX
 from point3_pipeline.summaries import rejected_reasons
+from point3_pipeline.sync.plan import synced_days
 from point3_pipeline.warehouse import Warehouse, WarehouseDamaged, WarehouseError
+
+_LISTED = 10  # lines per list; the rest are counted
 
 
 def _ranges(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
@@ -24,6 +31,10 @@ def _format_ranges(days: list[dt.date]) -> str:
     return ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in _ranges(days))
 
 
+def _is_locked(exc: WarehouseError) -> bool:
+    return isinstance(exc.__cause__, duckdb.IOException)
+
+
 def format_status(warehouse: Warehouse) -> str:
     source = warehouse.path
     try:
@@ -32,51 +43,29 @@ def format_status(warehouse: Warehouse) -> str:
             return _status(conn, source)
     except WarehouseDamaged:
         raise  # its sentence says how to restore; the copy's figures would hide it
-    except WarehouseError:
-        if not warehouse.published_path.exists():
+    except WarehouseError as exc:
+        if not _is_locked(exc):
             raise
+        if not warehouse.published_path.exists():
+            return (
+                f"warehouse: {source} is held by another process, most likely a first sync still running; "
+                f"no published copy ({warehouse.published_path.name}) exists until a sync has finished, "
+                "so there is nothing to show yet: run `point3 status` again when it ends."
+            )
         source = warehouse.published_path
         with Warehouse(source).connect(read_only=True) as conn:
             return _status(conn, f"{source} (the warehouse itself is busy with a sync)")
 
 
-def _status(conn, source) -> str:
+def _status(conn: duckdb.DuckDBPyConnection, source) -> str:
     lines = [f"warehouse: {source}"]
-    complete = [r[0] for r in conn.execute(
-        "SELECT window_date FROM sync_coverage WHERE is_complete ORDER BY window_date").fetchall()]
-    partial = [r[0] for r in conn.execute(
-        "SELECT window_date FROM sync_coverage WHERE NOT is_complete ORDER BY window_date").fetchall()]
-    lines.append(f"days synced (final): {len(complete)}: {_format_ranges(complete)}")
-    lines.append(f"days read but not final yet: {_format_ranges(partial)}")
-    if complete:
-        gaps = [complete[0] + dt.timedelta(days=i) for i in range((complete[-1] - complete[0]).days + 1)]
-        missing = sorted(set(gaps) - set(complete) - set(partial))
-        if missing:
-            lines.append(f"gaps inside the synced range: {_format_ranges(missing)}")
+    lines += _coverage_lines(conn)
     count, total, canceled = conn.execute(
         "SELECT count(*), coalesce(sum(total_charge), 0), count(*) FILTER (WHERE is_canceled) FROM payments"
     ).fetchone()
     lines.append(f"payments: {count:,} ({canceled:,} cancelled), total {total:,} won")
-    lines.append("last runs:")
-    runs = conn.execute(
-        "SELECT run_id, mode, first_day, last_day, started_at, finished_at, status, windows_done, windows_planned, "
-        "records_read, payments_new, newly_canceled, rejected, retries, error "
-        "FROM sync_runs ORDER BY run_id DESC LIMIT 5"
-    ).fetchall()
-    for run in runs:
-        (run_id, mode, first, last, started, finished, status, done, planned, records, new, canceled_n, rejected,
-         retries, error) = run
-        ended = f"{finished:%Y-%m-%d %H:%M}" if finished else "-"
-        lines.append(
-            f"  #{run_id} {mode:<11} {first}..{last} started {started:%Y-%m-%d %H:%M} ended {ended} {status}: "
-            f"{done}/{planned} windows, {records:,} records, {new:,} new, {canceled_n:,} newly cancelled, "
-            f"{rejected:,} rejected, {retries} retries" + (f" ({error})" if error else "")
-        )
-    if not runs:
-        lines.append("  none yet")
-    rejected = rejected_reasons(conn)
-    lines.append(f"rejected records: {sum(n for _, n in rejected):,}")
-    lines.extend(f"  {n:,} × {reason}" for reason, n in rejected[:10])
+    lines += _run_lines(conn)
+    lines += _quarantine_lines(conn)
     balance = conn.execute(
         "SELECT observed_at, balance FROM settlement_observations ORDER BY observed_at DESC LIMIT 1"
     ).fetchone()
@@ -84,3 +73,64 @@ def _status(conn, source) -> str:
         "settlement balance: " + (f"{balance[1]:,} won at {balance[0]:%Y-%m-%d %H:%M} KST" if balance else "not observed yet")
     )
     return "\n".join(lines)
+
+
+def _coverage_lines(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    read = [r[0] for r in conn.execute("SELECT window_date FROM sync_coverage ORDER BY window_date").fetchall()]
+    complete = synced_days(conn, read[0], read[-1]) if read else []
+    partial = sorted(set(read) - set(complete))
+    lines = [f"days synced (final): {len(complete)}: {_format_ranges(complete)}",
+             f"days read but not final yet: {_format_ranges(partial)}"]
+    if complete:
+        span = [complete[0] + dt.timedelta(days=i) for i in range((complete[-1] - complete[0]).days + 1)]
+        missing = sorted(set(span) - set(read))
+        if missing:
+            lines.append(f"gaps inside the synced range: {_format_ranges(missing)}")
+    # The latest read of a day can be not final even when an earlier one was (conflicts, a bound).
+    latest = conn.execute(
+        "SELECT window_date, arg_max(incomplete_reason, finished_at) FROM sync_windows GROUP BY window_date "
+        "HAVING NOT arg_max(is_complete, finished_at) ORDER BY window_date"
+    ).fetchall()
+    lines.append(f"latest read not final: {len(latest)} day(s)" + (":" if latest else ""))
+    lines += [f"  {day}: {reason}" for day, reason in latest[-_LISTED:]]
+    return lines
+
+
+def _run_lines(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    runs = conn.execute(
+        "SELECT r.run_id, mode, first_day, last_day, started_at, finished_at, status, windows_done, windows_planned, "
+        "records_read, payments_new, newly_canceled, rejected, retries, error, "
+        "(SELECT count(*) FROM payment_events AS e "
+        " WHERE e.run_id = r.run_id AND e.event = 'first_seen' AND e.is_canceled) AS first_seen_canceled "
+        "FROM sync_runs AS r ORDER BY run_id DESC LIMIT 5"
+    ).fetchall()
+    lines = ["last runs:"]
+    for run in runs:
+        (run_id, mode, first, last, started, finished, status, done, planned, records, new, canceled_n, rejected,
+         retries, error, first_seen_canceled) = run
+        ended = f"{finished:%Y-%m-%d %H:%M}" if finished else "-"
+        lines.append(
+            f"  #{run_id} {mode:<11} {first}..{last} started {started:%Y-%m-%d %H:%M} ended {ended} {status}: "
+            f"{done}/{planned} windows, {records:,} records, {new:,} new, "
+            f"{canceled_n - first_seen_canceled:,} cancellations detected, "
+            f"{first_seen_canceled:,} already cancelled when first seen, "
+            f"{rejected:,} rejected, {retries} retries" + (f" ({error})" if error else "")
+        )
+    if not runs:
+        lines.append("  none yet")
+    return lines
+
+
+def _quarantine_lines(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    rejected = rejected_reasons(conn)
+    lines = [f"rejected records: {sum(n for _, n in rejected):,}"]
+    lines += [f"  {n:,} × {reason}" for reason, n in rejected[:_LISTED]]
+    conflicts = conn.execute(
+        "SELECT signature, max(window_date), count(*) FROM rejected_records WHERE starts_with(reason, ?) "
+        "GROUP BY signature ORDER BY 2 DESC, 1",
+        [CONFLICT_PREFIX],
+    ).fetchall()
+    if conflicts:
+        lines.append(f"conflicting copies quarantined (none stored): {len(conflicts)} signature(s)")
+        lines += [f"  {signature} on {day}: {n} differing copies" for signature, day, n in conflicts[:_LISTED]]
+    return lines

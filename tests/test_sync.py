@@ -8,9 +8,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import duckdb
+import httpx
 import pytest
 
 from point3_pipeline import sync
@@ -328,58 +328,81 @@ def test_a_failing_migration_leaves_nothing_behind(tmp_path, monkeypatch):
     assert "schema_migrations" in tables
 
 
+# Runs a sync in its own process (so the test can SIGKILL it) with a batch policy the test
+# sets; one line per window as soon as its batch committed.
+KILLABLE_SYNC = """
+import datetime as dt, os, sys
+from point3_pipeline import sync
+from point3_pipeline.client import Point3Client
+from point3_pipeline.warehouse import Warehouse
+
+def progress(done, total, window):
+    print(f"[{done}/{total}] {window.window_date}", flush=True)
+
+first, last, per_batch = dt.date.fromisoformat(sys.argv[1]), dt.date.fromisoformat(sys.argv[2]), int(sys.argv[3])
+policy = sync.BatchPolicy(max_records=10**9, max_seconds=None, max_windows=per_batch)
+with Point3Client(os.environ["POINT3_API_URL"], os.environ["POINT3_SECRET_KEY"]) as client:
+    sync.sync_range(client, Warehouse(os.environ["POINT3_WAREHOUSE"]), first, last, batch=policy, progress=progress)
+"""
+
+
+def _wait_stalled(url: str) -> None:
+    """Block until the sandbox holds a request at its armed stall gate (bounded)."""
+    for _ in range(10):
+        if httpx.get(f"{url}/_sandbox/stall", params={"wait_seconds": 30}).json()["result"]["held"]:
+            return
+    raise AssertionError("the sync never reached the stalled request")
+
+
 @pytest.mark.slow
-def test_a_killed_sync_rolls_back_its_window_and_a_rerun_converges(tmp_path):
-    server, info = spawn(["--seed", "11", "--days", "8", "--per-day", "300", "--latency-ms", "40"],
+@pytest.mark.parametrize(
+    ("per_batch", "stalled_window", "committed"),
+    [
+        (1, 4, 3),  # one window per transaction: windows 1-3 are in, 4 is not
+        (3, 5, 3),  # three per transaction: 1-3 are in; 4 was read but its batch (4-6) never committed
+    ],
+)
+def test_a_killed_sync_rolls_back_its_window_and_a_rerun_converges(tmp_path, per_batch, stalled_window, committed):
+    server, info = spawn(["--seed", "11", "--days", "8", "--per-day", "300"],
                          tmp_path / "sandbox.json", stdout=subprocess.DEVNULL)
     try:
-        env = {
-            **os.environ,
-            "POINT3_API_URL": info["url"],
-            "POINT3_SECRET_KEY": info["key"],
-            "POINT3_WAREHOUSE": str(tmp_path / "w.duckdb"),
-        }
+        env = {**os.environ, "POINT3_API_URL": info["url"], "POINT3_SECRET_KEY": info["key"],
+               "POINT3_WAREHOUSE": str(tmp_path / "w.duckdb")}
         today = dt.datetime.now(KST).date()
-        since = str(today - dt.timedelta(days=7))
-        sync_cmd = [sys.executable, "-m", "point3_pipeline.cli", "sync", "--since", since]
-        victim = subprocess.Popen(sync_cmd, env=env, stdout=subprocess.PIPE, text=True)
-        # Kill it once it has finished at least one window and is inside another.
-        line = victim.stdout.readline()
-        assert line.startswith("[1/"), line
-        time.sleep(0.25)
+        days = [today - dt.timedelta(days=7 - i) for i in range(8)]
+        httpx.post(f"{info['url']}/_sandbox/stall", json={"startDate": str(days[stalled_window - 1])}).raise_for_status()
+        victim = subprocess.Popen([sys.executable, "-c", KILLABLE_SYNC, str(days[0]), str(today), str(per_batch)],
+                                  env=env, stdout=subprocess.PIPE, text=True)
+        _wait_stalled(info["url"])
+        # Inside window k's first request; the batch before it is committed once its line is out.
+        lines = [victim.stdout.readline() for _ in range(committed)]
+        assert lines[-1].startswith(f"[{committed}/8] {days[committed - 1]}"), lines
         victim.send_signal(signal.SIGKILL)
         victim.wait()
+        httpx.post(f"{info['url']}/_sandbox/stall/release").raise_for_status()
         warehouse = Warehouse(tmp_path / "w.duckdb")
         with warehouse.connect(read_only=True) as conn:
-            windows = conn.execute("SELECT count(*) FROM sync_windows").fetchone()[0]
+            windows = [r[0] for r in conn.execute("SELECT window_date FROM sync_windows ORDER BY 1").fetchall()]
             # A payment whose day has no window row would be half a window; only a payment at
             # exactly midnight may come from the previous day's window (inclusive ends).
             stray = conn.execute(
                 "SELECT count(*) FROM payments WHERE payment_date NOT IN (SELECT window_date FROM sync_windows) "
                 "AND strftime(accepted_at, '%H:%M:%S') <> '00:00:00'"
             ).fetchone()[0]
-        assert 1 <= windows < 8
+        assert windows == days[:committed]
         assert stray == 0
+        sync_cmd = [sys.executable, "-m", "point3_pipeline.cli", "sync", "--since", str(days[0])]
         subprocess.run(sync_cmd, env=env, check=True, stdout=subprocess.DEVNULL)
         once = warehouse_state(warehouse)
         subprocess.run(sync_cmd, env=env, check=True, stdout=subprocess.DEVNULL)
         assert warehouse_state(warehouse) == once
         with warehouse.connect(read_only=True) as conn:
             statuses = [r[0] for r in conn.execute("SELECT status FROM sync_runs ORDER BY run_id").fetchall()]
-            duplicates = conn.execute(
-                "SELECT count(*) - count(DISTINCT signature) FROM payments"
-            ).fetchone()[0]
+            duplicates = conn.execute("SELECT count(*) - count(DISTINCT signature) FROM payments").fetchone()[0]
         assert statuses == ["interrupted", "succeeded", "succeeded"]
         assert duplicates == 0
-        truth = json.loads(
-            subprocess.run(
-                [sys.executable, "-c",
-                 f"import httpx,sys; sys.stdout.write(httpx.get('{info['url']}/_sandbox/orders').text)"],
-                check=True, capture_output=True, text=True,
-            ).stdout
-        )
-        signatures = {o["signature"] for o in truth["result"]["orders"]}
-        assert {row[0] for row in once} == signatures
+        truth = httpx.get(f"{info['url']}/_sandbox/orders").json()
+        assert {row[0] for row in once} == {o["signature"] for o in truth["result"]["orders"]}
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=10)

@@ -112,18 +112,11 @@ class Coverage:
 
 
 def coverage(conn: duckdb.DuckDBPyConnection, month: Month, today: dt.date) -> Coverage:
-    # A day counts as synced only when a complete sync finished after the day was over:
-    # one taken at noon cannot know the afternoon's payments.
+    # A day counts as synced by the one definition, the sync_coverage view: a whole read
+    # finished at least the settle margin after the day was over (one taken at noon cannot
+    # know the afternoon's payments).
     rows = conn.execute(
-        """
-        SELECT window_date,
-               max(finished_at) FILTER (WHERE is_complete
-                   AND finished_at >= CAST(window_date + INTERVAL 1 DAY AS TIMESTAMP) AT TIME ZONE 'Asia/Seoul'),
-               max(finished_at)
-        FROM sync_windows
-        WHERE window_date BETWEEN ? AND ?
-        GROUP BY window_date
-        """,
+        "SELECT window_date, last_complete_sync_at, last_sync_at FROM sync_coverage WHERE window_date BETWEEN ? AND ?",
         [month.first, month.last],
     ).fetchall()
     synced = {day: complete for day, complete, _ in rows if complete is not None}
