@@ -11,6 +11,7 @@ import pytest
 from point3_pipeline import sync
 from point3_pipeline.errors import ServerError
 from point3_pipeline.sync.store import BatchStore
+from point3_pipeline.warehouse import NoSpaceLeft
 from tests.conftest import SANDBOX_NOW
 
 FIRST = SANDBOX_NOW.date() - dt.timedelta(days=6)
@@ -83,9 +84,12 @@ def test_a_failing_rollback_does_not_hide_the_error_that_caused_it(sandbox, clie
         raise duckdb.IOException("could not write file: No space left on device")
 
     monkeypatch.setattr(BatchStore, "mark_seen", disk_full)
-    with pytest.raises(duckdb.IOException, match="No space left on device") as raised:
+    # The warehouse names the full disk in one sentence; the cause it wraps keeps the note.
+    with pytest.raises(NoSpaceLeft, match="no space left on device at .*could not write file") as raised:
         _sync(sandbox, client, warehouse)
-    assert any("rollback" in note for note in raised.value.__notes__)
+    cause = raised.value.__cause__
+    assert isinstance(cause, duckdb.IOException)
+    assert any("rollback" in note for note in cause.__notes__)
     [(status, error)] = _runs(warehouse)
     assert status == "failed" and "No space left on device" in error
 
