@@ -182,9 +182,9 @@ def key_file(env: Mapping[str, str] = os.environ) -> Path:
     return Path(path)
 
 
-def check_writable_folder(folder: Path, variable: str, *, create: bool) -> None:
-    """Prove a file can be created, renamed onto another and removed in `folder` (what an atomic
-    replace there does), by doing it with two empty temp files; ConfigError naming `variable` if not."""
+def folder_write_problem(folder: Path, *, create: bool) -> str | None:
+    """Why files cannot be replaced atomically in `folder`, or None: proven by creating a temp
+    file there (and the folder first, if `create`), renaming it onto a second one, removing both."""
     try:
         if create:
             folder.mkdir(parents=True, exist_ok=True)
@@ -199,10 +199,17 @@ def check_writable_folder(folder: Path, variable: str, *, create: bool) -> None:
             if os.path.lexists(first[1]):
                 os.unlink(first[1])
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+        return exc.strerror or type(exc).__name__
+    return None
+
+
+def check_writable_folder(folder: Path, variable: str, *, create: bool) -> None:
+    """ConfigError naming `variable` unless `folder_write_problem(folder)` finds nothing."""
+    problem = folder_write_problem(folder, create=create)
+    if problem:
         raise ConfigError(
-            f"{variable}: files cannot be written in the folder {folder} ({reason}); make it writable or set {variable} to another place."
-        ) from None
+            f"{variable}: files cannot be written in the folder {folder} ({problem}); make it writable or set {variable} to another place."
+        )
 
 
 def warehouse_path(env: Mapping[str, str] = os.environ) -> Path:

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import ConfigError, SecretKey, check_writable_folder
+from .config import ConfigError, SecretKey, folder_write_problem
 
 if TYPE_CHECKING:
     from .client import Point3Client
@@ -67,10 +67,11 @@ def check_replaceable(path: str | os.PathLike[str]) -> None:
             raise ConfigError(f"{where}, which is not a regular file (a link, folder or device): point the variable at the key file itself; no key was rotated.")
         if not _may_replace(path):
             raise ConfigError(f"{where}, which this user may not replace (its folder is sticky and the file is someone else's); no key was rotated.")
-    try:
-        check_writable_folder(folder, "POINT3_SECRET_KEY_FILE", create=False)
-    except ConfigError as exc:
-        raise ConfigError(f"{str(exc).rstrip('.')}; no key was rotated.") from None
+    problem = folder_write_problem(folder, create=False)
+    if problem:
+        raise ConfigError(
+            f"{where}, but files cannot be written in its folder {folder} ({problem}): make the folder writable; no key was rotated."
+        )
 
 
 def _may_replace(path: Path) -> bool:
