@@ -312,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "report" and args.kind != "index" and args.month is None:
-        parser.error("point3 report tax/reconciliation needs --month YYYY-MM")
+        parser.error("report tax/reconciliation needs --month YYYY-MM")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         with _sigterm_as_interrupt():
@@ -325,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"point3: {where}{exc.strerror or _first_line(exc)}.", file=sys.stderr)
+        print(f"point3: cannot use {where}{exc.strerror or _first_line(exc)}.", file=sys.stderr)
         return 1
     except duckdb.IOException as exc:
         print(f"point3: the warehouse could not be read or written: {_first_line(exc)}", file=sys.stderr)

@@ -214,6 +214,26 @@ def test_a_settlement_balance_that_cannot_be_stored_is_in_the_error(env, capsys,
     assert stamp is not None and before <= dt.datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S") <= after
 
 
+def test_a_report_folder_blocked_by_a_file_is_one_sentence(env, capsys, tmp_path):
+    month = f"{config.kst_today():%Y-%m}"
+    reports = Path(env["POINT3_REPORTS_DIR"])
+    reports.mkdir()
+    (reports / month).write_text("not a folder")
+    code, _, err = run(capsys, "report", "tax", "--month", month)
+    assert code == 1
+    assert_one_line(err, str(reports / month))
+
+
+def test_a_warehouse_that_fails_to_open_is_one_sentence(env, capsys, monkeypatch):
+    def connect(*args, **kwargs):
+        raise duckdb.IOException("IO Error: Could not read from file: Input/output error")
+
+    monkeypatch.setattr(duckdb, "connect", connect)
+    code, _, err = run(capsys, "publish")
+    assert code == 1
+    assert_one_line(err, "Input/output error")
+
+
 # --- key rotation --------------------------------------------------------------------------
 
 
