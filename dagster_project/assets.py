@@ -1,6 +1,8 @@
 """The assets: each calls the library once and reports what it did as metadata."""
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 
 from dagster import (
     AssetDep,
@@ -8,6 +10,7 @@ from dagster import (
     AssetSelection,
     AutomationCondition,
     BackfillPolicy,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -17,6 +20,7 @@ from dagster_project.partitions import daily_partitions, month_to_days, monthly_
 from dagster_project.resources import Point3Resource, ReportsResource, WarehouseResource
 from point3_pipeline import reports, summaries, sync
 from point3_pipeline.reports import ReportResult
+from point3_pipeline.warehouse import WarehouseError
 
 # DuckDB admits one writing process: every step that writes the warehouse takes this pool's
 # single slot (dagster.yaml), whichever run or CLI invocation it belongs to.
@@ -38,6 +42,16 @@ RERENDER_CHANGED_MONTHS = (
     & ~AutomationCondition.any_deps_in_progress()
     & ~AutomationCondition.in_progress()
 ).with_label("re-render changed months")
+
+
+@contextlib.contextmanager
+def _fails_with_its_sentence() -> Iterator[None]:
+    """A warehouse that cannot be used as it is (damaged, its disk full, a derived table that
+    cannot be rebuilt) fails the step with the library's one sentence saying what to do."""
+    try:
+        yield
+    except WarehouseError as exc:
+        raise Failure(description=str(exc)) from exc
 
 
 @asset(
@@ -65,7 +79,7 @@ def point3_payments(
             f"{window.payments_changed} changed, {window.newly_canceled} newly cancelled, {state}"
         )
 
-    with point3.client() as client:
+    with _fails_with_its_sentence(), point3.client() as client:
         result = sync.sync_range(client, warehouse.get(), first, last, mode="dagster", progress=progress)
     totals = result.summary()
     incomplete = result.incomplete_days
@@ -98,9 +112,10 @@ def point3_payments(
 )
 def payment_cancellations(warehouse: WarehouseResource) -> MaterializeResult:
     wh = warehouse.get()
-    wh.refresh_derived("cancellations")
-    with wh.connect(read_only=True) as conn:
-        return MaterializeResult(metadata=summaries.cancellation_totals(conn))
+    with _fails_with_its_sentence():
+        wh.refresh_derived("cancellations")
+        with wh.connect(read_only=True) as conn:
+            return MaterializeResult(metadata=summaries.cancellation_totals(conn))
 
 
 @asset(
@@ -113,9 +128,10 @@ def payment_cancellations(warehouse: WarehouseResource) -> MaterializeResult:
 )
 def culture_vat_breakdown(warehouse: WarehouseResource) -> MaterializeResult:
     wh = warehouse.get()
-    wh.refresh_derived("culture_vat_daily")
-    with wh.connect(read_only=True) as conn:
-        return MaterializeResult(metadata=summaries.culture_vat_totals(conn))
+    with _fails_with_its_sentence():
+        wh.refresh_derived("culture_vat_daily")
+        with wh.connect(read_only=True) as conn:
+            return MaterializeResult(metadata=summaries.culture_vat_totals(conn))
 
 
 @asset(
@@ -126,9 +142,10 @@ def culture_vat_breakdown(warehouse: WarehouseResource) -> MaterializeResult:
 )
 def settlement_balance_history(point3: Point3Resource, warehouse: WarehouseResource) -> MaterializeResult:
     wh = warehouse.get()
-    with point3.client() as client:
-        observation = sync.observe_settlement(client, wh)
-    rows = wh.refresh_derived("settlement_balance_history")["settlement_balance_history"]
+    with _fails_with_its_sentence():
+        with point3.client() as client:
+            observation = sync.observe_settlement(client, wh)
+        rows = wh.refresh_derived("settlement_balance_history")["settlement_balance_history"]
     change = observation.change_since_previous
     return MaterializeResult(
         metadata={
@@ -169,8 +186,9 @@ REPORT_DEPS = [AssetDep(point3_payments, partition_mapping=month_to_days), payme
 def monthly_tax_report(
     context: AssetExecutionContext, warehouse: WarehouseResource, reports_dir: ReportsResource
 ) -> MaterializeResult:
-    result = reports.render_tax_report(warehouse.get(), report_month(context.partition_key), reports_dir.path)
-    reports.write_index(warehouse.get(), reports_dir.path)
+    with _fails_with_its_sentence():
+        result = reports.render_tax_report(warehouse.get(), report_month(context.partition_key), reports_dir.path)
+        reports.write_index(warehouse.get(), reports_dir.path)
     return MaterializeResult(metadata=_report_metadata(result))
 
 
@@ -186,8 +204,9 @@ def monthly_tax_report(
 def monthly_reconciliation_report(
     context: AssetExecutionContext, warehouse: WarehouseResource, reports_dir: ReportsResource
 ) -> MaterializeResult:
-    result = reports.render_reconciliation_report(warehouse.get(), report_month(context.partition_key), reports_dir.path)
-    reports.write_index(warehouse.get(), reports_dir.path)
+    with _fails_with_its_sentence():
+        result = reports.render_reconciliation_report(warehouse.get(), report_month(context.partition_key), reports_dir.path)
+        reports.write_index(warehouse.get(), reports_dir.path)
     return MaterializeResult(metadata=_report_metadata(result))
 
 
@@ -203,7 +222,8 @@ def monthly_reconciliation_report(
     description="The analysts' read-only copy of the warehouse, replaced atomically after the writes.",
 )
 def analyst_warehouse_copy(warehouse: WarehouseResource) -> MaterializeResult:
-    path = warehouse.get().publish()
+    with _fails_with_its_sentence():
+        path = warehouse.get().publish()
     return MaterializeResult(
         metadata={"path": MetadataValue.path(str(path)), "size_bytes": path.stat().st_size}
     )

@@ -7,6 +7,11 @@ Retries happen in one loop (`_call`) under `retry.RetryPolicy`. Errors found whi
 and decoding the envelope (429, 5xx, timeouts, broken connections, undecodable bodies) are
 retried on reads; a `result` of the wrong shape is a stable contract break and is raised at
 once. Writes whose repetition could move money or lose a key get exactly one attempt.
+
+What one answer may cost is bounded by `limits.Limits`: each attempt has an overall deadline
+with the body read in chunks against it and against a size bound, and only small bodies get
+the pure-Python repair. A record with bytes that are not UTF-8 is quarantined on its own; it
+does not make its page unreadable.
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ import logging
 import math
 import os
 import re
+import reprlib
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlparse
 
@@ -36,16 +44,22 @@ from .errors import (
     Point3Error,
     Point3TimeoutError,
     RateLimitError,
+    RequestDeadlineError,
+    ResponseTooLargeError,
     status_error_class,
 )
-from .models import Order, PaymentRequest, RecordRejected, format_api_datetime, parse_order
+from .limits import DEFAULT_LIMITS, Limits
+from .models import MAX_AMOUNT, Order, PaymentRequest, RecordRejected, format_api_datetime, parse_order
 from .retry import RetryEvent, RetryPolicy, retry_reason
 
 logger = logging.getLogger(__name__)
 
 MIN_PAGE_SIZE = 30  # the documented default count, so point3 must accept it
 _MESSAGE_LIMIT = 200  # server text quoted in errors is cut here
+_MESSAGE_SCAN = 4096  # of a non-JSON error body, only this much text is tidied for the message
 _KEY_SHAPE = re.compile(r"[\x21-\x7e]+")  # printable ASCII without spaces: safe in a header
+_PREVIEW = reprlib.Repr()  # bounded in depth and length, whatever the value
+_PREVIEW.maxstring = _PREVIEW.maxother = 200
 
 
 @dataclass
@@ -63,7 +77,9 @@ class ClientStats:
 class RejectedRecord:
     """A date-endpoint record that broke the contract, kept for quarantine."""
 
-    raw_text: str  # orjson dump of the raw record (repr when it is not JSON-able)
+    # orjson dump of the raw record (repr when it is not JSON-able); for a record that is not
+    # UTF-8, its text as sent with each bad byte as \xNN (see `undecodable`)
+    raw_text: str
     reason: str
     signature: str | None
 
@@ -79,6 +95,22 @@ class RejectedRecord:
         # A lone surrogate cannot be stored: keep it visible as an escape instead.
         return cls(raw_text, reason, signature.encode("utf-8", "backslashreplace").decode("utf-8"))
 
+    @classmethod
+    def undecodable(cls, source: str, value: Any) -> RejectedRecord:
+        """A record whose text `source` holds bytes that are not UTF-8 (as surrogateescape
+        stand-ins); `value` is it parsed. raw_text is the record exactly as sent, each bad
+        byte shown as \\xNN."""
+        raw = source.encode("utf-8", "surrogateescape")
+        bad = _STAND_IN.findall(source)
+        offset = len(source[: source.index(bad[0])].encode("utf-8", "surrogateescape"))
+        others = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        reason = (f"invalid UTF-8 in the record: byte 0x{raw[offset]:02x} at byte {offset} of the record"
+                  f"{others}; raw_text shows each as \\xNN")
+        signature = value.get("signature") if isinstance(value, dict) else None
+        if not isinstance(signature, str) or not signature:
+            return cls(raw.decode("utf-8", "backslashreplace"), reason, None)
+        return cls(raw.decode("utf-8", "backslashreplace"), reason, _visible(signature))
+
 
 @dataclass(frozen=True)
 class Page:
@@ -89,6 +121,113 @@ class Page:
     orders: list[Order]
     rejected: list[RejectedRecord]
     record_count: int  # raw records on the page: orders + rejected
+
+
+# --- the slow path: record by record -------------------------------------------------------
+
+_JSON_WS = re.compile(r"[ \t\n\r]*")
+_STAND_IN = re.compile("[\udc80-\udcff]")  # surrogateescape's stand-in for a byte that is not UTF-8
+
+
+# NaN, Infinity and numbers no float or int holds are kept as a Decimal, which cannot be
+# stored as JSON, so only their record is quarantined. Without this a 5,000-digit integer
+# made the whole page unreadable, and 1e400 or NaN was stored as null.
+
+
+def _float(text: str) -> Any:
+    value = float(text)
+    return value if math.isfinite(value) else Decimal(text)
+
+
+def _int(text: str) -> Any:
+    return int(text) if len(text) <= 4000 else Decimal(text)  # int() refuses beyond 4,300 digits
+
+
+_DECODER = json.JSONDecoder(parse_int=_int, parse_float=_float, parse_constant=Decimal)
+
+# Where the payment records sit: the envelope holds `result`; `result` holds `orders` (a list
+# of records) or is itself one record. Keys not listed here are parsed whole.
+_ENVELOPE, _RESULT, _ORDERS, _RECORD = "envelope", "result", "orders", "record"
+_CHILDREN = {_ENVELOPE: {"result": _RESULT}, _RESULT: {"orders": _ORDERS}}
+
+
+def _load_per_record(text: str) -> Any:
+    """The envelope in `text` (a body decoded with surrogateescape), each payment record
+    parsed on its own: one holding bytes that are not UTF-8 becomes a RejectedRecord in
+    its place. ValueError if it is not JSON, or a bad byte lies outside the records."""
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark, as the standard library allows
+    value, end = _scan(text, 0, _ENVELOPE)
+    if _JSON_WS.match(text, end).end() != len(text):
+        raise ValueError(f"extra data at character {end}")
+    return value
+
+
+def _scan(text: str, pos: int, level: str | None) -> tuple[Any, int]:
+    """The JSON value at text[pos:] (after whitespace) and where it ends.
+
+    Parsed whole first (in C); only a value holding a bad byte is taken apart, down the
+    path to the record that holds it.
+    """
+    start = _JSON_WS.match(text, pos).end()
+    value, end = _DECODER.raw_decode(text, start)
+    if _STAND_IN.search(text, start, end) is None:
+        return value, end
+    holds_orders = isinstance(value, dict) and isinstance(value.get("orders"), list)
+    if level == _RECORD or (level == _RESULT and not holds_orders):
+        return RejectedRecord.undecodable(text[start:end], value), end
+    if level == _ORDERS and isinstance(value, list):
+        return _scan_records(text, start)
+    if level in _CHILDREN and isinstance(value, dict):
+        return _scan_object(text, start, _CHILDREN[level])
+    raise ValueError(f"invalid UTF-8 outside the payment records, at character {start}")
+
+
+def _scan_object(text: str, pos: int, children: dict[str, str]) -> tuple[dict[str, Any], int]:
+    value: dict[str, Any] = {}
+    pos = _JSON_WS.match(text, pos + 1).end()
+    if text.startswith("}", pos):
+        return value, pos + 1
+    while True:
+        pos = _JSON_WS.match(text, pos).end()
+        if not text.startswith('"', pos):
+            raise ValueError(f"expected a key at character {pos}")
+        key, pos = _scan(text, pos, None)
+        pos = _JSON_WS.match(text, pos).end()
+        if not text.startswith(":", pos):
+            raise ValueError(f"expected ':' at character {pos}")
+        value[key], pos = _scan(text, pos + 1, children.get(key))
+        pos, closed = _next_item(text, pos, "}")
+        if closed:
+            return value, pos
+
+
+def _scan_records(text: str, pos: int) -> tuple[list[Any], int]:
+    records: list[Any] = []
+    pos = _JSON_WS.match(text, pos + 1).end()
+    if text.startswith("]", pos):
+        return records, pos + 1
+    while True:
+        record, pos = _scan(text, pos, _RECORD)
+        records.append(record)
+        pos, closed = _next_item(text, pos, "]")
+        if closed:
+            return records, pos
+
+
+def _next_item(text: str, pos: int, closer: str) -> tuple[int, bool]:
+    """After an item: past its comma (False) or past the closing bracket (True)."""
+    pos = _JSON_WS.match(text, pos).end()
+    if text.startswith(",", pos):
+        return pos + 1, False
+    if text.startswith(closer, pos):
+        return pos + 1, True
+    raise ValueError(f"expected ',' or {closer!r} at character {pos}")
+
+
+def _visible(text: str) -> str:
+    """`text` storable: each stand-in for a bad byte as \\xNN, any other lone surrogate as \\uNNNN."""
+    shown = _STAND_IN.sub(lambda bad: f"\\x{ord(bad.group()) - 0xDC00:02x}", text)
+    return shown.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # --- lenient JSON -------------------------------------------------------------------------
@@ -123,9 +262,16 @@ def _repair_json(text: str) -> str:
             pos, after_value = token.end(), True
             continue
         after_value = char in "}]"
-        if char == "," and text[_WS.match(text, pos + 1).end():][:1] in ("}", "]"):
-            pos += 1
-            continue
+        if char == ",":
+            after = _WS.match(text, pos + 1).end()  # one character looked at, not the rest copied
+            if text[after : after + 1] in ("}", "]"):
+                pos += 1
+                continue
+        elif char == '"':
+            # A string that does not close on its line: no comma makes this JSON, and trying
+            # each later quote again would cost the square of the line.
+            out.append(text[pos:])
+            break
         out.append(char)
         pos += 1
     return "".join(out)
@@ -147,12 +293,19 @@ class Point3Client:
         page_size: int = MIN_PAGE_SIZE,
         transport: httpx.BaseTransport | None = None,
         on_retry: Callable[[RetryEvent], None] | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+        clock: Callable[[], float] = time.monotonic,
     ):
+        """`timeout` bounds each network step (connect, each read); `limits` bounds a whole
+        attempt (`request_deadline_seconds`, on `clock`), its body and the amounts accepted."""
         parsed = urlparse(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(f"base_url must be an http(s) URL, not {base_url!r}")
         if type(page_size) is not int or page_size < 1:
             raise ValueError(f"page_size must be a positive int, not {page_size!r}")
+        if not 0 <= limits.max_amount_won <= MAX_AMOUNT:
+            raise ValueError(f"max_amount_won must be between 0 and {MAX_AMOUNT:,} (the warehouse's BIGINT), "
+                             f"not {limits.max_amount_won!r}")
         key = secret_key if isinstance(secret_key, SecretKey) else SecretKey(secret_key)
         if not _KEY_SHAPE.fullmatch(key.reveal()):
             raise ValueError("the merchant key must be non-empty printable ASCII without spaces")
@@ -160,6 +313,8 @@ class Point3Client:
         self.page_size = page_size
         self.retry = retry or RetryPolicy()
         self.stats = ClientStats()
+        self.limits = limits
+        self._clock = clock
         self._timeout = timeout
         self._on_retry = on_retry
         self._key = key
@@ -294,11 +449,14 @@ class Point3Client:
         records = self._order_list(self._call("GET", path, params=params, retried=True), f"GET {path}")
         orders: list[Order] = []
         rejected: list[RejectedRecord] = []
+        bound = self.limits.max_amount_won
         for raw in records:
             try:
-                orders.append(parse_order(raw))
+                orders.append(parse_order(raw, bound))
             except RecordRejected as exc:
-                rejected.append(RejectedRecord.from_raw(raw, str(exc)))
+                # A record that was not even UTF-8 comes already rejected (see _load_per_record);
+                # parse_order refuses it as "not an object", so the good path pays no extra check.
+                rejected.append(raw if isinstance(raw, RejectedRecord) else RejectedRecord.from_raw(raw, str(exc)))
         return Page(page=page, count=count, orders=orders, rejected=rejected, record_count=len(records))
 
     def iter_payment_pages(
@@ -348,10 +506,11 @@ class Point3Client:
 
     def _order(self, raw: Any, where: str) -> Order:
         try:
-            return parse_order(raw)
+            return parse_order(raw, self.limits.max_amount_won)
         except RecordRejected as exc:
+            reason = raw.reason if isinstance(raw, RejectedRecord) else str(exc)
             raise MalformedResponseError(
-                f"point3 {where}: the payment record breaks the contract: {self._scrub(str(exc))}"
+                f"point3 {where}: the payment record breaks the contract: {self._scrub(reason)}"
             ) from None
 
     def _orders(self, result: Any, where: str) -> list[Order]:
@@ -408,9 +567,9 @@ class Point3Client:
             content = orjson.dumps(body)
             headers["Content-Type"] = "application/json"
         self.stats.requests += 1
-        response = self._send(where, method, path, params, content, headers)
+        response, raw_body = self._send(where, method, path, params, content, headers)
         try:
-            envelope = self._decode(response.content)
+            envelope = self._decode(raw_body)
         except ValueError as exc:
             if response.is_success:
                 raise MalformedResponseError(
@@ -418,7 +577,8 @@ class Point3Client:
                 ) from None
             envelope = None
         if not response.is_success:
-            raise self._status_error(where, response, envelope, response.status_code, f"answered {response.status_code}")
+            what = f"answered {response.status_code}"
+            raise self._status_error(where, response, raw_body, envelope, response.status_code, what)
         if not isinstance(envelope, dict):
             raise MalformedResponseError(f"{where}: the answer is not an envelope object: {self._preview(envelope)}")
         code = envelope.get("statusCode")
@@ -426,7 +586,7 @@ class Point3Client:
             raise MalformedResponseError(f"{where}: the envelope has no integer statusCode: {self._preview(code)}")
         if not 200 <= code < 300:
             what = f"answered HTTP {response.status_code} with statusCode {code}"
-            raise self._status_error(where, response, envelope, code, what)
+            raise self._status_error(where, response, raw_body, envelope, code, what)
         if "result" not in envelope:
             raise MalformedResponseError(f"{where}: the envelope has no result")
         return envelope["result"]
@@ -434,9 +594,12 @@ class Point3Client:
     def _send(
         self, where: str, method: str, path: str, params: Mapping[str, Any] | None,
         content: bytes | None, headers: dict[str, str],
-    ) -> httpx.Response:
+    ) -> tuple[httpx.Response, bytes]:
+        """One exchange: the response and its whole body, read under the deadline and size bound."""
+        deadline = self._clock() + self.limits.request_deadline_seconds
         try:
-            return self._http.request(method, path, params=params, content=content, headers=headers)
+            with self._http.stream(method, path, params=params, content=content, headers=headers) as response:
+                return response, self._read_body(where, response, deadline)
         except httpx.RequestError as exc:
             failure = exc
         # Raised outside the except block, with a bare copy as the cause: the original holds
@@ -449,37 +612,72 @@ class Point3Client:
             raise MalformedResponseError(f"{where}: the body could not be decompressed: {bare}") from bare
         raise Point3ConnectionError(f"{where} failed: {name}: {bare}") from bare
 
+    def _read_body(self, where: str, response: httpx.Response, deadline: float) -> bytes:
+        """The body, chunk by chunk: the per-read timeout alone lets a drip run forever.
+
+        The size counts decoded bytes, so a small compressed body cannot inflate past it.
+        """
+        limit = self.limits.max_body_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isascii() and declared.isdigit() and (len(declared) > 20 or int(declared) > limit):
+            raise ResponseTooLargeError(
+                f"{where} answered with a {declared}-byte body, over the {limit:,}-byte bound "
+                "(setting max_body_bytes); not read"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise ResponseTooLargeError(
+                    f"{where}: the body is over the {limit:,}-byte bound (setting max_body_bytes); stopped reading"
+                )
+            if self._clock() > deadline:
+                raise RequestDeadlineError(
+                    f"{where}: the answer was not whole within the {self.limits.request_deadline_seconds}s "
+                    f"request deadline (setting request_deadline_seconds); {size:,} bytes had arrived"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     def _decode(self, content: bytes) -> Any:
-        """orjson, then one conservative repair of doc-style slips; ValueError if neither works."""
+        """orjson; if it refuses, record by record; then one conservative repair of doc-style
+        slips for small bodies. ValueError if nothing works."""
         try:
             return orjson.loads(content)
         except orjson.JSONDecodeError as exc:
             first_error = exc
+        # Only bodies orjson refuses get here. Each byte that is not UTF-8 becomes a stand-in,
+        # so the one record holding it is quarantined and its neighbours are read; the
+        # standard library also reads what orjson refuses but is still JSON (a lone surrogate
+        # escape): that record then fails its own contract check.
+        text = content.decode("utf-8", "surrogateescape")
         try:
-            # The standard library reads what orjson refuses but is still JSON (a lone
-            # surrogate escape, say): the odd record then fails its own contract check
-            # instead of making the whole page unreadable.
-            return json.loads(content)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            return _load_per_record(text)
+        except (ValueError, RecursionError):
             pass
+        bound = self.limits.max_repair_bytes
+        if len(content) > bound:
+            raise ValueError(f"{first_error}; a body over {bound:,} bytes is not repaired (setting max_repair_bytes)")
         try:
-            repaired = _repair_json(content.decode("utf-8"))
-            value = orjson.loads(repaired)
-        except (UnicodeDecodeError, orjson.JSONDecodeError):
+            value = _load_per_record(_repair_json(text))
+        except (ValueError, RecursionError):
             raise ValueError(str(first_error)) from None
         self.stats.repaired_bodies += 1
         return value
 
     def _status_error(
-        self, where: str, response: httpx.Response, envelope: Any, code: int, what: str
+        self, where: str, response: httpx.Response, raw_body: bytes, envelope: Any, code: int, what: str
     ) -> Point3Error:
         if isinstance(envelope, dict):
             server_message = envelope.get("message")
-            server_message = server_message if isinstance(server_message, str) else None
-        else:  # not an envelope (a proxy's HTML page...): quote the text itself
-            server_message = " ".join(response.content.decode("utf-8", "replace").split()) or None
+            server_message = self._scrub(server_message) if isinstance(server_message, str) else None
+        else:  # not an envelope (a proxy's HTML page...): quote the text itself, the start of it
+            # Scrubbed before it is cut, so no cut can leave part of a key unscrubbed.
+            text = self._scrub(raw_body.decode("utf-8", "replace"))[:_MESSAGE_SCAN]
+            server_message = " ".join(text.split()) or None
         if server_message is not None:
-            server_message = self._scrub(server_message)[:_MESSAGE_LIMIT]
+            server_message = server_message[:_MESSAGE_LIMIT]
         message = f"{where} {what}: {server_message or '(no message)'}"
         error_class = status_error_class(code)
         if error_class is RateLimitError:
@@ -489,7 +687,14 @@ class Point3Client:
 
     def _preview(self, value: Any) -> str:
         """A short, scrubbed view of a wrong value for an error message."""
-        text = self._scrub(orjson.dumps(value).decode())
+        if isinstance(value, RejectedRecord):
+            text = f"{value.reason}: {value.raw_text}"
+        else:
+            try:
+                text = orjson.dumps(value).decode()
+            except orjson.JSONEncodeError:  # a lone surrogate, a Decimal: a bounded repr instead
+                text = _PREVIEW.repr(value)
+        text = self._scrub(text)
         return text if len(text) <= 80 else text[:77] + "..."
 
     def _scrub(self, text: str) -> str:

@@ -3,6 +3,8 @@
     Point3Error
     ├── Point3ConnectionError         the request never got an answer
     │   └── Point3TimeoutError
+    │       └── RequestDeadlineError  the answer did not arrive whole within the deadline
+    ├── ResponseTooLargeError         the answer is over the body-size bound
     ├── MalformedResponseError        an answer that is not the documented envelope
     └── Point3StatusError             the envelope says no (HTTP status or statusCode)
         ├── BadRequestError           400
@@ -27,6 +29,14 @@ class Point3ConnectionError(Point3Error):
 
 class Point3TimeoutError(Point3ConnectionError):
     """The request did not get an answer in time."""
+
+
+class RequestDeadlineError(Point3TimeoutError):
+    """The answer, body included, did not arrive within `Limits.request_deadline_seconds`."""
+
+
+class ResponseTooLargeError(Point3Error):
+    """The answer's body is over `Limits.max_body_bytes` (declared or as read)."""
 
 
 class MalformedResponseError(Point3Error):

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from .limits import DEFAULT_LIMITS
+
 KST = ZoneInfo("Asia/Seoul")
 
 CULTURE_EXPENSE_TYPES: dict[str, str] = {
@@ -27,9 +29,7 @@ CULTURE_EXPENSE_TYPES: dict[str, str] = {
 }
 CASH_RECEIPT_TYPES = frozenset("a")  # 개인 (the only one today)
 
-
-
-MAX_AMOUNT = 2**63 - 1  # the warehouse's BIGINT
+MAX_AMOUNT = 2**63 - 1  # the warehouse's BIGINT: no amount bound may exceed it
 
 
 class RecordRejected(ValueError):
@@ -124,16 +124,19 @@ def kst_day_start(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=KST)
 
 
-def _amount(raw: dict[str, Any], key: str) -> int:
+def _amount(raw: dict[str, Any], key: str, bound: int) -> int:
     value = raw.get(key)
     if type(value) is not int:  # bool is an int subclass, and floats/strings are not amounts
         if value is None and key not in raw:
             raise RecordRejected(f"missing amount {key}")
         raise RecordRejected(f"{key} is not an integer amount: {value!r:.40}")
     if value < 0:
-        raise RecordRejected(f"{key} is negative: {value}")
-    if value > MAX_AMOUNT:
-        raise RecordRejected(f"{key} is beyond a 64-bit amount: {value}")
+        raise RecordRejected(f"{key} is negative: {str(value):.40}")
+    if value > bound:
+        corrupt = ", and beyond a 64-bit amount" if value > MAX_AMOUNT else ""
+        raise RecordRejected(
+            f"{key} {str(value):.40} is beyond the bound of {bound:,} won (setting max_amount_won){corrupt}"
+        )
     return value
 
 
@@ -170,11 +173,13 @@ def _optional_time(raw: dict[str, Any], key: str) -> str | None:
     return value
 
 
-def parse_order(raw: Any) -> Order:
+def parse_order(raw: Any, max_amount: int = DEFAULT_LIMITS.max_amount_won) -> Order:
     """Check one payment record against the contract; raise RecordRejected with the reason.
 
-    vat + taxFreeAmount != totalCharge is *not* a rejection: point3's own examples do it,
-    so such records are stored and counted by a check instead.
+    An amount above `max_amount` (won; at most MAX_AMOUNT) is no plausible payment and
+    would overflow the warehouse's sums, so it is a rejection. vat + taxFreeAmount !=
+    totalCharge is *not*: point3's own examples do it, so such records are stored and
+    counted by a check instead.
     """
     if not isinstance(raw, dict):
         raise RecordRejected(f"record is a {type(raw).__name__}, not an object")
@@ -200,9 +205,9 @@ def parse_order(raw: Any) -> Order:
     # Positional, in field order: this runs once per record synced.
     return Order(
         signature,
-        _amount(raw, "totalCharge"),
-        _amount(raw, "taxFreeAmount"),
-        _amount(raw, "vat"),
+        _amount(raw, "totalCharge", max_amount),
+        _amount(raw, "taxFreeAmount", max_amount),
+        _amount(raw, "vat", max_amount),
         is_canceled,
         _optional_string(raw, "userId"),
         _optional_string(raw, "clientNickname"),

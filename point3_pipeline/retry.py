@@ -20,6 +20,7 @@ from .errors import (
     Point3Error,
     Point3TimeoutError,
     RateLimitError,
+    RequestDeadlineError,
     ServerError,
 )
 
@@ -33,7 +34,7 @@ class RetryEvent:
     """One retry about to happen, for callbacks (Dagster logs, tests). No key in it."""
 
     attempt: int  # the attempt that just failed, 1-based
-    reason: str  # "HTTP 429", "HTTP 503", "timeout", "connection reset", "malformed body"...
+    reason: str  # "HTTP 429", "HTTP 503", "timeout", "deadline", "connection reset", "malformed body"...
     delay: float  # seconds waited before the next attempt
     method: str
     path: str  # the URL path only: no query, no key
@@ -75,10 +76,16 @@ class RetryPolicy:
 def retry_reason(error: Point3Error) -> str | None:
     """Why `error` is worth retrying on a read, or None when it is not.
 
-    400/401/404 and other client errors would fail the same way again.
+    400/401/404 and other client errors would fail the same way again. So would a body
+    over the size bound (ResponseTooLargeError): the same request gets the same answer, and
+    each repeat would download it again. A missed deadline is retried: slowness passes, and
+    each attempt costs at most the deadline. A body too big to repair stays a malformed body,
+    retried like any garbled answer, each attempt bounded by the repair limit.
     """
     if isinstance(error, (RateLimitError, ServerError)):
         return f"HTTP {error.status_code}"
+    if isinstance(error, RequestDeadlineError):
+        return "deadline"
     if isinstance(error, Point3TimeoutError):
         return "timeout"
     if isinstance(error, Point3ConnectionError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from point3_pipeline.summaries import rejected_reasons
-from point3_pipeline.warehouse import Warehouse, WarehouseError
+from point3_pipeline.warehouse import Warehouse, WarehouseDamaged, WarehouseError
 
 
 def _ranges(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
@@ -30,6 +30,8 @@ def format_status(warehouse: Warehouse) -> str:
         reader = Warehouse(warehouse.path, lock_timeout=2.0)
         with reader.connect(read_only=True) as conn:
             return _status(conn, source)
+    except WarehouseDamaged:
+        raise  # its sentence says how to restore; the copy's figures would hide it
     except WarehouseError:
         if not warehouse.published_path.exists():
             raise

@@ -10,6 +10,8 @@ while the pipeline runs. A writer that finds the file taken waits for it, bounde
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import errno
 import logging
 import os
 import re
@@ -27,10 +29,69 @@ log = logging.getLogger(__name__)
 TIMEZONE = "Asia/Seoul"
 DERIVED_TABLES = ("cancellations", "culture_vat_daily", "settlement_balance_history")
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+# What DuckDB says when a file's bytes are not what it wrote (a block fails its checksum, a
+# metadata pointer leads nowhere): the file is damaged, not the query wrong.
+_DAMAGE = re.compile(r"checksum|corrupt|failed to load metadata|metadatareader", re.IGNORECASE)
+_DISK_FULL = re.compile(r"no space left on device", re.IGNORECASE)
+_TEMP_PID = re.compile(r"-(\d+)$")
 
 
 class WarehouseError(Exception):
     """The warehouse cannot be used as it is (newer schema, locked too long, ...)."""
+
+
+class WarehouseDamaged(WarehouseError):
+    """The warehouse file does not read whole: DuckDB finds blocks that fail their checksums."""
+
+
+class NoSpaceLeft(WarehouseError):
+    """A write failed because its disk is full (the warehouse, its copy or a workbook)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An error's own words without DuckDB's multi-line context, for a one-sentence message."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def no_space_left(folder: Path, exc: BaseException) -> NoSpaceLeft:
+    return NoSpaceLeft(f"no space left on device at {folder}: free space there, then run again ({first_line(exc)})")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    return bool(_DISK_FULL.search(str(exc)))
+
+
+def _pid_is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_litter(folder: Path, pattern: str, *, all_of_them: bool = False) -> None:
+    """Remove temp files (or folders) matching `pattern` in `folder` that a killed process left.
+
+    Their names end in "-PID". One whose PID is not a running process is litter, and so is one
+    with our own PID (an earlier process that had it: this one has not started its own yet).
+    `all_of_them` when the caller holds the lock every writer of these files takes.
+    """
+    for path in Path(folder).glob(pattern):
+        match = _TEMP_PID.search(path.name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        if all_of_them or pid == os.getpid() or not _pid_is_running(pid):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            log.warning("removed %s, left by an interrupted run", path)
 
 
 @dataclass(frozen=True)
@@ -57,6 +118,31 @@ def derived_sql(name: str) -> str:
 
 def _is_lock_error(exc: duckdb.Error) -> bool:
     return "lock" in str(exc).lower()
+
+
+def is_damage(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.Error) and bool(_DAMAGE.search(str(exc)))
+
+
+def read_whole(conn: duckdb.DuckDBPyConnection) -> None:
+    """Read every column of every row of every table, so DuckDB checks the checksum of every
+    data block (count(*) alone reads only metadata); raises its error on the first bad block."""
+    tables = conn.execute(
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND NOT temporary ORDER BY 1"
+    ).fetchall()
+    for (table,) in tables:
+        conn.execute("SELECT count(*), bit_xor(hash(t)) FROM query_table(?) AS t", [table]).fetchall()
+
+
+def last_complete_day(path: Path) -> dt.date | None:
+    """The last day with a complete window in the warehouse file at `path`, None if it has none
+    or cannot be read."""
+    try:
+        with duckdb.connect(str(path), read_only=True) as conn:
+            return conn.execute("SELECT max(window_date) FROM sync_windows WHERE is_complete").fetchone()[0]
+    except duckdb.Error:
+        return None
 
 
 class Warehouse:
@@ -96,21 +182,55 @@ class Warehouse:
 
     @contextlib.contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection; the schema is created or migrated on first write use."""
+        """A short-lived connection; the schema is created or migrated on first write use.
+
+        A DuckDB error saying the file is damaged or its disk full, raised while opening or
+        inside the with-block, becomes WarehouseDamaged or NoSpaceLeft: one sentence saying
+        what to do, whichever command met it.
+        """
         if read_only and not self.path.exists():
             raise WarehouseError(f"{self.path} does not exist yet: run a sync first.")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = self._open(read_only)
         try:
-            if not read_only and not self._migrated:
-                migrate(conn)
-                self._migrated = True
-            elif read_only:
-                check_schema(conn)
-            yield conn
-        finally:
-            conn.close()
+            conn = self._open(read_only)
+            try:
+                if not read_only and not self._migrated:
+                    migrate(conn)
+                    self._migrated = True
+                elif read_only:
+                    check_schema(conn)
+                yield conn
+            finally:
+                conn.close()
+        except duckdb.Error as exc:
+            if is_damage(exc):
+                raise self.damaged(first_line(exc)) from exc
+            if is_disk_full(exc):
+                raise no_space_left(self.path.parent, exc) from exc
+            raise
+
+    def damaged(self, detail: str) -> WarehouseDamaged:
+        """The error for this file not reading whole, with the steps to restore it."""
+        if self.path.stem.endswith(".published"):
+            return WarehouseDamaged(
+                f"the analysts' copy {self.path} is damaged ({detail}): run `point3 publish` to replace it "
+                "with a fresh copy of the warehouse."
+            )
+        copy = self.published_path
+        day = last_complete_day(copy) if copy.exists() else None
+        aside = f"move {self.path} (and {self.path.name}.wal, if there is one) aside"
+        if day is None:
+            return WarehouseDamaged(
+                f"{self.path} is damaged ({detail}) and there is no readable analysts' copy to restore from: "
+                f"stop the pipeline, {aside} and run `point3 sync --since <POINT3_START_DATE>` to read the "
+                "history from point3 again (settlement observations cannot be read again)."
+            )
+        return WarehouseDamaged(
+            f"{self.path} is damaged ({detail}); the analysts' copy {copy} is the backup (a publish never "
+            f"replaces it with a damaged file): stop the pipeline, {aside}, copy {copy} to {self.path}, then run "
+            f"`point3 sync --since {day}` to fill in what the copy lacks."
+        )
 
     def refresh_derived(self, *tables: str) -> dict[str, int]:
         """Rebuild derived tables (all by default) in one transaction; returns their row counts."""
@@ -118,21 +238,56 @@ class Warehouse:
             return refresh_derived(conn, tables or DERIVED_TABLES)
 
     def publish(self) -> Path:
-        """Copy the warehouse to the analysts' read-only file, atomically (temp file + rename).
+        """Copy the warehouse to the analysts' read-only file, atomically (temp file + rename),
+        only once both the warehouse and the copy are proven to read whole: the published copy
+        is the backup of a damaged warehouse, so a damaged one never replaces it.
 
         An analyst connected to the previous copy keeps reading it (the open file survives
         the rename); new connections see the new one.
         """
         target = self.published_path
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        # All of it under the write lock, which every publish takes: a temp copy found now is
+        # a killed publish's, and no writer changes the file while it is copied.
         with self.connect() as conn:
+            remove_litter(target.parent, f".{target.name}.tmp-*", all_of_them=True)
             conn.execute("CHECKPOINT")
-            # The copy is taken while we hold the write lock, so no writer changes it underneath.
-            shutil.copyfile(self.path, tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+            read_whole(conn)
+            try:
+                _copy_synced(self.path, tmp)
+                self._check_copy(tmp)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
         return target
+
+    def _check_copy(self, copy: Path) -> None:
+        # A separate file is a separate DuckDB instance with an empty cache: every block of
+        # the copy is read from disk and checked, which also covers warehouse blocks that were
+        # damaged on disk while this process still held a good copy of them in memory.
+        try:
+            with duckdb.connect(str(copy), read_only=True) as conn:
+                read_whole(conn)
+        except duckdb.Error as exc:
+            raise self.damaged(f"a fresh copy of it does not read whole: {first_line(exc)}") from exc
+
+
+def _copy_synced(source: Path, target: Path) -> None:
+    try:
+        shutil.copyfile(source, target)
+        with open(target, "rb") as handle:
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise no_space_left(target.parent, exc) from exc
+        raise
+
+
+def _rollback(conn: duckdb.DuckDBPyConnection) -> None:
+    # A failed COMMIT (a full disk) has ended the transaction already; the ROLLBACK's own
+    # "no transaction is active" must not hide why the COMMIT failed.
+    with contextlib.suppress(duckdb.TransactionException):
+        conn.execute("ROLLBACK")
 
 
 def schema_version(conn: duckdb.DuckDBPyConnection) -> int:
@@ -174,7 +329,7 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> list[int]:
             )
             conn.execute("COMMIT")
         except Exception:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         applied.append(migration.version)
         log.info("warehouse migrated to version %d (%s)", migration.version, migration.name)
@@ -184,16 +339,26 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> list[int]:
 
 
 def refresh_derived(conn: duckdb.DuckDBPyConnection, tables: tuple[str, ...] | list[str]) -> dict[str, int]:
+    """Rebuild `tables` and the views over them in one transaction: all or, on any error,
+    none (the previous versions stay), with the error naming what could not be rebuilt."""
     unknown = set(tables) - set(DERIVED_TABLES)
     if unknown:
         raise ValueError(f"not derived tables: {sorted(unknown)}")
+    statements = [(f"the derived table {table}", derived_sql(table)) for table in tables]
+    statements.append(("the views over the derived tables", derived_sql("views")))
     conn.execute("BEGIN TRANSACTION")
+    step = "the derived tables"
     try:
-        for table in tables:
-            conn.execute(derived_sql(table))
-        conn.execute(derived_sql("views"))
+        for step, sql in statements:
+            conn.execute(sql)
+        step = "the derived tables (their commit)"
         conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
+    except BaseException as exc:
+        _rollback(conn)
+        # A damaged file or a full disk is the connection's to explain (Warehouse.connect).
+        if isinstance(exc, duckdb.Error) and not (is_damage(exc) or is_disk_full(exc)):
+            raise WarehouseError(
+                f"could not rebuild {step} ({first_line(exc)}); every derived table was left as it was before this refresh."
+            ) from exc
         raise
-    return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables}
+    return {table: conn.execute("SELECT count(*) FROM query_table(?)", [table]).fetchone()[0] for table in tables}

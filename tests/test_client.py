@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import gzip
 import logging
 import os
 import stat
+import tracemalloc
 from urllib.parse import parse_qs
 
 import httpx
 import orjson
 import pytest
 
+from point3_pipeline import client as client_module
 from point3_pipeline import keys
 from point3_pipeline.client import ClientStats, Page, Point3Client, RejectedRecord
 from point3_pipeline.config import ConfigError, SecretKey
@@ -26,8 +29,11 @@ from point3_pipeline.errors import (
     Point3StatusError,
     Point3TimeoutError,
     RateLimitError,
+    RequestDeadlineError,
+    ResponseTooLargeError,
     ServerError,
 )
+from point3_pipeline.limits import Limits
 from point3_pipeline.models import KST, PaymentRequest
 from point3_pipeline.retry import RetryEvent, RetryPolicy, retry_reason
 from tests.records import record
@@ -195,6 +201,7 @@ def test_from_env_reads_url_and_key_file(tmp_path):
     ((BASE, ""), {}, "merchant key"),
     ((BASE, KEY + " tail"), {}, "merchant key"),
     ((BASE, KEY), {"page_size": 0}, "page_size"),
+    ((BASE, KEY), {"limits": Limits(max_amount_won=2**63)}, "max_amount_won must be between 0 and"),
 ])
 def test_constructor_validation(args, kwargs, match):
     with pytest.raises(ValueError, match=match) as info:
@@ -233,6 +240,9 @@ def test_client_errors_are_not_retried(harness, status, error):
     (raw_body(b"\xff\xfe not utf-8"), "malformed body"),
     (lambda request: httpx.Response(200, headers={"Content-Encoding": "gzip"}, stream=httpx.ByteStream(b"\x1f\x8b cut")),
      "malformed body"),
+    (raw_body(b'{"statusCode": 200, "message": "success", "result": {"orders": [{"signature": "\xff'), "malformed body"),
+    (raw_body(b'{"statusCode": 200, "message": "succ\xffss", "result": {"balance": 1}}'), "malformed body"),
+    (raw_body(b'{"statusCode": 200, "message": "success", "result": {"balance": 1} \xff}'), "malformed body"),
     (raw_body("[1, 2]"), "malformed body"),
     (raw_body('{"message": "success", "result": {}}'), "malformed body"),
     (raw_body('{"statusCode": "200", "result": {}}'), "malformed body"),
@@ -640,6 +650,280 @@ def test_rejected_record_falls_back_to_repr():
     assert RejectedRecord.from_raw({"signature": 7}, "r").signature is None
 
 
+# --- one record that is not UTF-8 does not make its page unreadable -----------------------
+
+
+def page_body(*records: bytes, doc_style: bool = False) -> bytes:
+    """An envelope around records given as raw JSON bytes (which may hold bytes that are not UTF-8)."""
+    if doc_style:  # point3's doc slips: a missing comma after the status and a trailing one
+        return b'{\n"statusCode": 200\n"message": "success",\n"result": {"orders": [' + b",\n".join(records) + b",]}}"
+    return b'{"statusCode": 200, "message": "success", "result": {"orders": [' + b", ".join(records) + b"]}}"
+
+
+def raw_record(**changes) -> bytes:
+    return orjson.dumps(record(**changes))
+
+
+BAD_NICK = b'{"signature": "BAD1", "clientNickname": "caf\xe9 \xea\xb0", "totalCharge": 1000, "taxFreeAmount": 900, "vat": 100, "isCanceled": false}'
+BAD_SIG = b'{"signature":"B\xffD2","totalCharge":1,"taxFreeAmount":1,"vat":0,"isCanceled":false,"note":"\\ud800"}'
+
+
+@pytest.mark.parametrize("doc_style", [False, True], ids=["compact", "doc-style"])
+def test_a_record_with_invalid_utf8_is_quarantined_with_its_bytes_and_its_neighbours_kept(harness, doc_style):
+    body = page_body(raw_record(signature="G1"), BAD_NICK, raw_record(signature="G2"), BAD_SIG, doc_style=doc_style)
+    h = harness(raw_body(body))
+    page = h.client.payments_page(START, None, 1, 30)
+    assert [o.signature for o in page.orders] == ["G1", "G2"]
+    assert page.record_count == 4
+    assert [r.signature for r in page.rejected] == ["BAD1", "B\\xffD2"]
+    nick, sig = page.rejected
+    # The record exactly as sent, each byte that is not UTF-8 shown as \xNN.
+    assert nick.raw_text == BAD_NICK.decode("utf-8", "backslashreplace")
+    assert "caf\\xe9 \\xea\\xb0" in nick.raw_text
+    assert nick.reason == ("invalid UTF-8 in the record: byte 0xe9 at byte 44 of the record (and 2 more); "
+                           "raw_text shows each as \\xNN")
+    assert sig.raw_text == BAD_SIG.decode("utf-8", "backslashreplace") and "\\ud800" in sig.raw_text
+    assert sig.reason.startswith("invalid UTF-8 in the record: byte 0xff at byte 15 of the record;")
+    assert len(h.requests) == 1 and h.client.stats.retries == 0  # upstream data, not a transport fault
+    assert h.client.stats.repaired_bodies == (1 if doc_style else 0)
+
+
+def test_a_walk_goes_on_past_a_page_with_invalid_utf8(harness):
+    def handler(request):
+        page = int(query_of(request)["page"])
+        records = [raw_record(signature=f"S{page}-{i}") for i in range(30 if page == 1 else 3)]
+        if page == 1:
+            records[7] = BAD_NICK
+        return raw_body(page_body(*records))
+
+    h = harness(handler)
+    pages = list(h.client.iter_payment_pages(START, None))
+    assert [(p.record_count, len(p.orders), len(p.rejected)) for p in pages] == [(30, 29, 1), (3, 3, 0)]
+
+
+@pytest.mark.parametrize(("call", "body", "text"), [
+    (lambda c: c.payment("SIG"), b'{"statusCode": 200, "message": "success", "result": ' + BAD_NICK + b"}",
+     "GET /api/payments/SIG: the payment record breaks the contract: invalid UTF-8 in the record: byte 0xe9"),
+    (lambda c: c.payments_by_order_id("o"), page_body(BAD_NICK, raw_record()),
+     "GET /api/payments/orderid/o: the payment record breaks the contract: invalid UTF-8 in the record"),
+    (lambda c: c.settlement_balance(), b'{"statusCode": 200, "message": "success", "result": {"balance": 1, "x": "\xff"}}',
+     'result.balance is not an integer: invalid UTF-8 in the record: byte 0xff at byte 21 of the record;'),
+], ids=["payment", "orderid", "settlement"])
+def test_invalid_utf8_in_a_looked_up_record_is_a_contract_break_not_a_retry(harness, call, body, text):
+    h = harness(raw_body(body))
+    with pytest.raises(MalformedResponseError) as info:
+        call(h.client)
+    assert text in str(info.value)
+    assert len(h.requests) == 1
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    (b"9" * 5000, "record cannot be stored as JSON"),  # beyond what int() reads: the whole page failed
+    (b"1e400", "record cannot be stored as JSON"),  # was stored as null
+    (b"NaN", "record cannot be stored as JSON"),  # was stored as null
+    (b"-Infinity", "record cannot be stored as JSON"),
+])
+def test_numbers_orjson_refuses_quarantine_their_record_only(harness, value, reason):
+    bad = b'{"signature": "ODD", "totalCharge": 1, "taxFreeAmount": 1, "vat": 0, "isCanceled": false, "n": ' + value + b"}"
+    h = harness(raw_body(page_body(raw_record(signature="G1"), bad)))
+    page = h.client.payments_page(START, None, 1, 30)
+    assert [o.signature for o in page.orders] == ["G1"]
+    [rejected] = page.rejected
+    assert (rejected.signature, rejected.reason.startswith(reason)) == ("ODD", True)
+    assert h.client.stats.retries == 0
+
+
+def test_a_valid_body_never_takes_the_slow_path(harness, monkeypatch):
+    def refuse(text):
+        raise AssertionError("the per-record path ran for a body orjson reads")
+
+    monkeypatch.setattr(client_module, "_load_per_record", refuse)
+    h = harness(envelope({"orders": [record(clientNickname="바이올렛 캔디")]}))
+    [order] = h.client.payments_page(START, None, 1, 30).orders
+    assert order.client_nickname == "바이올렛 캔디"
+
+
+def test_an_amount_beyond_the_bound_is_quarantined_with_the_clients_limit(harness):
+    h = harness(envelope({"orders": [record(signature="OK", vat=10**9), record(signature="BIG", vat=10**9 + 1)]}),
+                limits=Limits(max_amount_won=10**9))
+    page = h.client.payments_page(START, None, 1, 30)
+    assert [o.signature for o in page.orders] == ["OK"]
+    [rejected] = page.rejected
+    assert (rejected.signature, rejected.reason) == (
+        "BIG", "vat 1000000001 is beyond the bound of 1,000,000,000 won (setting max_amount_won)")
+    h = harness(envelope(record(totalCharge=2**62)))
+    with pytest.raises(MalformedResponseError, match="totalCharge 4611686018427387904 is beyond the bound of 10,000,000,000 won"):
+        h.client.payment("SIG")
+
+
+# --- bounds on what one answer may cost --------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Drip(httpx.SyncByteStream):
+    """A body sent one byte at a time, each byte one (fake) second after the last."""
+
+    def __init__(self, body: bytes, clock: FakeClock, step: float = 1.0):
+        self.body, self.clock, self.step = body, clock, step
+        self.sent = 0
+
+    def __iter__(self):
+        for i in range(len(self.body)):
+            self.clock.now += self.step
+            self.sent += 1
+            yield self.body[i : i + 1]
+
+
+BALANCE = orjson.dumps({"statusCode": 200, "message": "success", "result": {"balance": 150000}})
+
+
+def test_a_dripping_body_fails_at_the_deadline_and_is_retried(harness):
+    clock = FakeClock()
+    drips: list[Drip] = []
+
+    def dripping(request):
+        drips.append(Drip(BALANCE, clock))
+        return httpx.Response(200, stream=drips[-1])
+
+    h = harness(dripping, limits=Limits(request_deadline_seconds=5.0), clock=clock,
+                retry=RetryPolicy(max_attempts=2, jitter=0, sleep=lambda s: None))
+    with pytest.raises(RequestDeadlineError) as info:
+        h.client.settlement_balance()
+    assert str(info.value) == (
+        "point3 GET /api/settlement: the answer was not whole within the 5.0s request deadline "
+        "(setting request_deadline_seconds); 6 bytes had arrived (gave up after 2 attempts)")
+    assert isinstance(info.value, Point3TimeoutError)
+    assert [d.sent for d in drips] == [6, 6]  # it stopped; the body is longer
+    assert len(BALANCE) > 6
+    assert h.events[0].reason == "deadline"
+
+
+def test_a_body_within_the_deadline_is_read(harness):
+    clock = FakeClock()
+    h = harness(lambda request: httpx.Response(200, stream=Drip(BALANCE, clock, step=0.001)),
+                limits=Limits(request_deadline_seconds=5.0), clock=clock)
+    assert h.client.settlement_balance() == 150000
+
+
+def test_the_deadline_starts_afresh_for_each_attempt(harness):
+    clock = FakeClock()
+    responses = iter([httpx.Response(503), httpx.Response(200, stream=Drip(BALANCE, clock, step=0.01))])
+
+    def handler(request):
+        clock.now += 4.0  # the first attempt and its backoff use up most of one deadline
+        return next(responses)
+
+    h = harness(handler, limits=Limits(request_deadline_seconds=5.0), clock=clock)
+    assert h.client.settlement_balance() == 150000
+
+
+class Counted(httpx.SyncByteStream):
+    def __init__(self, chunks):
+        self.chunks, self.sent = chunks, 0
+
+    def __iter__(self):
+        for chunk in self.chunks:
+            self.sent += 1
+            yield chunk
+
+
+def test_a_declared_body_over_the_bound_is_not_read_nor_retried(harness):
+    stream = Counted([BALANCE])
+    h = harness(httpx.Response(200, headers={"Content-Length": "5000"}, stream=stream),
+                limits=Limits(max_body_bytes=4096))
+    with pytest.raises(ResponseTooLargeError) as info:
+        h.client.settlement_balance()
+    assert str(info.value) == ("point3 GET /api/settlement answered with a 5000-byte body, over the 4,096-byte "
+                               "bound (setting max_body_bytes); not read")
+    assert stream.sent == 0 and len(h.requests) == 1 and h.client.stats.retries == 0
+
+
+def test_a_streamed_body_over_the_bound_stops_being_read(harness):
+    stream = Counted([b" " * 1000] * 100 + [BALANCE])  # valid JSON once whole: only the bound refuses it
+    h = harness(httpx.Response(200, stream=stream), limits=Limits(max_body_bytes=4096))
+    with pytest.raises(ResponseTooLargeError, match="over the 4,096-byte bound \\(setting max_body_bytes\\); stopped reading"):
+        h.client.settlement_balance()
+    assert stream.sent == 5 and len(h.requests) == 1
+
+
+def test_a_compressed_body_is_bounded_by_what_it_inflates_to(harness):
+    body = gzip.compress(BALANCE[:-1] + b" " * 100_000 + b"}")
+    assert len(body) < 4096
+    h = harness(httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=body),
+                limits=Limits(max_body_bytes=4096))
+    with pytest.raises(ResponseTooLargeError, match="stopped reading"):
+        h.client.settlement_balance()
+
+
+def test_a_body_at_the_bound_is_read(harness):
+    h = harness(httpx.Response(200, content=BALANCE), limits=Limits(max_body_bytes=len(BALANCE)))
+    assert h.client.settlement_balance() == 150000
+
+
+def test_only_small_bodies_are_repaired(harness):
+    h = harness(raw_body(DOC_ORDERS), limits=Limits(max_repair_bytes=len(DOC_ORDERS.encode()) - 1),
+                retry=RetryPolicy(max_attempts=1))
+    with pytest.raises(MalformedResponseError) as info:
+        h.client.payments_by_order_id("orderIdRandom")
+    assert str(info.value).endswith(f"a body over {len(DOC_ORDERS.encode()) - 1:,} bytes is not repaired "
+                                    "(setting max_repair_bytes)")
+    assert h.client.stats.repaired_bodies == 0
+    h = harness(raw_body(DOC_ORDERS), limits=Limits(max_repair_bytes=len(DOC_ORDERS.encode())))
+    assert len(h.client.payments_by_order_id("orderIdRandom")) == 2
+
+
+def test_the_repair_looks_at_an_unclosed_string_once(monkeypatch):
+    # '"\\"\\"\\"...' never closes: every later quote used to be tried again, the square of the
+    # line (100 KB took 47 s); now the first failure ends the repair.
+    attempts = []
+
+    class CountingString:
+        def match(self, text, pos):
+            attempts.append(pos)
+            return STRING.match(text, pos)
+
+    STRING = client_module._STRING
+    monkeypatch.setattr(client_module, "_STRING", CountingString())
+    text = '{"a": "' + '\\"' * 2000
+    assert client_module._repair_json(text) == text
+    assert len(attempts) <= 2
+
+
+def test_a_huge_error_body_is_quoted_from_its_start_only(harness):
+    body = ("word " * 1_000_000).encode()  # 5 MB of words: the message once split every one of them
+    h = harness(raw_body(body, status=400), retry=RetryPolicy(max_attempts=1))
+    with pytest.raises(BadRequestError) as info:
+        h.client.settlement_balance()
+    assert info.value.server_message == ("word " * 40)[:200]
+    # Measured on the message alone: orjson's failed parse of such a body costs its own 12x.
+    tracemalloc.start()
+    try:
+        error = h.client._status_error("point3 GET /x", httpx.Response(400), body, None, 400, "answered 400")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert error.server_message == info.value.server_message
+    assert peak < 3 * len(body)  # a million words split took over 60 MB
+
+
+@pytest.mark.parametrize(("body", "text"), [
+    (b'{"statusCode": 200, "message": "success", "result": {"balance": "\\ud800"}}', "result.balance is not an integer: {'balance': '\\ud800'}"),
+    (b'{"statusCode": 200, "message": "success", "result": {"balance": NaN}}', "result.balance is not an integer: {'balance': Decimal('NaN')}"),
+])
+def test_a_wrong_value_orjson_cannot_write_is_still_a_clear_error(harness, body, text):
+    h = harness(raw_body(body))
+    with pytest.raises(MalformedResponseError) as info:
+        h.client.settlement_balance()
+    assert text in str(info.value)
+
+
 # --- the key never leaks ------------------------------------------------------------------
 
 
@@ -712,6 +996,8 @@ def test_retry_policy_is_frozen_with_the_documented_defaults():
     (Point3TimeoutError("x"), "timeout"),
     (Point3ConnectionError("x"), "connection error"),
     (MalformedResponseError("x"), "malformed body"),
+    (RequestDeadlineError("x"), "deadline"),
+    (ResponseTooLargeError("x"), None),
 ])
 def test_retry_reason(error, reason):
     assert retry_reason(error) == reason

@@ -9,7 +9,15 @@ import httpx
 import pytest
 
 from point3_pipeline.client import Point3Client
-from point3_pipeline.errors import AuthenticationError, BadRequestError, NotFoundError
+from point3_pipeline.errors import (
+    AuthenticationError,
+    BadRequestError,
+    MalformedResponseError,
+    NotFoundError,
+    RequestDeadlineError,
+    ResponseTooLargeError,
+)
+from point3_pipeline.limits import Limits
 from point3_pipeline.models import KST, PaymentRequest
 from point3_pipeline.retry import RetryPolicy
 from point3_pipeline.sandbox import SandboxConfig, SandboxServer
@@ -42,6 +50,11 @@ def widget_signature(sb: SandboxServer, token: str) -> str:
     page = httpx.get(f"{sb.url}/?d={quote(token, safe='')}")
     assert page.status_code == 200 and "결제하기" in page.text
     return httpx.post(sb.url + "/widget/approve", json={"token": token}).json()["result"]["signature"]
+
+
+def day_signatures(sb: SandboxServer) -> set[str]:
+    now, end = sb.state.clock.timestamp(), DAY + dt.timedelta(days=1)
+    return {e.signature for e in sb.state.store.visible(now) if DAY.timestamp() <= e.epoch <= end.timestamp()}
 
 
 def test_payment_flow_token_widget_confirm(sb, client):
@@ -105,8 +118,7 @@ def test_key_rotation(sb, client):
 
 def test_paging_a_day_through_faults_gets_every_order(sb, client):
     end = DAY + dt.timedelta(days=1)
-    now = sb.state.clock.timestamp()
-    expected = {e.signature for e in sb.state.store.visible(now) if DAY.timestamp() <= e.epoch <= end.timestamp()}
+    expected = day_signatures(sb)
     clean = {o.signature for page in client.iter_payment_pages(DAY, end) for o in page.orders}
     assert clean == expected
     sb.state.set_faults(error_rate=0.2, rate_limit_rate=0.2, retry_after_seconds=0, truncate_rate=0.2,
@@ -114,3 +126,51 @@ def test_paging_a_day_through_faults_gets_every_order(sb, client):
     faulty = {o.signature for page in client.iter_payment_pages(DAY, end, page_size=1000) for o in page.orders}
     assert faulty == expected
     assert client.page_size == 62 and client.stats.retries > 0
+
+
+
+def test_a_record_that_is_not_utf8_is_quarantined_and_its_day_read(sb, client):
+    bad = (b'{"signature": "NOTUTF8", "clientNickname": "caf\xe9", "totalCharge": 1000, '
+           b'"taxFreeAmount": 900, "vat": 100, "isCanceled": false}')
+    sb.inject(DAY.date(), bad)
+    pages = list(client.iter_payment_pages(DAY, DAY + dt.timedelta(days=1)))
+    assert {o.signature for page in pages for o in page.orders} == day_signatures(sb)
+    [rejected] = [r for page in pages for r in page.rejected]
+    assert (rejected.signature, rejected.raw_text) == ("NOTUTF8", bad.decode("utf-8", "backslashreplace"))
+    assert rejected.reason.startswith("invalid UTF-8 in the record: byte 0xe9")
+    assert client.stats.retries == 0
+
+
+def test_an_amount_beyond_the_bound_is_quarantined(sb, client):
+    sb.state.inject_records([{"signature": "HUGE", "totalCharge": 10**12, "taxFreeAmount": 10**12, "vat": 0,
+                              "isCanceled": False}], DAY + dt.timedelta(hours=12))
+    pages = list(client.iter_payment_pages(DAY, DAY + dt.timedelta(days=1)))
+    [rejected] = [r for page in pages for r in page.rejected]
+    assert rejected.signature == "HUGE"
+    assert rejected.reason == "totalCharge 1000000000000 is beyond the bound of 10,000,000,000 won (setting max_amount_won)"
+
+
+def test_a_dripping_answer_stops_at_the_deadline_and_is_retried(sb):
+    sb.state.set_faults(drip_bytes_per_second=10)  # a byte every 0.1 s: each read well within the timeout
+    retry = RetryPolicy(max_attempts=2, base_delay=0.0, jitter=0.0)
+    with Point3Client(sb.url, sb.key, retry=retry, limits=Limits(request_deadline_seconds=0.3)) as client:
+        with pytest.raises(RequestDeadlineError, match="within the 0.3s request deadline \\(setting request_deadline_seconds\\)"):
+            client.payments_page(DAY, DAY + dt.timedelta(days=1), 1, 30)
+        assert client.stats.retries_by_reason == {"deadline": 1}
+
+
+def test_a_non_json_body_too_big_to_repair_is_not_repaired(sb):
+    sb.state.set_faults(garbage_body_bytes=300_000)
+    limits = Limits(max_repair_bytes=100_000)
+    with Point3Client(sb.url, sb.key, retry=RetryPolicy(max_attempts=1), limits=limits) as client:
+        with pytest.raises(MalformedResponseError, match="a body over 100,000 bytes is not repaired \\(setting max_repair_bytes\\)"):
+            client.payments_page(DAY, DAY + dt.timedelta(days=1), 1, 30)
+        assert client.stats.repaired_bodies == 0
+
+
+def test_a_body_over_the_size_bound_is_refused_once(sb):
+    sb.state.set_faults(garbage_body_bytes=300_000)
+    with Point3Client(sb.url, sb.key, retry=NO_WAIT, limits=Limits(max_body_bytes=100_000)) as client:
+        with pytest.raises(ResponseTooLargeError, match="300000-byte body, over the 100,000-byte bound \\(setting max_body_bytes\\)"):
+            client.payments_page(DAY, DAY + dt.timedelta(days=1), 1, 30)
+        assert client.stats.requests == 1

@@ -3,8 +3,10 @@ against the sandbox, and the checks fail when the books are wrong."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -187,13 +189,12 @@ def test_days_run_helper_skips_a_range_before_the_start():
 # --- jobs against the sandbox ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
+@contextlib.contextmanager
+def _pipeline(tmp: Path):
     """A sandbox (history 2026-02-07 .. 2026-03-18), env for the definitions, one instance.
 
     The sync's clock is the real one, long after the sandbox's days, so every day is final.
     """
-    tmp = tmp_path_factory.mktemp("dagster")
     with make_sandbox(days=40, per_day=12) as sandbox, pytest.MonkeyPatch.context() as mp:
         mp.setenv("POINT3_API_URL", sandbox.url)
         mp.setenv("POINT3_SECRET_KEY", sandbox.key)
@@ -202,6 +203,12 @@ def pipeline(tmp_path_factory):
         mp.setenv("POINT3_REPORTS_DIR", str(tmp / "reports"))
         with DagsterInstance.ephemeral() as instance:
             yield {"sandbox": sandbox, "instance": instance, "tmp": tmp}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    with _pipeline(tmp_path_factory.mktemp("dagster")) as made:
+        yield made
 
 
 def _run(pipeline, job: str, **kwargs):
@@ -262,14 +269,14 @@ def test_a_week_then_the_month_and_its_reports(pipeline):
     assert _metadata(again, "monthly_tax_report")["written"] is False
 
 
-def _run_checks(pipeline, *check_keys: str) -> dict[str, tuple[bool, AssetCheckSeverity, dict]]:
-    """Invoke checks directly on the warehouse and reports of the module's pipeline."""
+def _run_checks(books: dict[str, Path], *check_keys: str) -> dict[str, tuple[bool, AssetCheckSeverity, dict]]:
+    """Invoke checks directly on a warehouse and reports folder ({"warehouse": ..., "reports": ...})."""
     from dagster_project.checks import checks
     from dagster_project.resources import ReportsResource, WarehouseResource
 
     resources = {
-        "warehouse": WarehouseResource(path=str(_warehouse(pipeline))),
-        "reports_dir": ReportsResource(directory=str(pipeline["tmp"] / "reports")),
+        "warehouse": WarehouseResource(path=str(books["warehouse"])),
+        "reports_dir": ReportsResource(directory=str(books["reports"])),
     }
     found = {}
     for check in checks:
@@ -282,6 +289,18 @@ def _run_checks(pipeline, *check_keys: str) -> dict[str, tuple[bool, AssetCheckS
     return found
 
 
+def _own_copy(pipeline, tmp_path: Path) -> dict[str, Path]:
+    """The module pipeline's warehouse and reports copied for one test to change as it likes,
+    so no test changes what another reads."""
+    source = _warehouse(pipeline)
+    target = tmp_path / "warehouse" / source.name
+    target.parent.mkdir(parents=True)
+    for path in source.parent.glob(f"{source.name}*"):  # the file and its WAL, if any
+        shutil.copyfile(path, target.with_name(path.name))
+    shutil.copytree(pipeline["tmp"] / "reports", tmp_path / "reports")
+    return {"warehouse": target, "reports": tmp_path / "reports"}
+
+
 @pytest.fixture(scope="module")
 def february(pipeline):
     """February synced and reported (a no-op when the end-to-end test did it already)."""
@@ -291,70 +310,95 @@ def february(pipeline):
 
 
 @pytest.mark.slow
-def test_checks_fail_on_duplicates(february):
-    pipeline = february
-    with duckdb.connect(str(_warehouse(pipeline))) as conn:
+def test_checks_fail_on_duplicates(february, tmp_path):
+    books = _own_copy(february, tmp_path)
+    with duckdb.connect(str(books["warehouse"])) as conn:
         conn.execute("INSERT INTO cancellations SELECT * FROM cancellations LIMIT 1")
         # payments has a primary key; a warehouse whose key was lost must still be caught.
         conn.execute("CREATE TABLE payments_without_key AS SELECT * FROM payments")
         conn.execute("DROP TABLE payments")
         conn.execute("ALTER TABLE payments_without_key RENAME TO payments")
         conn.execute("INSERT INTO payments SELECT * FROM payments LIMIT 2")
-    try:
-        checks = _run_checks(pipeline, "payment_cancellations:no_duplicate_signatures", "point3_payments:no_duplicate_signatures")
-        for key in checks:
-            passed, severity, metadata = checks[key]
-            assert not passed and severity == AssetCheckSeverity.ERROR
-        assert checks["payment_cancellations:no_duplicate_signatures"][2]["duplicate_signatures"] == 1
-        assert checks["point3_payments:no_duplicate_signatures"][2]["duplicate_signatures"] == 2
-    finally:
-        with duckdb.connect(str(_warehouse(pipeline))) as conn:
-            conn.execute("CREATE OR REPLACE TABLE payments_dedup AS SELECT DISTINCT * FROM payments")
-            conn.execute("DROP TABLE payments")
-            conn.execute("ALTER TABLE payments_dedup RENAME TO payments")
-            conn.execute("CREATE OR REPLACE TABLE cancellations AS SELECT DISTINCT * FROM cancellations")
-
-
-@pytest.mark.slow
-def test_check_fails_when_a_final_report_misses_a_day(february):
-    pipeline = february
-    with duckdb.connect(str(_warehouse(pipeline))) as conn:
-        saved = conn.execute("SELECT * FROM sync_windows WHERE window_date = DATE '2026-02-14'").fetchall()
-        conn.execute("DELETE FROM sync_windows WHERE window_date = DATE '2026-02-14'")
-    try:
-        passed, severity, metadata = _run_checks(pipeline, "monthly_tax_report:every_day_synced_if_final")[
-            "monthly_tax_report:every_day_synced_if_final"
-        ]
+    checks = _run_checks(books, "payment_cancellations:no_duplicate_signatures", "point3_payments:no_duplicate_signatures")
+    for key in checks:
+        passed, severity, metadata = checks[key]
         assert not passed and severity == AssetCheckSeverity.ERROR
-        assert "2026-02-14" in metadata["final_but_days_missing"]
-    finally:
-        with duckdb.connect(str(_warehouse(pipeline))) as conn:
-            conn.executemany(f"INSERT INTO sync_windows VALUES ({', '.join('?' * len(saved[0]))})", saved)
+    assert checks["payment_cancellations:no_duplicate_signatures"][2]["duplicate_signatures"] == 1
+    assert checks["point3_payments:no_duplicate_signatures"][2]["duplicate_signatures"] == 2
+    # the module's warehouse, which the other tests read, still has its key and no duplicate
+    with duckdb.connect(str(_warehouse(february)), read_only=True) as conn:
+        constraints = conn.execute(
+            "SELECT DISTINCT constraint_type FROM duckdb_constraints() WHERE table_name = 'payments'"
+        ).fetchall()
+        duplicates = conn.execute("SELECT count(*) - count(DISTINCT signature) FROM cancellations").fetchone()[0]
+    assert {("PRIMARY KEY",), ("NOT NULL",)} <= set(constraints) and duplicates == 0
 
 
 @pytest.mark.slow
-def test_check_fails_when_a_workbook_was_tampered_with(february):
-    pipeline = february
-    path = next((pipeline["tmp"] / "reports").rglob("point3-tax-2026-02-v1.xlsx"))
-    original = path.read_bytes()
+def test_check_fails_when_a_final_report_misses_a_day(february, tmp_path):
+    books = _own_copy(february, tmp_path)
+    with duckdb.connect(str(books["warehouse"])) as conn:
+        conn.execute("DELETE FROM sync_windows WHERE window_date = DATE '2026-02-14'")
+    passed, severity, metadata = _run_checks(books, "monthly_tax_report:every_day_synced_if_final")[
+        "monthly_tax_report:every_day_synced_if_final"
+    ]
+    assert not passed and severity == AssetCheckSeverity.ERROR
+    assert "2026-02-14" in metadata["final_but_days_missing"]
+
+
+@pytest.mark.slow
+def test_check_fails_when_a_workbook_was_tampered_with(february, tmp_path):
+    books = _own_copy(february, tmp_path)
+    path = next(books["reports"].rglob("point3-tax-2026-02-v1.xlsx"))
     wb = load_workbook(path)
     summary = wb.worksheets[0]
     row = next(r for r in summary.iter_rows() if r[0].value == "이 달 결제 (전체)")
     row[3].value += 1000  # the month's total charge
     wb.save(path)
-    try:
-        passed, severity, metadata = _run_checks(pipeline, "monthly_tax_report:totals_match_warehouse")[
-            "monthly_tax_report:totals_match_warehouse"
-        ]
-        assert not passed and severity == AssetCheckSeverity.ERROR and metadata["problem_count"] >= 1
-    finally:
-        path.write_bytes(original)
+    passed, severity, metadata = _run_checks(books, "monthly_tax_report:totals_match_warehouse")[
+        "monthly_tax_report:totals_match_warehouse"
+    ]
+    assert not passed and severity == AssetCheckSeverity.ERROR and metadata["problem_count"] >= 1
+
+
+def test_a_derived_table_that_cannot_be_rebuilt_fails_its_step_with_one_sentence(tmp_path):
+    from dagster import materialize
+
+    from dagster_project.assets import culture_vat_breakdown
+    from dagster_project.resources import WarehouseResource
+    from point3_pipeline.warehouse import Warehouse
+
+    warehouse = Warehouse(tmp_path / "point3.duckdb")
+    with warehouse.connect() as conn:
+        conn.execute("DROP TABLE culture_expense_types")  # what culture_vat_daily is built from
+    result = materialize(
+        [culture_vat_breakdown], resources={"warehouse": WarehouseResource(path=str(warehouse.path))},
+        raise_on_error=False,
+    )  # fmt: skip
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    error = failure.step_failure_data.error
+    message = failure.step_failure_data.user_failure_data.description
+    assert error.cls_name == "Failure"
+    assert message.startswith("could not rebuild the derived table culture_vat_daily (")
+    assert message.endswith("every derived table was left as it was before this refresh.")
+    assert not result.get_asset_materialization_events()
+
+
+@pytest.fixture
+def february_of_its_own(tmp_path):
+    """A pipeline of its own with February synced and reported, for a test that syncs again."""
+    with _pipeline(tmp_path) as own:
+        _run(own, "sync_payments", tags={RANGE_START: "2026-02-01", RANGE_END: "2026-02-28"})
+        _run(own, "monthly_reports", partition_key="2026-02-01")
+        yield own
 
 
 @pytest.mark.slow
-def test_a_month_already_reported_is_rendered_again_when_its_days_change(february):
+def test_a_month_already_reported_is_rendered_again_when_its_days_change(february_of_its_own):
     from dagster import AssetKey, evaluate_automation_conditions
 
+    february = february_of_its_own
     instance = february["instance"]
     first = evaluate_automation_conditions(defs=defs, instance=instance)
     assert first.total_requested == 0  # nothing changed since the reports

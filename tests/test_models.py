@@ -55,7 +55,7 @@ def test_a_documented_record_parses():
     ({"taxFreeAmount": 0, "vat": 0}, lambda o: o.vat + o.tax_free_amount != o.total_charge),  # the docs' own examples
     ({"totalCharge": 0, "taxFreeAmount": 0, "vat": 0}, lambda o: o.total_charge == 0),
     ({"isCanceled": True}, lambda o: o.is_canceled is True),
-    ({"totalCharge": 10**15, "taxFreeAmount": 10**15, "vat": 0}, lambda o: o.total_charge == 10**15),
+    ({"totalCharge": 10**10, "taxFreeAmount": 10**10, "vat": 10**10}, lambda o: o.total_charge == 10**10),  # the bound itself
 ])
 def test_lenient_where_the_books_do_not_depend_on_it(changes, check):
     assert check(parse_order(record(**changes)))
@@ -79,7 +79,10 @@ def test_lenient_where_the_books_do_not_depend_on_it(changes, check):
     (record(taxFreeAmount=True), "taxFreeAmount is not an integer amount: True"),
     (record(vat=None), "vat is not an integer amount: None"),
     (record(vat=-1), "vat is negative: -1"),
-    (record(totalCharge=2**63), "totalCharge is beyond a 64-bit amount"),
+    (record(totalCharge=2**63),
+     "totalCharge 9223372036854775808 is beyond the bound of 10,000,000,000 won (setting max_amount_won), "
+     "and beyond a 64-bit amount"),
+    (record(vat=-(2**63)), "vat is negative: -9223372036854775808"),
     (record(cultureExpenseType=["a"]), "unknown cultureExpenseType code ['a']"),
     (record(cultureExpenseType={"a": 1}), "unknown cultureExpenseType code {'a': 1}"),
     (record(timeStampOnAccept="00010101000000"), "timeStampOnAccept is not a YYYYMMDDHHmmss timestamp"),
@@ -100,10 +103,22 @@ def test_contract_breaks_are_rejected_with_a_reason(raw, reason):
     assert isinstance(info.value, ValueError)
 
 
-def test_long_bad_values_are_cut_in_reasons():
+@pytest.mark.parametrize("key", ["totalCharge", "taxFreeAmount", "vat"])
+def test_an_amount_beyond_the_bound_is_rejected_naming_field_value_and_setting(key):
     with pytest.raises(RecordRejected) as info:
-        parse_order(record(totalCharge="9" * 500))
-    assert len(str(info.value)) < 100
+        parse_order(record(**{key: 10_000_000_001}))
+    assert str(info.value) == f"{key} 10000000001 is beyond the bound of 10,000,000,000 won (setting max_amount_won)"
+    assert getattr(parse_order(record(**{key: 10_000_000_001}), max_amount=10**11), {
+        "totalCharge": "total_charge", "taxFreeAmount": "tax_free_amount", "vat": "vat"}[key]) == 10_000_000_001
+    with pytest.raises(RecordRejected, match=f"{key} 1001 is beyond the bound of 1,000 won"):
+        parse_order(record(**{"totalCharge": 1000, "taxFreeAmount": 1000, "vat": 1000, key: 1001}), max_amount=1000)
+
+
+@pytest.mark.parametrize("value", ["9" * 500, 10**500, -(10**500)])
+def test_long_bad_values_are_cut_in_reasons(value):
+    with pytest.raises(RecordRejected) as info:
+        parse_order(record(totalCharge=value))
+    assert len(str(info.value)) < 120
 
 
 # --- time helpers -----------------------------------------------------------------------

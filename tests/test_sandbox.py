@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import base64
 import datetime as dt
 import json
 import os
@@ -9,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from urllib.parse import quote
@@ -19,8 +23,11 @@ import pytest
 
 from point3_pipeline.models import CULTURE_EXPENSE_TYPES, KST, format_api_datetime, parse_order
 from point3_pipeline.sandbox import DEFAULT_KEY, Faults, SandboxConfig, SandboxServer, SandboxState
+from point3_pipeline.sandbox.hostile import dripped
 from point3_pipeline.sandbox.openapi import openapi_document
 from point3_pipeline.sandbox.process import spawn
+from point3_pipeline.sandbox.server import add_arguments, config_from_args
+from point3_pipeline.sandbox.stall import DATE_PATH, StallMatch
 
 NOW = dt.datetime(2026, 3, 18, 12, 1, 0, tzinfo=KST)  # a Wednesday, 12:01 KST
 DAY = dt.datetime(2026, 3, 17, tzinfo=KST)  # a full day of history before NOW
@@ -38,8 +45,8 @@ def sb():
         yield server
 
 
-def api(server: SandboxServer) -> httpx.Client:
-    return httpx.Client(base_url=server.url, headers={"Authorization": f"Basic {server.key}"}, timeout=10)
+def api(server: SandboxServer, timeout: float = 10) -> httpx.Client:
+    return httpx.Client(base_url=server.url, headers={"Authorization": f"Basic {server.key}"}, timeout=timeout)
 
 
 def request_body(**changes):
@@ -82,6 +89,34 @@ def accepted_in(state: SandboxState, start: dt.datetime, end: dt.datetime, inclu
     lo, hi = start.timestamp(), end.timestamp()
     return [e.to_dict(now) for e in state.store.visible(now)
             if lo <= e.epoch and (e.epoch <= hi if inclusive else e.epoch < hi)]
+
+
+HELD_TIMEOUT = 120  # a request the stall gate holds waits for the test's release, not for a clock
+
+
+class InThread:
+    """A request sent from another thread; its result is there once the server answered."""
+
+    def __init__(self, send):
+        self.result: object = None
+        self._thread = threading.Thread(target=self._run, args=(send,), daemon=True)
+        self._thread.start()
+
+    def _run(self, send) -> None:
+        try:
+            self.result = send()
+        except Exception as exc:  # handed to the test, which asserts on it
+            self.result = exc
+
+    def join(self) -> object:
+        self._thread.join(timeout=HELD_TIMEOUT + 10)
+        assert not self._thread.is_alive(), "the request did not finish after release"
+        return self.result
+
+
+def date_params(start, page=1, count=30) -> dict:
+    return {"startDate": format_api_datetime(start), "endDate": format_api_datetime(start + dt.timedelta(days=1)),
+            "page": page, "count": count}
 
 
 def pay(client: httpx.Client, **changes) -> str:
@@ -242,7 +277,12 @@ def test_unconfirmed_payment_cancels_itself_after_30_seconds(sb):
 
 def test_confirm_errors(sb):
     client = api(sb)
-    assert client.post("/purchase/confirm", json={"signature": "x" * 32}).status_code == 404
+    # point3 documents only 400, 401 and 500 for confirm: an unknown signature is a bad request.
+    for unknown in ("x" * 32, next(e.signature for e in sb.state.store.entries if e.epoch > NOW.timestamp())):
+        response = client.post("/purchase/confirm", json={"signature": unknown})
+        assert response.status_code == 400
+        assert response.json() == {"statusCode": 400, "result": None,
+                                   "message": f"no payment with signature {unknown!r}"}
     assert client.post("/purchase/confirm", json={}).status_code == 400
     historic = sb.state.orders()[0]["signature"]
     assert "already confirmed" in client.post("/purchase/confirm", json={"signature": historic}).json()["message"]
@@ -456,8 +496,11 @@ def test_max_page_size(sb):
 def test_latency(sb):
     sb.state.set_faults(latency_ms=150)
     started = time.monotonic()
-    api(sb).get("/api/settlement")
-    assert time.monotonic() - started >= 0.15
+    assert api(sb).get("/api/settlement").status_code == 200
+    # Only a lower bound, which a slower machine makes easier to meet: the server sleeps 150 ms
+    # on this same monotonic clock inside the measured interval. asyncio may wake a timer up to
+    # its clock resolution early; the 1 ms allowance covers that and nothing else.
+    assert time.monotonic() - started >= 0.15 - 0.001
 
 
 def test_faults_are_validated():
@@ -576,6 +619,7 @@ def test_openapi_lists_every_documented_path(sb):
         "/api/payments/{signature}/cancel",
     }
     assert not any(path.startswith("/_sandbox") for path in document["paths"])
+    assert set(document["paths"]["/purchase/confirm"]["post"]["responses"]) == {"200", "400", "401", "429", "500"}
     assert document == openapi_document()
 
     def refs(node):
@@ -605,8 +649,13 @@ def test_cli_serves_until_sigterm(tmp_path):
         assert httpx.get(info["url"] + "/api/settlement", headers=headers).status_code == 200
         too_big = httpx.get(info["url"] + "/api/payments/date?startDate=2026-01-01T00:00:00&count=51", headers=headers)
         assert too_big.status_code == 400
+        # A request held by the stall gate does not keep SIGTERM from stopping the sandbox.
+        assert httpx.post(info["url"] + "/_sandbox/stall", json={"path": "/api/settlement"}).status_code == 200
+        held = InThread(lambda: httpx.get(info["url"] + "/api/settlement", headers=headers, timeout=HELD_TIMEOUT))
+        assert httpx.get(info["url"] + "/_sandbox/stall?wait_seconds=30", timeout=40).json()["result"]["held"] == 1
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
+        assert held.join().status_code == 200
         assert info["url"] in process.stdout.read()
     finally:
         if process.poll() is None:
@@ -628,3 +677,256 @@ def test_orjson_and_http_agree_on_records(sb):
     sb.state.cancel(payment.signature)
     later = now + 300
     assert orjson.loads(payment.to_json(later)) == payment.to_dict(later) and payment.is_canceled(later)
+
+
+# --- the stall gate -----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("match", "path", "query", "held"), [
+    ({}, DATE_PATH, {"startDate": "2026-03-17T00:00:00"}, True),
+    ({}, DATE_PATH, {}, True),
+    ({}, "/api/settlement", {}, False),
+    ({"path": "/api/settlement"}, "/api/settlement", {}, True),
+    ({"path": "/api/settlement"}, DATE_PATH, {}, False),
+    ({"page": 2}, DATE_PATH, {"startDate": "2026-03-17T00:00:00"}, False),
+    ({"page": 1}, DATE_PATH, {"startDate": "2026-03-17T00:00:00"}, True),
+    ({"page": 2}, DATE_PATH, {"page": "2"}, True),
+    ({"page": 2}, DATE_PATH, {"page": "02"}, True),
+    ({"page": 1}, DATE_PATH, {"page": ""}, True),
+    ({"page": 1}, DATE_PATH, {"page": "one"}, False),
+    ({"start_date": dt.date(2026, 3, 17)}, DATE_PATH, {"startDate": "2026-03-17T13:00:00"}, True),
+    ({"start_date": dt.date(2026, 3, 17)}, DATE_PATH, {"startDate": "2026-03-16T23:59:59"}, False),
+    ({"start_date": DAY}, DATE_PATH, {"startDate": "2026-03-17T00:00:00"}, True),
+    ({"start_date": DAY}, DATE_PATH, {"startDate": "2026-03-17T00:00:01"}, False),
+    ({"start_date": "2026-03-17 00:00:00"}, DATE_PATH, {"startDate": "2026-03-17T00:00:00"}, True),
+    ({"start_date": "2026-03-17T00:00:00"}, DATE_PATH, {"startDate": "nonsense"}, False),
+    ({"start_date": "2026-03-17"}, DATE_PATH, {}, False),
+])
+def test_stall_match(match, path, query, held):
+    assert StallMatch(**match).matches(path, query) is held
+
+
+@pytest.mark.parametrize("match", [{"start_date": "17.03.2026"}, {"start_date": dt.datetime(2026, 3, 17)},
+                                   {"page": 0}, {"page": "2"}, {"path": "api"}])
+def test_stall_match_rejects_bad_settings(match):
+    with pytest.raises(ValueError):
+        StallMatch(**match)
+
+
+def test_stall_holds_the_matching_request_until_released(sb):
+    client = api(sb)
+    sb.stall(start_date=DAY.date(), page=2)
+    assert client.get("/api/payments/date", params=date_params(DAY, page=1)).status_code == 200, "not matched"
+    held = InThread(lambda: api(sb, HELD_TIMEOUT).get("/api/payments/date", params=date_params(DAY, page=2)))
+    assert sb.wait_stalled() == 1
+    assert held.result is None, "answered while held"
+    assert client.get("/api/settlement").status_code == 200, "other requests are served meanwhile"
+    sb.state.inject_records([{"signature": "added while held"}], DAY + dt.timedelta(hours=1))
+    assert sb.release() == 1
+    response = held.join()
+    assert response.status_code == 200
+    assert response.json()["result"]["orders"] == accepted_in(sb.state, DAY, DAY + dt.timedelta(days=1))[30:60]
+    assert client.get("/api/payments/date", params=date_params(DAY, page=2)).status_code == 200, "disarmed"
+    assert sb.release() == 0
+
+
+def test_stall_holds_every_matching_request_and_release_lets_all_go(sb):
+    client = api(sb)
+    sb.stall(path="/api/settlement")
+    first = InThread(lambda: api(sb, HELD_TIMEOUT).get("/api/settlement"))
+    assert sb.wait_stalled() >= 1
+    second = InThread(lambda: api(sb, HELD_TIMEOUT).get("/api/settlement"))
+    assert sb.wait_stalled(at_least=2) == 2
+    assert sb.release() == 2
+    assert first.join().status_code == second.join().status_code == 200
+    assert client.get("/api/settlement").status_code == 200
+
+
+def test_wait_stalled_is_bounded(sb):
+    sb.stall()
+    with pytest.raises(TimeoutError, match="0 request"):
+        sb.wait_stalled(timeout=0)
+
+
+def test_a_held_request_is_answered_503_when_its_bound_runs_out(sb):
+    sb.state.stall_gate.hold_seconds = 0  # the bound runs out at once
+    sb.stall()
+    response = api(sb).get("/api/payments/date", params=date_params(DAY))
+    assert response.status_code == 503
+    assert response.json() == {"statusCode": 503, "result": None,
+                               "message": "held by the sandbox's stall gate for 0 s; released automatically"}
+    assert sb.state.stall_gate.held == 0
+
+
+def test_stopping_the_sandbox_releases_held_requests():
+    server = SandboxServer(config()).start()
+    try:
+        server.stall()
+        held = InThread(lambda: api(server, HELD_TIMEOUT).get("/api/payments/date", params=date_params(DAY)))
+        server.wait_stalled()
+    finally:
+        server.stop()
+    assert held.join().status_code == 200
+
+
+def test_stall_over_http(sb):
+    admin = httpx.Client(base_url=sb.url + "/_sandbox", timeout=30)
+    armed = admin.post("/stall", json={"startDate": "2026-03-17T00:00:00", "page": 1})
+    assert armed.json()["result"] == {"held": 0, "armed": {"path": "/api/payments/date",
+                                                          "startDate": "2026-03-17T00:00:00", "page": 1}}
+    held = InThread(lambda: api(sb, HELD_TIMEOUT).get("/api/payments/date", params=date_params(DAY)))
+    assert admin.get("/stall", params={"wait_seconds": 30}).json()["result"]["held"] == 1
+    assert held.result is None
+    assert admin.post("/stall/release").json()["result"] == {"released": 1}
+    assert held.join().status_code == 200
+    assert admin.get("/stall").json()["result"] == {"held": 0, "armed": None}
+    assert admin.get("/stall", params={"wait_seconds": 0}).json()["result"]["held"] == 0
+    for bad in ({"startDate": "yesterday"}, {"page": 0}, {"when": 1}):
+        assert admin.post("/stall", json=bad).status_code == 400, bad
+    assert admin.get("/stall", params={"wait_seconds": "soon"}).status_code == 400
+    assert sb.state.stall_gate.armed is None
+
+
+# --- raw records injected into date pages -------------------------------------------------
+
+def test_injected_raw_bytes_are_served_verbatim_and_counted_in_the_page(sb):
+    client = api(sb)
+    end = DAY + dt.timedelta(days=1)
+    stored = accepted_in(sb.state, DAY, end)
+    truth = sb.state.orders()
+    bad_utf8 = b'{"signature":"BAD\xff","totalCharge":1000}'
+    sb.inject(DAY.date(), bad_utf8)
+    response = client.get("/api/payments/date", params=date_params(DAY, count=30))
+    assert response.status_code == 200
+    assert response.content.startswith(b'{"statusCode":200,"message":"success","result":{"orders":[' + bad_utf8 + b",")
+    with pytest.raises(UnicodeDecodeError):
+        response.content.decode("utf-8")
+    page = json.loads(response.content.decode("utf-8", "surrogateescape"))["result"]["orders"]
+    assert len(page) == 30 and page[1:] == stored[:29]
+    assert date_page(client, DAY, end, page=2, count=30) == stored[29:59], "the next page goes on where it left off"
+    assert sb.state.orders() == truth, "not stored"
+
+
+def test_injected_copies_page_like_records(sb):
+    client = api(sb)
+    end = DAY + dt.timedelta(days=1)
+    cheap = b'{"signature":"SAMESIG","totalCharge":1000}'
+    dear = b'{"signature":"SAMESIG","totalCharge":9999999}'
+    near_2_63 = b'{"signature":"HUGE","totalCharge":9223372036854775806}'
+    sb.inject(DAY.date(), cheap, copies=3)
+    sb.inject(DAY.date(), dear)
+    sb.inject(DAY.date(), near_2_63)
+    injected = [json.loads(r) for r in [cheap] * 3 + [dear, near_2_63]]
+    assert all_pages(client, DAY, end, count=2) == injected + accepted_in(sb.state, DAY, end)
+    sb.state.set_faults(sort_order="desc")
+    assert all_pages(client, DAY, end, count=4) == injected + accepted_in(sb.state, DAY, end)[::-1]
+    noon = date_page(client, DAY + dt.timedelta(hours=12), end, count=5)
+    assert noon == injected, "any window starting on that KST day"
+    assert all(o.get("signature") not in {"SAMESIG", "HUGE"}
+               for o in all_pages(client, DAY - dt.timedelta(days=1), DAY, count=100)), "not the day before"
+    sb.clear_injected()
+    assert all_pages(client, DAY, end, count=30) == accepted_in(sb.state, DAY, end)[::-1]
+
+
+def test_inject_over_http(sb):
+    admin = httpx.Client(base_url=sb.url + "/_sandbox")
+    far_future = b'{"signature":"LATE","timeStampOnAccept":"29991231235959"}'
+    body = {"day": "2026-03-17", "raw_base64": base64.b64encode(far_future).decode(), "copies": 2}
+    assert admin.post("/inject", json=body).json()["result"] == {"day": "2026-03-17", "copies": 2,
+                                                                "bytes": len(far_future)}
+    page = date_page(api(sb), DAY, DAY + dt.timedelta(days=1), count=3)
+    assert page[:2] == [json.loads(far_future)] * 2 and page[2] != page[0]
+    assert admin.delete("/inject").status_code == 200
+    assert date_page(api(sb), DAY, DAY + dt.timedelta(days=1), count=1)[0]["signature"] != "LATE"
+    for bad, reason in [({**body, "day": "17.03.2026"}, "day"), ({**body, "day": "2026-02-30"}, "day"),
+                        ({**body, "raw_base64": "not base64!"}, "base64"), ({**body, "raw_base64": ""}, "raw"),
+                        ({**body, "copies": 0}, "copies"), ({**body, "copies": "2"}, "copies"),
+                        ({**body, "when": 1}, "unknown")]:
+        response = admin.post("/inject", json=bad)
+        assert response.status_code == 400 and reason in response.json()["message"], (bad, response.text)
+
+
+# --- hostile paging and bodies ------------------------------------------------------------
+
+def test_endless_pages_are_full_of_fresh_junk_forever(sb):
+    client = api(sb)
+    end = DAY + dt.timedelta(days=1)
+    sb.state.set_faults(endless_pages=True)
+    pages = [date_page(client, DAY, end, page, count=10) for page in (1, 2, 3, 4, 5, 1000)]
+    assert [len(p) for p in pages] == [10] * 6
+    signatures = [o["signature"] for p in pages for o in p]
+    assert len(set(signatures)) == 60, "fresh on every page"
+    assert not set(signatures) & {o["signature"] for o in sb.state.orders()}, "junk, not the sandbox's payments"
+    for order in (parse_order(o) for p in pages for o in p):
+        assert DAY <= order.accepted_at <= end
+    assert date_page(client, DAY, end, 3, count=10) == pages[2], "a retried page is the same junk"
+
+
+@pytest.mark.parametrize(("start", "count"), [(DAY, 10), (DAY, 30), (DAY - dt.timedelta(days=300), 5)])
+def test_cycle_pages_alternate_the_first_two_full_pages(sb, start, count):
+    client = api(sb)
+    end = start + dt.timedelta(days=1)
+    stored = accepted_in(sb.state, start, end)
+    sb.state.set_faults(cycle_pages=True)
+    pages = [date_page(client, start, end, page, count) for page in range(1, 8)]
+    assert all(len(p) == count for p in pages), "never a short page"
+    a, b = pages[0], pages[1]
+    assert pages == [a, b, a, b, a, b, a]
+    assert len({o["signature"] for o in a + b}) == 2 * count
+    assert (a + b)[:len(stored)] == stored[:2 * count], "the window's own records first, then junk"
+
+
+@pytest.mark.parametrize("path", ["/api/settlement", "/api/payments/nope"])
+def test_dripped_body_arrives_whole_at_the_rate(sb, path):
+    client = api(sb)
+    whole = client.get(path)
+    sb.state.set_faults(drip_bytes_per_second=400)  # 40-byte pieces, one every 0.1 s
+    started = time.monotonic()
+    dripped = client.get(path)
+    elapsed = time.monotonic() - started
+    assert (dripped.status_code, dripped.content) == (whole.status_code, whole.content)
+    assert dripped.headers["content-length"] == str(len(whole.content))
+    pieces = -(-len(whole.content) // 40)
+    assert pieces >= 2
+    # A lower bound on the injected delay only, which a slower machine makes easier to meet.
+    assert elapsed >= (pieces - 1) * 0.1 - 0.001
+
+
+@pytest.mark.parametrize(("size", "rate", "piece"), [(95, 200, 20), (3, 1, 1), (0, 50, 5), (1000, 10_000, 1000)])
+def test_dripped_pieces(size, rate, piece):
+    body = bytes(range(256)) * 4
+    body = body[:size]
+
+    async def collect():
+        return [chunk async for chunk in dripped(body, rate)]
+
+    chunks = asyncio.run(collect())
+    assert b"".join(chunks) == body
+    assert all(len(c) == piece for c in chunks[:-1]) and all(0 < len(c) <= piece for c in chunks)
+
+
+def test_garbage_body_is_the_size_asked_and_not_json(sb):
+    client = api(sb)
+    sb.state.set_faults(garbage_body_bytes=100_003)
+    response = client.get("/api/payments/date", params=date_params(DAY))
+    assert response.status_code == 200 and len(response.content) == 100_003
+    assert response.headers["content-type"] == "application/json"
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(response.content.decode("utf-8"))
+    assert client.get("/api/settlement").json()["statusCode"] == 200, "only date pages"
+    assert client.get("/api/payments/date", params={"startDate": "bad"}).status_code == 400, "parameters first"
+
+
+@pytest.mark.parametrize("changes", [{"endless_pages": 1}, {"cycle_pages": "yes"}, {"drip_bytes_per_second": -1},
+                                     {"drip_bytes_per_second": 1.5}, {"garbage_body_bytes": True}])
+def test_hostile_faults_are_validated(changes):
+    with pytest.raises(ValueError, match=next(iter(changes))):
+        Faults().changed(**changes)
+
+
+def test_hostile_fault_flags():
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    faults = config_from_args(parser.parse_args(["--endless-pages", "--cycle-pages", "--drip-bytes-per-second", "3",
+                                                 "--garbage-body-bytes", "20000000"])).faults
+    assert (faults.endless_pages, faults.cycle_pages, faults.drip_bytes_per_second, faults.garbage_body_bytes) == \
+           (True, True, 3, 20_000_000)

@@ -2,7 +2,8 @@
 
 A payment belongs to the month of its KST payment_date. Gross figures count every payment
 of the month; cancelled ones (isCanceled now true) are also summed apart and net = gross -
-cancelled, as in culture_vat_daily. Every sum is cast to BIGINT in SQL so amounts stay ints.
+cancelled, as in culture_vat_daily. Sums of won are HUGEINT in SQL (DuckDB's sum of a BIGINT,
+so no month overflows) and Python ints on the way out; counts are BIGINT.
 """
 
 from __future__ import annotations
@@ -141,17 +142,17 @@ def _sums(counted: str = "*") -> str:
     of the outer side's partner in a LEFT JOIN, so empty groups count 0)."""
     return f"""
     CAST(count({counted}) AS BIGINT),
-    CAST(coalesce(sum(total_charge), 0) AS BIGINT),
-    CAST(coalesce(sum(tax_free_amount), 0) AS BIGINT),
-    CAST(coalesce(sum(vat), 0) AS BIGINT),
+    coalesce(sum(total_charge), 0),
+    coalesce(sum(tax_free_amount), 0),
+    coalesce(sum(vat), 0),
     CAST(count({counted}) FILTER (WHERE is_canceled) AS BIGINT),
-    CAST(coalesce(sum(total_charge) FILTER (WHERE is_canceled), 0) AS BIGINT),
-    CAST(coalesce(sum(tax_free_amount) FILTER (WHERE is_canceled), 0) AS BIGINT),
-    CAST(coalesce(sum(vat) FILTER (WHERE is_canceled), 0) AS BIGINT),
+    coalesce(sum(total_charge) FILTER (WHERE is_canceled), 0),
+    coalesce(sum(tax_free_amount) FILTER (WHERE is_canceled), 0),
+    coalesce(sum(vat) FILTER (WHERE is_canceled), 0),
     CAST(count({counted}) FILTER (WHERE NOT is_canceled) AS BIGINT),
-    CAST(coalesce(sum(total_charge) FILTER (WHERE NOT is_canceled), 0) AS BIGINT),
-    CAST(coalesce(sum(tax_free_amount) FILTER (WHERE NOT is_canceled), 0) AS BIGINT),
-    CAST(coalesce(sum(vat) FILTER (WHERE NOT is_canceled), 0) AS BIGINT)
+    coalesce(sum(total_charge) FILTER (WHERE NOT is_canceled), 0),
+    coalesce(sum(tax_free_amount) FILTER (WHERE NOT is_canceled), 0),
+    coalesce(sum(vat) FILTER (WHERE NOT is_canceled), 0)
     """
 
 def month_totals(conn: duckdb.DuckDBPyConnection, month: Month) -> dict[str, int]:
@@ -161,7 +162,7 @@ def month_totals(conn: duckdb.DuckDBPyConnection, month: Month) -> dict[str, int
     totals = dict(zip(SUM_KEYS, row))
     earlier = conn.execute(
         f"""
-        SELECT CAST(count(*) AS BIGINT), CAST(coalesce(sum(total_charge), 0) AS BIGINT)
+        SELECT CAST(count(*) AS BIGINT), coalesce(sum(total_charge), 0)
         FROM ({EARLIER_CANCELLATIONS})
         """,
         [month.first, month.last, month.first],

@@ -109,7 +109,7 @@ def with_flows(conn: duckdb.DuckDBPyConnection, intervals: list[tuple[Observatio
                    0, total_charge
             FROM cancellations WHERE NOT is_anomaly
         )
-        SELECT i.idx, CAST(coalesce(sum(m.amount_in), 0) AS BIGINT), CAST(coalesce(sum(m.amount_out), 0) AS BIGINT)
+        SELECT i.idx, coalesce(sum(m.amount_in), 0), coalesce(sum(m.amount_out), 0)
         FROM intervals AS i LEFT JOIN moves AS m ON m.at > i.lo AND m.at <= i.hi
         GROUP BY i.idx ORDER BY i.idx
         """,

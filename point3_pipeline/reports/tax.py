@@ -275,8 +275,8 @@ CHECKS_SQL = """
     checks AS (
         SELECT 1 AS k, '부가세 + 공급가액 ≠ 결제금액' AS check_name, signature, payment_date, order_id_from_client,
                purchasing_product_name, total_charge, tax_free_amount, vat,
-               '차이 difference ' || CAST(total_charge - tax_free_amount - vat AS VARCHAR) || '원' AS detail
-        FROM month_payments WHERE tax_free_amount + vat <> total_charge
+               '차이 difference ' || CAST(CAST(total_charge AS HUGEINT) - tax_free_amount - vat AS VARCHAR) || '원' AS detail
+        FROM month_payments WHERE CAST(tax_free_amount AS HUGEINT) + vat <> total_charge
         UNION ALL
         SELECT 2, '0원 이하 금액 zero amount', signature, payment_date, order_id_from_client, purchasing_product_name,
                total_charge, tax_free_amount, vat,

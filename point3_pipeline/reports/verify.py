@@ -8,17 +8,19 @@ totals formulas, and formulas outside the totals rows.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
 from openpyxl import load_workbook
 
 from point3_pipeline.reports import reconciliation, tax
 from point3_pipeline.reports.data import Month
+from point3_pipeline.reports.workbook import beyond_excel
 from point3_pipeline.warehouse import Warehouse
 
+_DIGITS = re.compile(r"-?[0-9]+")
 _FILE = re.compile(r"^point3-(tax|reconciliation)-(\d{4}-\d{2})-v(\d+)\.xlsx$")
 
 
@@ -42,17 +44,16 @@ def verify_report(warehouse: Warehouse, path: Path) -> list[str]:
                 ("payment_count", "total_charge", "supply_value", "vat", "canceled_count", "canceled_total"),
                 conn.execute(
                     """
-                    SELECT CAST(count(*) AS BIGINT), CAST(coalesce(sum(total_charge), 0) AS BIGINT),
-                           CAST(coalesce(sum(tax_free_amount), 0) AS BIGINT), CAST(coalesce(sum(vat), 0) AS BIGINT),
-                           CAST(count(*) FILTER (WHERE is_canceled) AS BIGINT),
-                           CAST(coalesce(sum(total_charge) FILTER (WHERE is_canceled), 0) AS BIGINT)
+                    SELECT count(*), coalesce(sum(total_charge), 0), coalesce(sum(tax_free_amount), 0),
+                           coalesce(sum(vat), 0), count(*) FILTER (WHERE is_canceled),
+                           coalesce(sum(total_charge) FILTER (WHERE is_canceled), 0)
                     FROM report_payment_snapshots WHERE kind = ? AND month = ? AND version = ?
                     """,
                     [kind, month.first, version],
                 ).fetchone(),
             )
         )
-    totals = orjson.loads(recorded[0])
+    totals = json.loads(recorded[0])
     problems = [
         f"recorded total {key} = {totals.get(key)} but the version's payments sum to {value}"
         for key, value in snapshot.items()
@@ -92,7 +93,14 @@ def _table(rows: list[list]) -> tuple[int, list[list], list[list]]:
 
 
 def _values(row: list) -> list:
-    return [getattr(c, "value", None) for c in row]
+    return [_value(getattr(c, "value", None)) for c in row]
+
+
+def _value(value):
+    # an amount beyond a spreadsheet number's exact range is written as its digits (workbook.beyond_excel)
+    if isinstance(value, str) and _DIGITS.fullmatch(value) and beyond_excel(int(value)):
+        return int(value)
+    return value
 
 
 def _check_tax(sheets: dict[str, list[list]], totals: dict[str, int]) -> list[str]:
@@ -139,7 +147,7 @@ def _check_tax(sheets: dict[str, list[list]], totals: dict[str, int]) -> list[st
 
 def _check_reconciliation(sheets: dict[str, list[list]], totals: dict[str, int]) -> list[str]:
     problems = []
-    summary = {r[1].value: r[2].value for r in sheets[reconciliation.SUMMARY] if len(r) > 2 and isinstance(r[1].value, str)}
+    summary = {r[1].value: _value(r[2].value) for r in sheets[reconciliation.SUMMARY] if len(r) > 2 and isinstance(r[1].value, str)}
     for key, label in (
         ("opening_balance", "opening balance"), ("closing_balance", "closing balance"),
         ("payments_in", "payments in"), ("cancellations_out", "cancellations out"),

@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import orjson
 
 from point3_pipeline.models import KST
 from point3_pipeline.reports import data
 from point3_pipeline.reports.data import Coverage, Month
-from point3_pipeline.warehouse import Warehouse
+from point3_pipeline.reports.workbook import sheet_files_in
+from point3_pipeline.warehouse import Warehouse, is_disk_full, no_space_left, remove_litter
 
 log = logging.getLogger(__name__)
+
+TEMP_SUFFIX = ".tmp-"  # a workbook being written: .<name>.tmp-PID next to where it will be
+SHEET_FILES = ".sheet-files-"  # openpyxl's temp files of a render, reports/.sheet-files-PID/
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,7 @@ def latest_version(conn: duckdb.DuckDBPyConnection, kind: str, month: Month) -> 
     ).fetchone()
     if row is None:
         return None
-    return PreviousVersion(*row[:9], totals=orjson.loads(row[9]))
+    return PreviousVersion(*row[:9], totals=json.loads(row[9]))
 
 
 _CHANGED = """
@@ -244,30 +249,7 @@ def render(
                 conn, kind, month, version, now, cover, totals, previous,
                 _count_changes(conn, kind, month, previous),
             )  # fmt: skip
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            try:
-                write(ctx, tmp)
-                conn.execute(
-                    "INSERT INTO report_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        kind, month.first, version, print_, name, now, cover.as_of, cover.newest_sync_at,
-                        cover.days_synced, cover.days_in_month, cover.is_final, ctx.changes,
-                        orjson.dumps(totals).decode(),
-                    ],
-                )  # fmt: skip
-                conn.execute(
-                    """
-                    INSERT INTO report_payment_snapshots
-                    SELECT ?, ?, ?, signature, payment_date, total_charge, tax_free_amount, vat,
-                           culture_expense_type, is_canceled
-                    FROM payments WHERE payment_date BETWEEN ? AND ?
-                    """,
-                    [kind, month.first, version, month.first, month.last],
-                )
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
+            _write_version(conn, ctx, write, reports_dir, name, print_)
             try:
                 conn.execute("COMMIT")
             except Exception:
@@ -283,6 +265,58 @@ def render(
     )  # fmt: skip
 
 
+def _write_version(
+    conn: duckdb.DuckDBPyConnection, ctx: ReportContext, write: Callable[[ReportContext, Path], None],
+    reports_dir: Path, name: str, version_fingerprint: str,
+) -> None:
+    """Write the workbook and record its version in the caller's transaction. The file
+    appears under its name (renamed from a temp file) only once both are done."""
+    cover = ctx.coverage
+    path = reports_dir / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}{TEMP_SUFFIX}{os.getpid()}")
+    try:
+        _write_workbook(ctx, write, reports_dir, tmp)
+        conn.execute(
+            "INSERT INTO report_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                ctx.kind, ctx.month.first, ctx.version, version_fingerprint, name, ctx.generated_at, cover.as_of,
+                cover.newest_sync_at, cover.days_synced, cover.days_in_month, cover.is_final, ctx.changes,
+                # the standard json: orjson refuses integers beyond 64 bits, which a HUGEINT sum can be
+                json.dumps(ctx.totals),
+            ],
+        )  # fmt: skip
+        conn.execute(
+            """
+            INSERT INTO report_payment_snapshots
+            SELECT ?, ?, ?, signature, payment_date, total_charge, tax_free_amount, vat,
+                   culture_expense_type, is_canceled
+            FROM payments WHERE payment_date BETWEEN ? AND ?
+            """,
+            [ctx.kind, ctx.month.first, ctx.version, ctx.month.first, ctx.month.last],
+        )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_workbook(ctx: ReportContext, write: Callable[[ReportContext, Path], None], reports_dir: Path, tmp: Path) -> None:
+    # A killed render leaves its temp workbook and openpyxl's sheet files behind: clear them
+    # first, so they neither fill the disk nor look like reports.
+    remove_litter(reports_dir, f"*/.point3-*.xlsx{TEMP_SUFFIX}*")
+    remove_litter(reports_dir, f"{SHEET_FILES}*")
+    sheet_files = reports_dir / f"{SHEET_FILES}{os.getpid()}"
+    try:
+        with sheet_files_in(sheet_files):
+            write(ctx, tmp)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise no_space_left(reports_dir, exc) from exc
+        raise
+    finally:
+        shutil.rmtree(sheet_files, ignore_errors=True)
+
+
 def all_versions(conn: duckdb.DuckDBPyConnection) -> list[tuple]:
     """Every recorded version, newest month first: (kind, month, version, file_name, created_at,
     as_of, newest_sync_at, days_synced, days_in_month, is_final, changes, totals)."""
@@ -293,4 +327,4 @@ def all_versions(conn: duckdb.DuckDBPyConnection) -> list[tuple]:
         FROM report_versions ORDER BY month DESC, kind DESC, version DESC
         """
     ).fetchall()
-    return [(*row[:11], orjson.loads(row[11])) for row in rows]
+    return [(*row[:11], json.loads(row[11])) for row in rows]

@@ -8,11 +8,16 @@ top to bottom, and the autofilter is set once the last data row is known.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterable, Sequence
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from openpyxl import Workbook
+from openpyxl.worksheet import _writer as sheet_writer
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
@@ -46,6 +51,39 @@ _FORMATS = {"won": WON, "count": COUNT, "datetime": DATETIME, "date": DATE}
 
 
 EXCEL_CELL_LIMIT = 32_767  # characters; Excel calls a longer cell corrupt content
+# The largest integer a spreadsheet number (a double) holds exactly. A larger amount (a HUGEINT
+# sum, or a record stored before amounts were bounded) is written as its digits in a text cell
+# rather than rounded silently; Excel's SUM skips such a cell, which verify_report accounts for.
+EXCEL_EXACT_INT = 2**53 - 1
+
+
+def beyond_excel(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) > EXCEL_EXACT_INT
+
+
+@contextlib.contextmanager
+def sheet_files_in(folder: Path) -> Iterator[None]:
+    """Have openpyxl's write-only sheets stream to temp files in `folder`, not the system temp
+    folder, where a killed render's stay for good with nothing saying whose they are.
+
+    openpyxl takes the name from its module's create_temporary_file, with no option for the
+    folder; it is swapped for the block only. Renders run one at a time (each holds the
+    warehouse's write lock), so no other render's sheets land here.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def create_in_folder(suffix: str = "") -> str:
+        handle, name = tempfile.mkstemp(suffix=suffix, prefix="openpyxl.", dir=folder)
+        os.close(handle)
+        sheet_writer.ALL_TEMP_FILES.append(name)  # openpyxl removes it after the save, or at exit
+        return name
+
+    original = sheet_writer.create_temporary_file
+    sheet_writer.create_temporary_file = create_in_folder
+    try:
+        yield
+    finally:
+        sheet_writer.create_temporary_file = original
 
 
 def clean_text(value: str) -> str:
@@ -142,6 +180,8 @@ class Sheet:
                 out.append(None)
             elif isinstance(value, str):
                 out.append(text_cell(self.ws, value))
+            elif beyond_excel(value):
+                out.append(text_cell(self.ws, str(value)))
             elif template is None:
                 out.append(value)
             else:
@@ -221,6 +261,8 @@ def styled(ws, value, style: str, *, number_format: str | None = None) -> WriteO
     Only totals cells may hold formulas; any other text is forced to a text cell."""
     if isinstance(value, dt.datetime):
         value = naive_kst(value)
+    elif beyond_excel(value):
+        value = str(value)
     is_formula = style == "total" and isinstance(value, str) and value.startswith("=")
     if isinstance(value, str) and not is_formula:
         value = clean_text(value)

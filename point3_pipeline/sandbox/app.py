@@ -1,13 +1,15 @@
 """The sandbox's HTTP surface: point3's documented API, the widget, and /_sandbox admin.
 
 Every API answer is point3's envelope, errors included. API endpoints pass through
-`_api`: latency, merchant-key check, injected 429/500, then the handler, then (maybe) a
-truncated body. The widget and admin endpoints take no merchant key.
+`api`: latency, merchant-key check, the stall gate, injected 429/500, then the handler, then
+(maybe) a truncated body, sent whole or (maybe) dripped. The widget and admin endpoints take no merchant key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,17 +18,21 @@ import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from point3_pipeline.models import format_api_datetime, parse_api_datetime
 from point3_pipeline.sandbox.errors import ApiError
+from point3_pipeline.sandbox.faults import Faults
+from point3_pipeline.sandbox.hostile import dripped, garbage_body
 from point3_pipeline.sandbox.openapi import openapi_document
 from point3_pipeline.sandbox.rules import payment_request_problems
+from point3_pipeline.sandbox.stall import DATE_PATH, StallMatch
 from point3_pipeline.sandbox.state import SandboxState
 from point3_pipeline.sandbox.widget import APPROVE_PATH, error_page, payment_page
 
 DEFAULT_COUNT = 30
+MAX_ADMIN_WAIT_SECONDS = 300.0
 JSON = "application/json"
 _ORDERS_HEAD = b'{"statusCode":200,"message":"success","result":{"orders":['
 _ORDERS_TAIL = b"]}}"
@@ -94,24 +100,35 @@ def _date_param(request: Request, name: str, required: bool) -> dt.datetime | No
 
 
 def create_app(state: SandboxState) -> Starlette:
+    async def answer(request: Request, handler: Handler, faults: Faults) -> Response:
+        try:
+            _check_key(state, request)
+            gate = state.stall_gate
+            if not await gate.hold(request.url.path, request.query_params):
+                return envelope(503, f"held by the sandbox's stall gate for {gate.hold_seconds:g} s; "
+                                     "released automatically")
+            if state.roll(faults.rate_limit_rate):
+                return envelope(429, "too many requests; retry later", headers={
+                    "Retry-After": str(faults.retry_after_seconds)})
+            if state.roll(faults.error_rate):
+                return envelope(500, "internal server error (injected by the sandbox)")
+            return await handler(request)
+        except ApiError as exc:
+            return envelope(exc.status, exc.message)
+
     def api(handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
             faults = state.faults
             if faults.latency_ms:
                 await asyncio.sleep(faults.latency_ms / 1000)
-            try:
-                _check_key(state, request)
-                if state.roll(faults.rate_limit_rate):
-                    return envelope(429, "too many requests; retry later", headers={
-                        "Retry-After": str(faults.retry_after_seconds)})
-                if state.roll(faults.error_rate):
-                    return envelope(500, "internal server error (injected by the sandbox)")
-                response = await handler(request)
-            except ApiError as exc:
-                return envelope(exc.status, exc.message)
+            response = await answer(request, handler, faults)
             if response.status_code == 200 and state.roll(faults.truncate_rate):
                 # A connection cut mid-body: a consistent Content-Length, invalid JSON.
-                return Response(response.body[: len(response.body) // 2], media_type=JSON)
+                response = Response(response.body[: len(response.body) // 2], media_type=JSON)
+            if faults.drip_bytes_per_second:
+                # The headers (with the true Content-Length) at once, then the body a few bytes at a time.
+                return StreamingResponse(dripped(response.body, faults.drip_bytes_per_second),
+                                         response.status_code, headers=dict(response.headers))
             return response
         return endpoint
 
@@ -151,6 +168,8 @@ def create_app(state: SandboxState) -> Starlette:
             raise ApiError(400, "endDate must not be before startDate")
         page = _positive_int(request, "page", 1)
         count = _positive_int(request, "count", DEFAULT_COUNT)
+        if state.faults.garbage_body_bytes:
+            return Response(garbage_body(state.faults.garbage_body_bytes), media_type=JSON)
         records = state.page(start, end, page, count)
         return Response(_ORDERS_HEAD + b",".join(records) + _ORDERS_TAIL, media_type=JSON)
 
@@ -231,6 +250,51 @@ def create_app(state: SandboxState) -> Starlette:
         state.inject_records(records, parse_api_datetime(at))
         return ok({"injected": len(records)})
 
+    async def admin_stall(request: Request) -> Response:
+        gate = state.stall_gate
+        if request.method == "POST":
+            body = await _json_object(request)
+            unknown = sorted(set(body) - {"path", "startDate", "page"})
+            if unknown:
+                raise ApiError(400, f"unknown stall field(s) {', '.join(unknown)}; use path, startDate, page")
+            gate.arm(StallMatch(body.get("path", DATE_PATH), body.get("startDate"), body.get("page")))
+        wait = request.query_params.get("wait_seconds")
+        if wait is not None:
+            try:
+                seconds = min(float(wait), MAX_ADMIN_WAIT_SECONDS)
+            except ValueError:
+                raise ApiError(400, f"wait_seconds must be a number, not {wait[:40]!r}") from None
+            await asyncio.to_thread(gate.wait_held, seconds)  # a worker thread: the loop keeps serving
+        armed = gate.armed
+        return ok({"held": gate.held, "armed": None if armed is None else armed.to_json()})
+
+    async def admin_stall_release(request: Request) -> Response:
+        return ok({"released": state.stall_gate.release()})
+
+    async def admin_inject(request: Request) -> Response:
+        if request.method == "DELETE":
+            state.clear_injected_raw()
+            return ok({})
+        body = await _json_object(request)
+        unknown = sorted(set(body) - {"day", "raw_base64", "copies"})
+        if unknown:
+            raise ApiError(400, f"unknown inject field(s) {', '.join(unknown)}; use day, raw_base64, copies")
+        day, encoded, copies = body.get("day"), body.get("raw_base64"), body.get("copies", 1)
+        try:
+            day = dt.date.fromisoformat(day) if isinstance(day, str) and len(day) == 10 else None
+        except ValueError:
+            day = None
+        if day is None:
+            raise ApiError(400, f"day must be a date as YYYY-MM-DD, not {body.get('day')!r:.40}")
+        if not isinstance(encoded, str):
+            raise ApiError(400, "raw_base64 must be the record's bytes in standard base64")
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            raise ApiError(400, "raw_base64 is not valid standard base64") from None
+        state.inject_raw(day, raw, copies)  # ValueError -> 400 with its reason
+        return ok({"day": day.isoformat(), "copies": copies, "bytes": len(raw)})
+
     async def admin_orders(request: Request) -> Response:
         return ok({"orders": state.orders()})
 
@@ -251,7 +315,7 @@ def create_app(state: SandboxState) -> Starlette:
         Route("/api/token/refresh", api(token_refresh), methods=["POST"]),
         Route("/api/settlement", api(settlement), methods=["GET"]),
         # /date and the two prefixed lookups come before /{signature}, which would match them.
-        Route("/api/payments/date", api(payments_by_date), methods=["GET"]),
+        Route(DATE_PATH, api(payments_by_date), methods=["GET"]),
         Route("/api/payments/orderid/{order_id}", api(payments_by_order), methods=["GET"]),
         Route("/api/payments/userId/{user_id}", api(payment_by_user), methods=["GET"]),
         Route("/api/payments/{signature}/cancel", api(cancel), methods=["POST"]),
@@ -262,6 +326,9 @@ def create_app(state: SandboxState) -> Starlette:
         Route("/_sandbox/faults", admin(admin_faults), methods=["GET", "POST"]),
         Route("/_sandbox/clock", admin(admin_clock), methods=["GET", "POST"]),
         Route("/_sandbox/records", admin(admin_records), methods=["POST"]),
+        Route("/_sandbox/stall", admin(admin_stall), methods=["GET", "POST"]),
+        Route("/_sandbox/stall/release", admin(admin_stall_release), methods=["POST"]),
+        Route("/_sandbox/inject", admin(admin_inject), methods=["POST", "DELETE"]),
         Route("/_sandbox/orders", admin(admin_orders), methods=["GET"]),
         Route("/_sandbox/payments", admin(admin_payments), methods=["POST"]),
     ]

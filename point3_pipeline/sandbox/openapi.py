@@ -103,8 +103,9 @@ def openapi_document() -> dict[str, Any]:
             "/purchase/confirm": {"post": _ops(
                 "Confirm a payment",
                 "Must arrive within 30 seconds of the widget returning the signature, or the payment is "
-                "cancelled automatically. A 200 means the payment is complete.",
-                {"200": _envelope({"$ref": _REF + "ConfirmedPayment"}, "The completed payment."), **errors_404},
+                "cancelled automatically. A 200 means the payment is complete. An unknown, expired, cancelled or "
+                "already confirmed signature answers 400 (point3 documents only 400, 401 and 500 here).",
+                {"200": _envelope({"$ref": _REF + "ConfirmedPayment"}, "The completed payment."), **errors},
                 requestBody={"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["signature"],
                     "properties": {"signature": {"type": "string"}}}}}},

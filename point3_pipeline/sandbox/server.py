@@ -6,6 +6,7 @@ The socket is bound before uvicorn starts so port 0 yields a known free port at 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import gc
 import json
 import os
@@ -23,9 +24,11 @@ from point3_pipeline.models import parse_api_datetime
 from point3_pipeline.sandbox.app import create_app
 from point3_pipeline.sandbox.config import DEFAULT_KEY, SandboxConfig
 from point3_pipeline.sandbox.faults import Faults
+from point3_pipeline.sandbox.stall import DATE_PATH, StallMatch
 from point3_pipeline.sandbox.state import SandboxState
 
 STARTUP_TIMEOUT_SECONDS = 10
+STOP_TIMEOUT_SECONDS = 10
 
 
 class SandboxServer:
@@ -39,6 +42,7 @@ class SandboxServer:
         self._server = uvicorn.Server(uvicorn.Config(
             create_app(self.state), http="httptools", loop="auto", lifespan="off",
             access_log=False, log_level="warning",
+            timeout_graceful_shutdown=STOP_TIMEOUT_SECONDS // 2,  # a dripping or held request cannot block stop()
         ))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
                                         name="point3-sandbox", daemon=True)
@@ -46,6 +50,36 @@ class SandboxServer:
     @property
     def key(self) -> str:
         return self.state.key
+
+    def stall(self, path: str = DATE_PATH, start_date: dt.datetime | dt.date | str | None = None,
+              page: int | None = None) -> None:
+        """Arm the stall gate: every matching API request from now on waits until `release()`.
+
+        `start_date`: the request's startDate (a datetime, or the API's text), or a date for any
+        startDate on that KST day; `page`: the request's page number. None matches any.
+        """
+        self.state.stall_gate.arm(StallMatch(path, start_date, page))
+
+    def wait_stalled(self, timeout: float = 30.0, at_least: int = 1) -> int:
+        """Block until `at_least` requests are held; how many are. TimeoutError after `timeout` s."""
+        held = self.state.stall_gate.wait_held(timeout, at_least)
+        if held < at_least:
+            raise TimeoutError(f"{held} request(s), not {at_least}, reached the armed stall gate within "
+                               f"{timeout:g} s ({self.state.stall_gate.armed})")
+        return held
+
+    def release(self) -> int:
+        """Let every held request go on and disarm the gate; how many were held."""
+        return self.state.stall_gate.release()
+
+    def inject(self, day: dt.date, raw: bytes, copies: int = 1) -> None:
+        """Serve `copies` of `raw` verbatim at the head of the date pages of windows starting on
+        `day` (KST); see SandboxState.inject_raw."""
+        self.state.inject_raw(day, raw, copies)
+
+    def clear_injected(self) -> None:
+        """Remove every raw record `inject` added."""
+        self.state.clear_injected_raw()
 
     def start(self) -> SandboxServer:
         self._thread.start()
@@ -60,9 +94,10 @@ class SandboxServer:
         return self
 
     def stop(self) -> None:
+        self.release()  # held requests would keep the server from shutting down
         self._server.should_exit = True
         if self._thread.is_alive():
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=STOP_TIMEOUT_SECONDS)
         self._socket.close()
 
     def __enter__(self) -> SandboxServer:
@@ -92,6 +127,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--sort", choices=("asc", "desc"), default="asc", help="date endpoint order")
     faults.add_argument("--max-page-size", type=int, default=None, help="larger count -> 400")
     faults.add_argument("--end-exclusive", action="store_true", help="endDate exclusive (default inclusive)")
+    faults.add_argument("--endless-pages", action="store_true", help="every date page is full of fresh junk")
+    faults.add_argument("--cycle-pages", action="store_true", help="date pages alternate page 1, page 2, ...")
+    faults.add_argument("--drip-bytes-per-second", type=int, default=0, help="send bodies this slowly (0 = off)")
+    faults.add_argument("--garbage-body-bytes", type=int, default=0, help="date pages are this much non-JSON")
     parser.add_argument("--ready-file", type=Path, help="write {url, key, pid} JSON here once listening")
 
 
@@ -100,6 +139,8 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         error_rate=args.error_rate, rate_limit_rate=args.rate_limit_rate, retry_after_seconds=args.retry_after,
         latency_ms=args.latency_ms, truncate_rate=args.truncate_rate, drift_per_page=args.drift_per_page,
         sort_order=args.sort, max_page_size=args.max_page_size, end_inclusive=not args.end_exclusive,
+        endless_pages=args.endless_pages, cycle_pages=args.cycle_pages,
+        drip_bytes_per_second=args.drip_bytes_per_second, garbage_body_bytes=args.garbage_body_bytes,
     )
     start_at = parse_api_datetime(args.start_at) if args.start_at else None
     return SandboxConfig(seed=args.seed, days=args.days, per_day=args.per_day, future_days=args.future_days,

@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from point3_pipeline.models import KST
 from point3_pipeline.sandbox.clock import SandboxClock
 from point3_pipeline.sandbox.config import SandboxConfig
 from point3_pipeline.sandbox.data import (
@@ -29,11 +30,14 @@ from point3_pipeline.sandbox.data import (
 )
 from point3_pipeline.sandbox.errors import ApiError
 from point3_pipeline.sandbox.faults import Faults
+from point3_pipeline.sandbox.hostile import junk_page, junk_payments
 from point3_pipeline.sandbox.rules import amount_problems, culture_problems
 from point3_pipeline.sandbox.settlement import SettlementLedger
+from point3_pipeline.sandbox.stall import StallGate
 from point3_pipeline.sandbox.store import InjectedRecord, Payment, PaymentStore
 
 CONFIRM_WINDOW_SECONDS = 30
+MAX_RAW_COPIES = 100_000
 CANCEL_BATCH_SECONDS = 5 * 60
 # Fields a caller of add_payment may set; the timestamps always say "now".
 SETTABLE_FIELDS = frozenset({
@@ -70,6 +74,8 @@ class SandboxState:
         self._key = config.key
         self._faults = config.faults
         self._fault_rng = random.Random(config.seed)
+        self._injected_raw: dict[dt.date, list[bytes]] = {}  # KST day -> raw records, see inject_raw()
+        self.stall_gate = StallGate()  # thread-safe on its own: not under self._lock
         self._sessions: dict[str, Session] = {}
         self.store = PaymentStore()
         days = history_days(self.clock.now().date(), config.days, config.future_days)
@@ -172,7 +178,8 @@ class SandboxState:
     def confirm(self, signature: str) -> dict[str, Any]:
         with self._lock:
             now = self.clock.timestamp()
-            payment = self._visible_payment(signature, now)
+            # point3 documents only 400, 401 and 500 for confirm: an unknown signature is a bad request.
+            payment = self._visible_payment(signature, now, unknown_status=400)
             if payment.completed_at is not None:
                 raise ApiError(400, f"payment {signature} is already confirmed")
             if payment.auto_cancel_at is not None and now > payment.auto_cancel_at:
@@ -185,10 +192,10 @@ class SandboxState:
             self.store.touch()
             return dict(payment.record)
 
-    def _visible_payment(self, signature: str, now: float) -> Payment:
+    def _visible_payment(self, signature: str, now: float, unknown_status: int = 404) -> Payment:
         payment = self.store.by_signature.get(signature)
         if payment is None or payment.epoch > now:
-            raise ApiError(404, f"no payment with signature {signature[:64]!r}")
+            raise ApiError(unknown_status, f"no payment with signature {signature[:64]!r}")
         return payment
 
     # --- after payment --------------------------------------------------------------------
@@ -241,21 +248,41 @@ class SandboxState:
                 end_epoch, inclusive = now, True  # nothing after now exists yet
             else:
                 end_epoch, inclusive = _epoch(end), faults.end_inclusive
+            last_epoch = math.floor(end_epoch if inclusive else end_epoch - 1)
+            if faults.endless_pages:
+                return junk_page(f"{self.config.seed}:endless:{start_epoch}:{page}", start_epoch, last_epoch, count)
             if faults.drift_per_page:
-                self._drift(faults.drift_per_page, start_epoch, end_epoch if inclusive else end_epoch - 1, now)
+                self._drift(faults.drift_per_page, start_epoch, last_epoch, now)
             lo, hi = self.store.window(start_epoch, end_epoch, inclusive)
-            offset = (page - 1) * count
-            if faults.sort_order == "asc":
-                indexes = range(lo + offset, min(lo + offset + count, hi))
-            else:
-                top = hi - 1 - offset
-                indexes = range(top, max(top - count, lo - 1), -1)
-            entries = self.store.entries
-            return [entries[i].to_json(now) for i in indexes]
+            raw = self._injected_raw.get(start.astimezone(KST).date(), [])
+            if faults.cycle_pages:
+                return self._cycled_page(raw, lo, hi, page, count, now, start_epoch)
+            return self._listing(raw, lo, hi, (page - 1) * count, count, now)
 
-    def _drift(self, how_many: int, first: int, last: float, now: float) -> None:
+    def _cycled_page(self, raw: list[bytes], lo: int, hi: int, page: int, count: int, now: float,
+                     start_epoch: int) -> list[bytes]:
+        """Page 1 for odd pages, page 2 for even ones; junk fills both up so neither is short."""
+        both = self._listing(raw, lo, hi, 0, 2 * count, now)
+        missing = 2 * count - len(both)
+        both += junk_payments(f"{self.config.seed}:cycle:{start_epoch}:{count}", [start_epoch] * missing)
+        return both[count:] if page % 2 == 0 else both[:count]
+
+    def _listing(self, raw: list[bytes], lo: int, hi: int, offset: int, count: int, now: float) -> list[bytes]:
+        """`count` records from `offset` of a window's listing: the injected raw records first,
+        then the stored entries lo..hi in the sort order."""
+        head = raw[offset:offset + count]
+        count -= len(head)
+        offset = max(0, offset - len(raw))
+        if self._faults.sort_order == "asc":
+            indexes = range(lo + offset, min(lo + offset + count, hi))
+        else:
+            top = hi - 1 - offset
+            indexes = range(top, max(top - count, lo - 1), -1)
+        entries = self.store.entries
+        return head + [entries[i].to_json(now) for i in indexes]
+
+    def _drift(self, how_many: int, first: int, last: int, now: float) -> None:
         """Payments that arrive while a window is paged: new, inside it, completed now."""
-        last = math.floor(last)
         if last < first:
             return
         rng = self._factory.rng
@@ -296,6 +323,23 @@ class SandboxState:
             payment = Payment(record, accepted, completed_at=now)
             self.store.insert(payment)
             return payment.to_dict(now)
+
+    def inject_raw(self, day: dt.date, raw: bytes, copies: int = 1) -> None:
+        """Serve `copies` of `raw` verbatim (any bytes) first in the date endpoint's listing of
+        every window whose startDate falls on `day` (KST). They count in the page's record count
+        and are not stored: no lookup, orders() or settlement sees them."""
+        if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
+            raise ValueError(f"day must be a date, not {day!r}")
+        if not isinstance(raw, bytes) or not raw:
+            raise ValueError("raw must be non-empty bytes")
+        if type(copies) is not int or not 1 <= copies <= MAX_RAW_COPIES:
+            raise ValueError(f"copies must be an integer from 1 to {MAX_RAW_COPIES}, not {copies!r}")
+        with self._lock:
+            self._injected_raw.setdefault(day, []).extend([raw] * copies)
+
+    def clear_injected_raw(self) -> None:
+        with self._lock:
+            self._injected_raw.clear()
 
     def inject_records(self, records: list[Any], at: dt.datetime) -> None:
         """Store raw records as they are; the date endpoint serves them for windows containing `at`."""

@@ -1,6 +1,8 @@
 -- Culture-expense type x VAT per KST payment day. Gross figures count every payment of the
 -- day; cancelled ones are also summed apart (on the payment's day, not the detection day),
 -- and net = gross - cancelled. Payments without a type land in the 'unknown' bucket.
+-- Amounts are summed as HUGEINT (DuckDB's sum of a BIGINT), so no sum of won overflows;
+-- counts stay BIGINT.
 CREATE OR REPLACE TABLE culture_vat_daily AS
 WITH payments AS (
     SELECT
@@ -27,17 +29,17 @@ final AS (
         t.deduction_group,
         t.sort_order,
         CAST(count(*) AS BIGINT) AS payment_count,
-        CAST(sum(p.total_charge) AS BIGINT) AS total_charge,
-        CAST(sum(p.tax_free_amount) AS BIGINT) AS supply_value,
-        CAST(sum(p.vat) AS BIGINT) AS vat,
+        sum(p.total_charge) AS total_charge,
+        sum(p.tax_free_amount) AS supply_value,
+        sum(p.vat) AS vat,
         CAST(count(*) FILTER (WHERE p.is_canceled) AS BIGINT) AS canceled_count,
-        CAST(coalesce(sum(p.total_charge) FILTER (WHERE p.is_canceled), 0) AS BIGINT) AS canceled_total,
-        CAST(coalesce(sum(p.tax_free_amount) FILTER (WHERE p.is_canceled), 0) AS BIGINT) AS canceled_supply_value,
-        CAST(coalesce(sum(p.vat) FILTER (WHERE p.is_canceled), 0) AS BIGINT) AS canceled_vat,
+        coalesce(sum(p.total_charge) FILTER (WHERE p.is_canceled), 0) AS canceled_total,
+        coalesce(sum(p.tax_free_amount) FILTER (WHERE p.is_canceled), 0) AS canceled_supply_value,
+        coalesce(sum(p.vat) FILTER (WHERE p.is_canceled), 0) AS canceled_vat,
         CAST(count(*) FILTER (WHERE NOT p.is_canceled) AS BIGINT) AS net_count,
-        CAST(coalesce(sum(p.total_charge) FILTER (WHERE NOT p.is_canceled), 0) AS BIGINT) AS net_total,
-        CAST(coalesce(sum(p.tax_free_amount) FILTER (WHERE NOT p.is_canceled), 0) AS BIGINT) AS net_supply_value,
-        CAST(coalesce(sum(p.vat) FILTER (WHERE NOT p.is_canceled), 0) AS BIGINT) AS net_vat
+        coalesce(sum(p.total_charge) FILTER (WHERE NOT p.is_canceled), 0) AS net_total,
+        coalesce(sum(p.tax_free_amount) FILTER (WHERE NOT p.is_canceled), 0) AS net_supply_value,
+        coalesce(sum(p.vat) FILTER (WHERE NOT p.is_canceled), 0) AS net_vat
     FROM payments AS p
     JOIN culture_expense_types AS t USING (culture_expense_type)
     GROUP BY ALL

@@ -11,7 +11,8 @@ final AS (
         time_bucket(INTERVAL 30 MINUTES, observed_at, 'Asia/Seoul') AS refresh_slot,
         balance,
         lag(observed_at) OVER (ORDER BY observed_at) AS previous_observed_at,
-        balance - lag(balance) OVER (ORDER BY observed_at) AS change_since_previous
+        -- HUGEINT: the difference of two BIGINT balances can lie outside BIGINT
+        CAST(balance AS HUGEINT) - lag(balance) OVER (ORDER BY observed_at) AS change_since_previous
     FROM observations
 )
 

@@ -1,4 +1,5 @@
 -- Views over the derived tables: recreated with them, so they never point at a stale shape.
+-- Sums of won are HUGEINT, as in culture_vat_daily; sums of counts are BIGINT.
 CREATE OR REPLACE VIEW culture_vat_monthly AS
 WITH daily AS (
     SELECT * FROM culture_vat_daily
@@ -12,17 +13,17 @@ final AS (
         deduction_group,
         sort_order,
         CAST(sum(payment_count) AS BIGINT) AS payment_count,
-        CAST(sum(total_charge) AS BIGINT) AS total_charge,
-        CAST(sum(supply_value) AS BIGINT) AS supply_value,
-        CAST(sum(vat) AS BIGINT) AS vat,
+        sum(total_charge) AS total_charge,
+        sum(supply_value) AS supply_value,
+        sum(vat) AS vat,
         CAST(sum(canceled_count) AS BIGINT) AS canceled_count,
-        CAST(sum(canceled_total) AS BIGINT) AS canceled_total,
-        CAST(sum(canceled_supply_value) AS BIGINT) AS canceled_supply_value,
-        CAST(sum(canceled_vat) AS BIGINT) AS canceled_vat,
+        sum(canceled_total) AS canceled_total,
+        sum(canceled_supply_value) AS canceled_supply_value,
+        sum(canceled_vat) AS canceled_vat,
         CAST(sum(net_count) AS BIGINT) AS net_count,
-        CAST(sum(net_total) AS BIGINT) AS net_total,
-        CAST(sum(net_supply_value) AS BIGINT) AS net_supply_value,
-        CAST(sum(net_vat) AS BIGINT) AS net_vat
+        sum(net_total) AS net_total,
+        sum(net_supply_value) AS net_supply_value,
+        sum(net_vat) AS net_vat
     FROM daily
     GROUP BY ALL
 )
@@ -39,13 +40,13 @@ final AS (
         payment_month,
         deduction_group,
         CAST(sum(payment_count) AS BIGINT) AS payment_count,
-        CAST(sum(total_charge) AS BIGINT) AS total_charge,
-        CAST(sum(supply_value) AS BIGINT) AS supply_value,
-        CAST(sum(vat) AS BIGINT) AS vat,
+        sum(total_charge) AS total_charge,
+        sum(supply_value) AS supply_value,
+        sum(vat) AS vat,
         CAST(sum(canceled_count) AS BIGINT) AS canceled_count,
-        CAST(sum(canceled_total) AS BIGINT) AS canceled_total,
+        sum(canceled_total) AS canceled_total,
         CAST(sum(net_count) AS BIGINT) AS net_count,
-        CAST(sum(net_total) AS BIGINT) AS net_total
+        sum(net_total) AS net_total
     FROM monthly
     GROUP BY ALL
 )
