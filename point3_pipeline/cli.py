@@ -90,7 +90,7 @@ def _warehouse(*, writable: bool = True) -> Warehouse:
 def _client():
     from point3_pipeline.client import Point3Client
 
-    return Point3Client(config.api_url(), config.secret_key())
+    return Point3Client(config.api_url(), config.secret_key(), limits=config.limits())
 
 
 def _print_progress(done: int, total: int, window) -> None:

@@ -33,7 +33,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .limits import DEFAULT_LIMITS, Limits
-from .models import KST
+from .models import KST, MAX_AMOUNT
 
 log = logging.getLogger(__name__)
 
@@ -275,9 +275,9 @@ def limits(env: Mapping[str, str] = os.environ) -> Limits:
 
 
 def _limit_value(variable: str, value: str, kind: type) -> int | float:
-    if kind is int:
-        if not re.fullmatch(r"[0-9]+", value) or int(value) < 1:
-            raise ConfigError(f"{variable} must be a whole number of at least 1, not {value!r} (unset it for the default).")
+    if kind is int:  # at most the warehouse's BIGINT, which bounds every amount stored
+        if not re.fullmatch(r"[0-9]+", value) or not 1 <= int(value) <= MAX_AMOUNT:
+            raise ConfigError(f"{variable} must be a whole number from 1 to {MAX_AMOUNT:,}, not {value!r} (unset it for the default).")
         return int(value)
     number = float(value) if re.fullmatch(r"[0-9]*\.?[0-9]+", value) else math.nan
     if not 0 < number < math.inf:

@@ -133,6 +133,29 @@ def test_a_first_day_out_of_bounds_is_one_sentence_and_no_run(env, capsys, monke
     assert pages == []
 
 
+def test_a_malformed_limit_is_one_sentence(env, capsys, monkeypatch):
+    monkeypatch.setenv("POINT3_MAX_BODY_BYTES", "32MB")
+    code, _, err = run(capsys, "settlement")
+    assert code == 2
+    assert_one_line(err, "POINT3_MAX_BODY_BYTES", "'32MB'")
+
+
+def test_the_client_gets_the_limits_from_the_environment(env, capsys, monkeypatch):
+    monkeypatch.setenv("POINT3_MAX_PAGES_PER_WINDOW", "7")
+    monkeypatch.setenv("POINT3_REQUEST_DEADLINE_SECONDS", "45.5")
+    seen = []
+    real_init = Point3Client.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        seen.append(self.limits)
+
+    monkeypatch.setattr(Point3Client, "__init__", init)
+    code, _, err = run(capsys, "settlement")
+    assert (code, err) == (0, "")
+    assert [(lim.max_pages_per_window, lim.request_deadline_seconds) for lim in seen] == [(7, 45.5)]
+
+
 # --- arguments -----------------------------------------------------------------------------
 
 

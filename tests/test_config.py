@@ -170,6 +170,7 @@ def test_limits_default_when_unset():
 
 @pytest.mark.parametrize(("variable", "value", "field", "expected"), [
     ("POINT3_MAX_AMOUNT_WON", "50000000", "max_amount_won", 50_000_000),
+    ("POINT3_MAX_AMOUNT_WON", str(2**63 - 1), "max_amount_won", 2**63 - 1),
     ("POINT3_REQUEST_DEADLINE_SECONDS", "2.5", "request_deadline_seconds", 2.5),
     ("POINT3_REQUEST_DEADLINE_SECONDS", "90", "request_deadline_seconds", 90.0),
     ("POINT3_MAX_BODY_BYTES", " 1048576 ", "max_body_bytes", 1_048_576),
@@ -193,6 +194,8 @@ def test_every_limit_variable_names_a_limits_field_and_is_a_known_setting():
     ("POINT3_MAX_AMOUNT_WON", "-5"),
     ("POINT3_MAX_AMOUNT_WON", "1e10"),
     ("POINT3_MAX_AMOUNT_WON", "10,000"),
+    ("POINT3_MAX_AMOUNT_WON", str(2**63)),  # beyond the warehouse's BIGINT
+    ("POINT3_MAX_RECORDS_PER_WINDOW", "9" * 400),
     ("POINT3_MAX_BODY_BYTES", "32MB"),
     ("POINT3_MAX_PAGES_PER_WINDOW", "2.5"),
     ("POINT3_MAX_RECORDS_PER_WINDOW", "lots"),
