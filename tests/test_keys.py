@@ -86,7 +86,13 @@ def _make_rename_fail(path, monkeypatch):
     monkeypatch.setattr(os, "replace", replace)
 
 
+def _make_someone_elses_file_in_a_sticky_folder(path, monkeypatch):
+    os.chmod(path.parent, 0o1777)
+    monkeypatch.setattr(os, "geteuid", lambda: path.stat().st_uid + 4242)
+
+
 @pytest.mark.parametrize(("damage", "what"), [
+    (_make_someone_elses_file_in_a_sticky_folder, "may not replace"),
     (_make_folder_read_only, "cannot be written"),
     (_make_missing_folder, "does not exist"),
     (_make_directory, "not a regular file"),
