@@ -1,16 +1,23 @@
 """The `point3` command: sandbox, sync, sweep, settlement, status, reports, key rotation.
 
-Settings come from the environment (see config.py); a missing or malformed one stops the
-command with one sentence naming the variable.
+Settings come from the environment (see config.py); a missing or malformed one, a folder
+that cannot be written and a bad argument each stop the command with one sentence naming what
+to fix (exit 2). SIGTERM is handled like Ctrl-C: the run in progress is recorded as
+interrupted and the command exits 143 (130 for Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+
+import duckdb
 
 from point3_pipeline import config
 from point3_pipeline.errors import Point3Error
@@ -19,43 +26,71 @@ from point3_pipeline.sync import DEFAULT_LOOKBACK_DAYS, DEFAULT_SWEEP_DAYS
 from point3_pipeline.warehouse import Warehouse, WarehouseError
 
 
+class BalanceNotStoredError(Exception):
+    """The balance was fetched but not stored; the message carries it, since point3 keeps no history."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so the library records the run as interrupted."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (exit 2), not the usage text."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _date(value: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date as YYYY-MM-DD") from None
+    if day < config.EARLIEST_DAY:
+        raise argparse.ArgumentTypeError(f"{value} is before {config.EARLIEST_DAY}, earlier than point3 can have payments")
+    return day
 
 
 def _month(value: str) -> str:
     from point3_pipeline.reports.data import Month
 
     try:
-        return Month.parse(value).label
+        month = Month.parse(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a month as YYYY-MM") from None
+    this_month = config.kst_today().replace(day=1)
+    if not config.EARLIEST_DAY <= month.first <= this_month:
+        raise argparse.ArgumentTypeError(
+            f"{value} is not a month from {config.EARLIEST_DAY:%Y-%m} (before it point3 has no payments) "
+            f"through this month, {this_month:%Y-%m}"
+        )
+    return month.label
 
 
-def _count(minimum: int):
+def _days_back(minimum: int):
+    """A count of days back from today: at least `minimum`, reaching no further than EARLIEST_DAY."""
+
     def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            number = minimum - 1
-        if number < minimum:
-            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least {minimum}")
+        most = (config.kst_today() - config.EARLIEST_DAY).days + 1
+        number = int(value) if value.isascii() and value.isdigit() else minimum - 1
+        if not minimum <= number <= most:
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not a whole number from {minimum} to {most} "
+                f"(more would reach back before {config.EARLIEST_DAY}, earlier than point3 can have payments)"
+            )
         return number
 
     return parse
 
 
-def _warehouse() -> Warehouse:
-    return Warehouse(config.warehouse_path())
+def _warehouse(*, writable: bool = True) -> Warehouse:
+    return Warehouse(config.writable_warehouse_path() if writable else config.warehouse_path())
 
 
 def _client():
     from point3_pipeline.client import Point3Client
 
-    return Point3Client(config.api_url(), config.secret_key())
+    return Point3Client(config.api_url(), config.secret_key(), limits=config.limits())
 
 
 def _print_progress(done: int, total: int, window) -> None:
@@ -115,12 +150,43 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return _finish_sync(warehouse, result)
 
 
+class _BalanceWitness:
+    """The client, remembering the balance point3 returned and when, so a failed store cannot lose it."""
+
+    def __init__(self, client, clock):
+        self._client = client
+        self._clock = clock
+        self.balance: int | None = None
+        self.observed_at: dt.datetime | None = None
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+    def settlement_balance(self) -> int:
+        self.balance = self._client.settlement_balance()
+        return self.balance
+
+    def clock(self) -> dt.datetime:
+        self.observed_at = self._clock()
+        return self.observed_at
+
+
 def cmd_settlement(args: argparse.Namespace) -> int:
     from point3_pipeline import sync
 
-    warehouse = _warehouse()
+    warehouse = _warehouse()  # checked before fetching: point3 keeps no history of the balance
     with _client() as client:
-        observation = sync.observe_settlement(client, warehouse)
+        witness = _BalanceWitness(client, sync.kst_now)
+        try:
+            observation = sync.observe_settlement(witness, warehouse, clock=witness.clock)
+        except (OSError, duckdb.Error, WarehouseError) as exc:
+            if witness.balance is None:
+                raise
+            when = f"{witness.observed_at or sync.kst_now():%Y-%m-%d %H:%M:%S} KST"
+            raise BalanceNotStoredError(
+                f"the settlement balance {witness.balance:,} won observed at {when} could not be stored in "
+                f"{warehouse.path} ({_first_line(exc)}); note it down, point3 keeps no history of it."
+            ) from None
     warehouse.refresh_derived("settlement_balance_history")
     warehouse.publish()
     change = "" if observation.change_since_previous is None else f" (change {observation.change_since_previous:+,} won)"
@@ -131,7 +197,7 @@ def cmd_settlement(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from point3_pipeline.status import format_status
 
-    print(format_status(_warehouse()))
+    print(format_status(_warehouse(writable=False)))
     return 0
 
 
@@ -154,7 +220,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from point3_pipeline import reports
 
     warehouse = _warehouse()
-    reports_dir = config.reports_dir()
+    reports_dir = config.writable_reports_dir()
     if args.kind == "index":
         print(reports.write_index(warehouse, reports_dir))
         return 0
@@ -175,19 +241,19 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="point3", description="Keep a point3 merchant's books straight.")
+    parser = _Parser(prog="point3", description="Keep a point3 merchant's books straight.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log retries and lock waits")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("sync", help="incremental sync (or a date range) of payments into the warehouse")
     p.add_argument("--since", type=_date, help="first KST day of a range to (re)sync")
     p.add_argument("--until", type=_date, help="last KST day of the range (default: today)")
-    p.add_argument("--lookback-days", type=_count(0), default=DEFAULT_LOOKBACK_DAYS,
+    p.add_argument("--lookback-days", type=_days_back(0), default=DEFAULT_LOOKBACK_DAYS,
                    help="incremental: days re-read before the last complete one (default %(default)s)")
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("sweep", help="re-read the last N days to catch late cancellations")
-    p.add_argument("--days", type=_count(1), default=DEFAULT_SWEEP_DAYS,
+    p.add_argument("--days", type=_days_back(1), default=DEFAULT_SWEEP_DAYS,
                    help="how many days back from today to re-read (default %(default)s)")
     p.set_defaults(func=cmd_sweep)
 
@@ -218,23 +284,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises Terminated in the main thread (once: a second one must not break the
+    recording of the first), so a stopped run is recorded like a Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "report" and args.kind != "index" and args.month is None:
-        parser.error("point3 report tax/reconciliation needs --month YYYY-MM")
+        parser.error("report tax/reconciliation needs --month YYYY-MM")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return args.func(args)
+        with _sigterm_as_interrupt():
+            return args.func(args)
     except config.ConfigError as exc:
         print(f"point3: {exc}", file=sys.stderr)
         return 2
-    except (Point3Error, WarehouseError, KeyNotSavedError) as exc:
+    except (Point3Error, WarehouseError, KeyNotSavedError, BalanceNotStoredError) as exc:
         print(f"point3: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("point3: interrupted; finished windows are kept, the one in progress was rolled back", file=sys.stderr)
-        return 130
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"point3: cannot use {where}{exc.strerror or _first_line(exc)}.", file=sys.stderr)
+        return 1
+    except duckdb.IOException as exc:
+        print(f"point3: the warehouse could not be read or written: {_first_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        what = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
+        print(f"point3: {what}; finished windows are kept, the one in progress was rolled back", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
 
 
 if __name__ == "__main__":

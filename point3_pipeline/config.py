@@ -1,24 +1,57 @@
 """Settings from the environment: the same variable names for the CLI, Dagster and tests.
 
-| variable                 | meaning                                              |
-|--------------------------|------------------------------------------------------|
-| POINT3_API_URL           | base URL of the point3 API (or of the sandbox)       |
-| POINT3_SECRET_KEY        | the merchant secret key                              |
-| POINT3_SECRET_KEY_FILE   | or: a file holding the key (what `key rotate` writes) |
-| POINT3_WAREHOUSE         | the DuckDB file                                      |
-| POINT3_REPORTS_DIR       | where workbooks are written                          |
-| POINT3_START_DATE        | first day of history, YYYY-MM-DD (KST)               |
+| variable                        | meaning                                                        |
+|---------------------------------|----------------------------------------------------------------|
+| POINT3_API_URL                  | base URL of the point3 API (or of the sandbox)                 |
+| POINT3_SECRET_KEY               | the merchant secret key                                        |
+| POINT3_SECRET_KEY_FILE          | or: a file holding the key (what `key rotate` writes)          |
+| POINT3_WAREHOUSE                | the DuckDB file                                                |
+| POINT3_REPORTS_DIR              | where workbooks are written                                    |
+| POINT3_START_DATE               | first day of history, YYYY-MM-DD (KST), from 2000-01-01 to today |
+| POINT3_MAX_AMOUNT_WON           | optional: largest plausible payment; above it, quarantined     |
+| POINT3_REQUEST_DEADLINE_SECONDS | optional: overall deadline of one HTTP request, body included  |
+| POINT3_MAX_BODY_BYTES           | optional: largest response body read                           |
+| POINT3_MAX_PAGES_PER_WINDOW     | optional: most pages read for one day window                   |
+| POINT3_MAX_RECORDS_PER_WINDOW   | optional: most records read for one day window                 |
 
-A missing or malformed setting raises ConfigError with one sentence naming the variable.
+The optional bounds default to `limits.DEFAULT_LIMITS`. A missing or malformed setting raises
+ConfigError with one sentence naming the variable.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import logging
+import math
 import os
+import re
+import stat
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
+
+from .limits import DEFAULT_LIMITS, Limits
+from .models import KST, MAX_AMOUNT
+
+log = logging.getLogger(__name__)
+
+# point3 cannot have payments from before it existed: a first day earlier than this is a typo
+# (1899 would plan 46,000 day windows and walk every one).
+EARLIEST_DAY = dt.date(2000, 1, 1)
+
+# What a merchant key may be: printable ASCII without spaces, so it is safe in a header.
+KEY_SHAPE = re.compile(r"[\x21-\x7e]+")
+
+# The optional bounds, each the Limits field of the same name.
+LIMIT_VARS = {
+    "POINT3_MAX_AMOUNT_WON": "max_amount_won",
+    "POINT3_REQUEST_DEADLINE_SECONDS": "request_deadline_seconds",
+    "POINT3_MAX_BODY_BYTES": "max_body_bytes",
+    "POINT3_MAX_PAGES_PER_WINDOW": "max_pages_per_window",
+    "POINT3_MAX_RECORDS_PER_WINDOW": "max_records_per_window",
+}
 
 ENV_VARS = (
     "POINT3_API_URL",
@@ -27,6 +60,7 @@ ENV_VARS = (
     "POINT3_WAREHOUSE",
     "POINT3_REPORTS_DIR",
     "POINT3_START_DATE",
+    *LIMIT_VARS,
 )
 
 
@@ -64,37 +98,118 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
     return value.strip()
 
 
+def kst_today() -> dt.date:
+    return dt.datetime.now(KST).date()
+
+
 def api_url(env: Mapping[str, str] = os.environ) -> str:
     value = _get(env, "POINT3_API_URL")
     if value is None:
         raise ConfigError("POINT3_API_URL is not set: give the point3 API base URL (for the sandbox, the URL `point3 sandbox` prints).")
     parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ConfigError(f"POINT3_API_URL must be an http(s) URL such as http://127.0.0.1:8030, not {value!r}.")
+    if any(c.isspace() for c in value):
+        raise ConfigError(f"POINT3_API_URL {value!r} contains a space: give the URL without one.")
+    try:
+        port = parsed.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        given = parsed.netloc.rpartition(":")[2]
+        raise ConfigError(f"POINT3_API_URL {value!r} has the port {given!r}: a port is a number from 1 to 65535.")
     return value.rstrip("/")
+
+
+def key_problem(key: str) -> str | None:
+    """What makes `key` unusable as a merchant key, in words that do not repeat it; None if usable."""
+    if key.startswith("\ufeff"):
+        return "starts with a byte-order mark (BOM): save it as plain UTF-8 without one"
+    if any("\udc80" <= c <= "\udcff" for c in key):  # how os.environ carries bytes that are not UTF-8
+        return "is not UTF-8 text"
+    if "\n" in key or "\r" in key:
+        return "has more than one line: it must hold the key alone"
+    if any(c.isspace() for c in key):
+        return "contains a space: the key has none"
+    if not KEY_SHAPE.fullmatch(key):
+        return "contains characters other than printable ASCII"
+    return None
 
 
 def secret_key(env: Mapping[str, str] = os.environ) -> SecretKey:
     value = _get(env, "POINT3_SECRET_KEY")
     if value is not None:
+        problem = key_problem(value)
+        if problem:
+            raise ConfigError(f"POINT3_SECRET_KEY {problem}.")
         return SecretKey(value)
     path = _get(env, "POINT3_SECRET_KEY_FILE")
     if path is None:
         raise ConfigError("POINT3_SECRET_KEY is not set: set it, or set POINT3_SECRET_KEY_FILE to a file holding the merchant key.")
+    return SecretKey(_read_key_file(Path(path)))
+
+
+def _read_key_file(path: Path) -> str:
     try:
-        key = Path(path).read_text(encoding="utf-8").strip()
+        data = path.read_bytes()
+        mode = stat.S_IMODE(path.stat().st_mode)
     except OSError as exc:
         raise ConfigError(f"POINT3_SECRET_KEY_FILE points to {path}, which cannot be read ({exc.strerror}).") from None
+    try:
+        key = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"POINT3_SECRET_KEY_FILE points to {path}, which is not UTF-8 text: it must hold the key alone.") from None
     if not key:
         raise ConfigError(f"POINT3_SECRET_KEY_FILE points to {path}, which is empty.")
-    return SecretKey(key)
+    problem = key_problem(key)
+    if problem:
+        raise ConfigError(f"POINT3_SECRET_KEY_FILE points to {path}, which {problem}.")
+    if mode & 0o077:
+        log.warning("the key file %s can be read or changed by group or others (mode %03o): run chmod 600 %s", path, mode, path)
+    return key
 
 
 def key_file(env: Mapping[str, str] = os.environ) -> Path:
+    """The file key rotation writes; it must be the key source in use, or the new key would be ignored."""
     path = _get(env, "POINT3_SECRET_KEY_FILE")
     if path is None:
         raise ConfigError("POINT3_SECRET_KEY_FILE is not set: key rotation writes the new key there, so it must name a file.")
+    if _get(env, "POINT3_SECRET_KEY") is not None:
+        raise ConfigError(
+            "POINT3_SECRET_KEY is set, so it and not POINT3_SECRET_KEY_FILE holds the key in use and every later run "
+            "would keep the dead key after a rotation: unset POINT3_SECRET_KEY (the key file is read instead) and run again."
+        )
     return Path(path)
+
+
+def folder_write_problem(folder: Path, *, create: bool) -> str | None:
+    """Why files cannot be replaced atomically in `folder`, or None: proven by creating a temp
+    file there (and the folder first, if `create`), renaming it onto a second one, removing both."""
+    try:
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        first = tempfile.mkstemp(prefix=".point3-probe.", dir=folder)
+        try:
+            second = tempfile.mkstemp(prefix=".point3-probe.", dir=folder)
+            os.close(second[0])
+            os.replace(first[1], second[1])
+            os.unlink(second[1])
+        finally:
+            os.close(first[0])
+            if os.path.lexists(first[1]):
+                os.unlink(first[1])
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
+def check_writable_folder(folder: Path, variable: str, *, create: bool) -> None:
+    """ConfigError naming `variable` unless `folder_write_problem(folder)` finds nothing."""
+    problem = folder_write_problem(folder, create=create)
+    if problem:
+        raise ConfigError(
+            f"{variable}: files cannot be written in the folder {folder} ({problem}); make it writable or set {variable} to another place."
+        )
 
 
 def warehouse_path(env: Mapping[str, str] = os.environ) -> Path:
@@ -104,6 +219,15 @@ def warehouse_path(env: Mapping[str, str] = os.environ) -> Path:
     path = Path(value)
     if path.is_dir():
         raise ConfigError(f"POINT3_WAREHOUSE must be a file path, but {value} is a directory.")
+    return path
+
+
+def writable_warehouse_path(env: Mapping[str, str] = os.environ) -> Path:
+    """The warehouse file, checked to be writable, with its folder (DuckDB's WAL and the published copy go there)."""
+    path = warehouse_path(env)
+    check_writable_folder(path.parent, "POINT3_WAREHOUSE", create=True)
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise ConfigError(f"POINT3_WAREHOUSE: the warehouse file {path} is not writable; make it writable by this user.")
     return path
 
 
@@ -117,11 +241,45 @@ def reports_dir(env: Mapping[str, str] = os.environ) -> Path:
     return path
 
 
-def start_date(env: Mapping[str, str] = os.environ) -> dt.date:
+def writable_reports_dir(env: Mapping[str, str] = os.environ) -> Path:
+    path = reports_dir(env)
+    check_writable_folder(path, "POINT3_REPORTS_DIR", create=True)
+    return path
+
+
+def start_date(env: Mapping[str, str] = os.environ, *, today: dt.date | None = None) -> dt.date:
+    """The first day of history: from EARLIEST_DAY through today (KST)."""
     value = _get(env, "POINT3_START_DATE")
     if value is None:
         raise ConfigError("POINT3_START_DATE is not set: give the first day of history as YYYY-MM-DD.")
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise ConfigError(f"POINT3_START_DATE must be a date as YYYY-MM-DD, not {value!r}.") from None
+    today = today or kst_today()
+    if day < EARLIEST_DAY:
+        raise ConfigError(f"POINT3_START_DATE {day} is before {EARLIEST_DAY}, earlier than point3 can have payments: give the merchant's first day of business.")
+    if day > today:
+        raise ConfigError(f"POINT3_START_DATE {day} is in the future (today is {today} KST): give the first day of history.")
+    return day
+
+
+def limits(env: Mapping[str, str] = os.environ) -> Limits:
+    """The bounds on upstream data: each POINT3_MAX_* / deadline variable that is set, else its default."""
+    chosen = {}
+    for variable, name in LIMIT_VARS.items():
+        value = _get(env, variable)
+        if value is not None:
+            chosen[name] = _limit_value(variable, value, type(getattr(DEFAULT_LIMITS, name)))
+    return dataclasses.replace(DEFAULT_LIMITS, **chosen)
+
+
+def _limit_value(variable: str, value: str, kind: type) -> int | float:
+    if kind is int:  # at most the warehouse's BIGINT, which bounds every amount stored
+        if not re.fullmatch(r"[0-9]+", value) or not 1 <= int(value) <= MAX_AMOUNT:
+            raise ConfigError(f"{variable} must be a whole number from 1 to {MAX_AMOUNT:,}, not {value!r} (unset it for the default).")
+        return int(value)
+    number = float(value) if re.fullmatch(r"[0-9]*\.?[0-9]+", value) else math.nan
+    if not 0 < number < math.inf:
+        raise ConfigError(f"{variable} must be a positive number of seconds, not {value!r} (unset it for the default).")
+    return number
