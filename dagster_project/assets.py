@@ -76,30 +76,39 @@ def point3_payments(
         state = "complete" if window.is_complete else f"not final ({window.incomplete_reason})"
         context.log.info(
             f"[{done}/{total}] {window.window_date}: {window.records_read} records, {window.payments_new} new, "
-            f"{window.payments_changed} changed, {window.newly_canceled} newly cancelled, {state}"
+            f"{window.payments_changed} changed, {window.cancellations_detected} cancellations detected, "
+            f"{window.first_seen_canceled} already cancelled when first seen, {state}"
         )
 
     with _fails_with_its_sentence(), point3.client() as client:
-        result = sync.sync_range(client, warehouse.get(), first, last, mode="dagster", progress=progress)
+        try:
+            result = sync.sync_range(client, warehouse.get(), first, last, mode="dagster", progress=progress,
+                                     limits=point3.limits())
+        except sync.SyncFailed as exc:
+            # What was read is stored; the step fails so the partitions are retried, with the counts.
+            raise Failure(description=str(exc), metadata=_sync_metadata(exc.result, first, last)) from exc
+    return MaterializeResult(metadata=_sync_metadata(result, first, last))
+
+
+def _sync_metadata(result: sync.SyncResult, first: dt.date, last: dt.date) -> dict:
     totals = result.summary()
     incomplete = result.incomplete_days
-    return MaterializeResult(
-        metadata={
-            "sync_run_id": result.run_id,
-            # One run may cover many partitions: these are the run's totals over its range.
-            "days": f"{first}..{last}",
-            "windows": totals["windows"],
-            "records": totals["records_read"],
-            "new": totals["payments_new"],
-            "changed": totals["payments_changed"],
-            "newly_cancelled": totals["newly_canceled"],
-            "rejected": totals["rejected"],
-            "retries": totals["retries"],
-            "incomplete_day_count": len(incomplete),
-            "incomplete_days": ", ".join(str(d) for d in incomplete) or "none",
-            "seconds": round(result.seconds, 2),
-        }
-    )
+    return {
+        "sync_run_id": result.run_id,
+        # One run may cover many partitions: these are the run's totals over its range.
+        "days": f"{first}..{last}",
+        "windows": totals["windows"],
+        "records": totals["records_read"],
+        "new": totals["payments_new"],
+        "changed": totals["payments_changed"],
+        "cancellations_detected": totals["cancellations_detected"],
+        "already_cancelled_when_first_seen": totals["first_seen_canceled"],
+        "rejected": totals["rejected"],
+        "retries": totals["retries"],
+        "incomplete_day_count": len(incomplete),
+        "incomplete_days": ", ".join(str(d) for d in incomplete) or "none",
+        "seconds": round(result.seconds, 2),
+    }
 
 
 @asset(

@@ -11,6 +11,7 @@ from dagster import ConfigurableResource, EnvVar, get_dagster_logger
 
 from point3_pipeline import config
 from point3_pipeline.client import Point3Client
+from point3_pipeline.limits import Limits
 from point3_pipeline.retry import RetryEvent, RetryPolicy
 from point3_pipeline.warehouse import Warehouse
 
@@ -37,7 +38,12 @@ class Point3Resource(ConfigurableResource):
             retry=RetryPolicy(max_attempts=self.max_attempts),
             page_size=self.page_size,
             on_retry=_log_retry,
+            limits=self.limits(),
         )
+
+    def limits(self) -> Limits:
+        # Read when a step runs, like the key: the bounds are deployment settings, not run config.
+        return config.limits()
 
 
 class WarehouseResource(ConfigurableResource):

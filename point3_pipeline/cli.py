@@ -99,46 +99,59 @@ def _print_progress(done: int, total: int, window) -> None:
     retries = f", {window.retries} retries" if window.retries else ""
     print(
         f"[{done}/{total}] {window.window_date}: {window.records_read:,} records, {window.payments_new:,} new, "
-        f"{window.payments_changed:,} changed, {window.newly_canceled:,} newly cancelled, "
+        f"{window.payments_changed:,} changed, {window.cancellations_detected:,} cancellations detected, "
+        f"{window.first_seen_canceled:,} already cancelled when first seen, "
         f"{window.rejected:,} rejected{retries}, {rate:,.0f} records/s{flags}",
         flush=True,
     )
 
 
-def _finish_sync(warehouse: Warehouse, result) -> int:
-    warehouse.refresh_derived()
-    published = warehouse.publish()
+def _run_sync(warehouse: Warehouse, run) -> int:
+    """Run a sync (the library refreshes the derived tables before it marks the run succeeded)
+    and publish what it stored; a run with windows it could not read still publishes them,
+    since every stored window is valid, and exits 1 with its reason."""
+    from point3_pipeline import sync
+
+    try:
+        result = run()
+    except sync.SyncFailed as exc:
+        _print_run(exc.result, warehouse.publish())
+        print(f"point3: the run failed: {exc}", file=sys.stderr)
+        return 1
+    _print_run(result, warehouse.publish())
+    return 0
+
+
+def _print_run(result, published) -> None:
     totals = result.summary()
     print(
         f"run {result.run_id} ({result.mode}) {result.first_day}..{result.last_day}: {totals['windows']} windows, "
         f"{totals['records_read']:,} records, {totals['payments_new']:,} new, {totals['payments_changed']:,} changed, "
-        f"{totals['newly_canceled']:,} newly cancelled, {totals['rejected']:,} rejected, {totals['retries']} retries "
-        f"in {result.seconds:.1f} s"
+        f"{totals['cancellations_detected']:,} cancellations detected, "
+        f"{totals['first_seen_canceled']:,} already cancelled when first seen, {totals['rejected']:,} rejected, "
+        f"{totals['retries']} retries in {result.seconds:.1f} s"
     )
     if result.incomplete_days:
         print(f"not final yet (read again next run): {', '.join(str(d) for d in result.incomplete_days)}")
     print(f"analysts' copy: {published}")
-    return 0
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from point3_pipeline import sync
 
     warehouse = _warehouse()
+    options = {"progress": _print_progress, "limits": config.limits(), "refresh_derived": True}
     with _client() as client:
         if args.since is not None:
             until = args.until or sync.kst_now().date()
             if until < args.since:
                 raise SystemExit(f"point3 sync: --until {until} is before --since {args.since}")
-            result = sync.sync_range(client, warehouse, args.since, until, progress=_print_progress)
-        else:
-            if args.until is not None:
-                raise SystemExit("point3 sync: --until needs --since")
-            result = sync.sync_incremental(
-                client, warehouse, start_date=config.start_date(), lookback_days=args.lookback_days,
-                progress=_print_progress,
-            )
-    return _finish_sync(warehouse, result)
+            return _run_sync(warehouse, lambda: sync.sync_range(client, warehouse, args.since, until, **options))
+        if args.until is not None:
+            raise SystemExit("point3 sync: --until needs --since")
+        start = config.start_date()
+        return _run_sync(warehouse, lambda: sync.sync_incremental(
+            client, warehouse, start_date=start, lookback_days=args.lookback_days, **options))
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -146,8 +159,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     warehouse = _warehouse()
     with _client() as client:
-        result = sync.sweep(client, warehouse, days=args.days, progress=_print_progress)
-    return _finish_sync(warehouse, result)
+        return _run_sync(warehouse, lambda: sync.sweep(
+            client, warehouse, days=args.days, progress=_print_progress, limits=config.limits(), refresh_derived=True))
 
 
 class _BalanceWitness:

@@ -1049,15 +1049,14 @@ def test_rotate_key_saves_the_new_key_before_returning(harness, tmp_path):
     assert h.requests[0].url.path == "/api/token/refresh"
 
 
-def test_rotate_key_failure_names_the_path_not_the_key(harness, tmp_path):
+def test_rotate_key_into_a_missing_folder_is_refused_before_the_refresh(harness, tmp_path):
     path = tmp_path / "missing-dir" / "point3.key"
     h = harness(envelope({"token": NEW_KEY}))
-    with pytest.raises(keys.KeyNotSavedError) as info:
+    with pytest.raises(ConfigError) as info:
         keys.rotate_key(h.client, path)
     message = str(info.value)
-    assert str(path) in message and "merchant console" in message and "already invalid" in message
-    assert NEW_KEY not in message and NEW_KEY not in repr(info.value) and KEY not in message
-    assert len(h.requests) == 1
+    assert str(path.parent) in message and "no key was rotated" in message and KEY not in message
+    assert h.requests == []  # the old key is still alive
 
 
 def test_rotate_key_propagates_a_failed_refresh(harness, tmp_path):

@@ -241,9 +241,9 @@ def test_a_week_then_the_month_and_its_reports(pipeline):
     meta = _metadata(week, "point3_payments")
     assert meta["windows"] == 7 and meta["days"] == "2026-02-22..2026-02-28"
     assert meta["new"] > 0 and meta["incomplete_days"] == "none" and meta["retries"] == 0
-    assert {"records", "changed", "newly_cancelled", "rejected", "sync_run_id"} <= set(meta)
+    assert {"records", "changed", "cancellations_detected", "already_cancelled_when_first_seen", "rejected", "sync_run_id"} <= set(meta)
     assert _metadata(week, "culture_vat_breakdown")["payment_count"] == meta["new"]
-    assert _metadata(week, "payment_cancellations")["rows"] == meta["newly_cancelled"]
+    assert _metadata(week, "payment_cancellations")["rows"] == meta["cancellations_detected"] + meta["already_cancelled_when_first_seen"]
     assert _metadata(week, "analyst_warehouse_copy")["size_bytes"] > 0
     checks = _checks(week)
     assert checks["point3_payments:no_duplicate_signatures"][0]
