@@ -12,70 +12,27 @@ from pathlib import Path
 
 import pytest
 
-from point3_pipeline import sync
-from point3_pipeline.businesses import Business, load_businesses
-from point3_pipeline.client import Point3Client
+from point3_pipeline.businesses import load_businesses
 from point3_pipeline.models import KST
-from point3_pipeline.tax_split import (
-    ClassificationError,
-    classify,
-    classify_from_csv,
-    refresh_tax_split,
-    unclassify,
-)
+from point3_pipeline.tax_split import ClassificationError, classify, classify_from_csv, unclassify
 from point3_pipeline.warehouse import Warehouse
-from tests.conftest import FAST_RETRY, make_sandbox, sandbox_days, sandbox_first_day
+from tests.conftest import sandbox_days
+from tests.tax_fixtures import (  # noqa: F401 (frozen_sandbox is a fixture)
+    DEMO_BUSINESSES,
+    amounts,
+    frozen_sandbox,
+    insert_payment,
+    refresh,
+    shop,
+    split_of,
+    split_rows,
+    sync_days,
+    synced,
+)
 from tests.test_data_dictionary import _TYPE_ALIASES, _documented_columns, _sections
 
-DEMO_BUSINESSES = Path(__file__).resolve().parent.parent / "docs" / "demo-businesses.toml"
 TAX_DICTIONARY = Path(__file__).resolve().parent.parent / "docs" / "data-dictionary-tax.md"
-DAY = dt.date(2026, 3, 10)
 MAX = 2**63 - 1
-
-
-def shop(sales: str, *, nickname: str = "가게", identification: str | None = None, id_: str = "shop",
-         number: str = "1248100998") -> Business:
-    return Business(id_, f"상점 {id_}", number, "일반과세자", sales, (nickname,), identification)
-
-
-def insert_payment(conn, signature: str, total: int, tax_free: int, vat: int, *, nickname: str = "가게",
-                   identification: str = "ident01", method: str | None = "CARD", day: dt.date = DAY) -> None:
-    accepted = dt.datetime.combine(day, dt.time(12), KST)
-    conn.execute(
-        "INSERT INTO payments (signature, payment_date, accepted_at, total_charge, tax_free_amount, vat, "
-        "payment_method_type, is_canceled, client_nickname, client_identification, first_seen_at, last_seen_at, "
-        "last_seen_active_at, first_seen_run_id, last_seen_run_id, record_hash, raw_record) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, false, ?, ?, ?, ?, ?, 1, 1, 'h', '{}')",
-        [signature, day, accepted, total, tax_free, vat, method, nickname, identification, accepted, accepted, accepted],
-    )
-
-
-def refresh(warehouse: Warehouse, businesses=()) -> None:
-    """What Warehouse.refresh_derived will do once refresh_tax_split is wired into it."""
-    warehouse.refresh_derived()
-    with warehouse.connect() as conn:
-        conn.execute("BEGIN TRANSACTION")
-        refresh_tax_split(conn, list(businesses))
-        conn.execute("COMMIT")
-
-
-def split_rows(warehouse: Warehouse) -> dict[str, dict]:
-    with warehouse.connect(read_only=True) as conn:
-        cursor = conn.execute("SELECT * FROM payment_tax_split")
-        names = [d[0] for d in cursor.description]
-        return {row[0]: dict(zip(names, row)) for row in cursor.fetchall()}
-
-
-def split_of(tmp_path, total, tax_free, vat, businesses=(), **payment) -> dict:
-    warehouse = Warehouse(tmp_path / "w.duckdb")
-    with warehouse.connect() as conn:
-        insert_payment(conn, "P1", total, tax_free, vat, **payment)
-    refresh(warehouse, businesses)
-    return split_rows(warehouse)["P1"]
-
-
-def amounts(row: dict) -> tuple:
-    return row["tax_class"], row["taxable_supply"], row["vat"], row["exempt_amount"], row["unclassified_amount"]
 
 
 # --- the rule from the figures alone -----------------------------------------------------------
@@ -296,25 +253,6 @@ def test_classify_from_csv_bad_files(tmp_path, content, message):
 
 
 # --- through the sandbox: cancellations and totals ---------------------------------------------
-
-@pytest.fixture
-def frozen_sandbox():
-    with make_sandbox(days=20, per_day=20, speed=0) as server:
-        yield server
-
-
-def sync_days(server, warehouse, first, last=None):
-    with Point3Client(server.url, server.key, retry=FAST_RETRY, page_size=100) as client:
-        result = sync.sync_range(client, warehouse, first, last or first, clock=server.state.clock.now)
-    assert result.status == "succeeded"
-
-
-def synced(server, tmp_path, businesses=()) -> Warehouse:
-    warehouse = Warehouse(tmp_path / "w.duckdb")
-    sync_days(server, warehouse, sandbox_first_day(server), server.state.clock.now().date())
-    refresh(warehouse, businesses)
-    return warehouse
-
 
 def active_payment_of(server, day: dt.date) -> str:
     return next(o["signature"] for d, o in sandbox_days(server) if d == day and not o["isCanceled"])
