@@ -125,13 +125,13 @@ def _text(entry: dict, key: str, where: str, problems: list[str], required: bool
 
 def _parse_entry(entry: dict, where: str, problems: list[str]) -> Business | None:
     before = len(problems)
-    for key in sorted(set(entry) - _FIELDS):
-        problems.append(f"{where}: unknown field {key!r} (expected {', '.join(sorted(_FIELDS))}).")
     id_ = _text(entry, "id", where, problems)
     if id_ is not None:
         where = f"{where} ({id_})"
         if not _ID.match(id_):
             problems.append(f"{where}: id must be 1 to 64 letters, digits, '-' or '_', not {id_!r}.")
+    for key in sorted(set(entry) - _FIELDS):
+        problems.append(f"{where}: unknown field {key!r} (expected {', '.join(sorted(_FIELDS))}).")
     name = _text(entry, "name", where, problems)
     number = _registration(entry, where, problems)
     taxpayer = _choice(entry, "taxpayer_type", TAXPAYER_TYPES, where, problems)
