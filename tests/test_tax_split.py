@@ -412,20 +412,25 @@ def test_the_tax_data_dictionary_documents_every_new_table_and_column(frozen_san
     warehouse = synced(frozen_sandbox, tmp_path)
     with warehouse.connect(read_only=True) as conn:
         rows = conn.execute(
-            "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_name IN "
+            "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name IN "
             "('business_declarations', 'payment_classifications', 'tax_classes', 'payment_method_types', "
             "'payment_tax_split', 'tax_filing_daily')"
         ).fetchall()
     sections = _sections(TAX_DICTIONARY.read_text(encoding="utf-8"))
     problems = []
-    for table, column, data_type in rows:
+    derived = ("payment_tax_split", "tax_filing_daily")  # the catalog calls every column nullable
+    for table, column, data_type, nullable in rows:
         documented = _documented_columns(sections.get(table, ""))
         if column not in documented:
             problems.append(f"{table}.{column} has no row")
-        elif _TYPE_ALIASES.get(documented[column][0].upper(), documented[column][0].upper()) != data_type:
-            problems.append(f"{table}.{column}: documented {documented[column][0]}, catalog says {data_type}")
+            continue
+        written, null = documented[column]
+        if _TYPE_ALIASES.get(written.upper(), written.upper()) != data_type:
+            problems.append(f"{table}.{column}: documented {written}, catalog says {data_type}")
+        if null not in ("yes", "no") or (table not in derived and (null == "yes") != (nullable == "YES")):
+            problems.append(f"{table}.{column}: documented Null={null}, DDL says nullable={nullable}")
     for table, section in sections.items():
         for column in _documented_columns(section):
-            if (table, column) not in {(t, c) for t, c, _ in rows}:
+            if (table, column) not in {(t, c) for t, c, _, _ in rows}:
                 problems.append(f"{table}.{column} is documented but does not exist")
-    assert len({t for t, _, _ in rows}) == 6 and not problems, "\n".join(problems)
+    assert len({t for t, _, _, _ in rows}) == 6 and not problems, "\n".join(problems)
