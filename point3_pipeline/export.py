@@ -124,7 +124,7 @@ def _encode(name: str, rows: list[tuple], encoding: str) -> _File:
         try:
             chunks.append(text.encode(encoding))
         except UnicodeEncodeError as exc:
-            column = _column_of(cells, text, exc)
+            column = _column_of(cells, exc)
             raise ExportError(
                 f"{name} line {line_number} ({row[0]}): the {column} text {exc.object[exc.start:exc.end]!r} "
                 "cannot be written in CP949; export in UTF-8 instead or rename it in the businesses file."
@@ -138,12 +138,10 @@ def _csv_line(cells: list[object]) -> str:
     return buffer.getvalue()
 
 
-def _column_of(cells: list[object], text: str, exc: UnicodeEncodeError) -> str:
-    """The header of the cell holding the character that failed to encode."""
-    for (header, _), cell in zip(EXPORT_COLUMNS, cells):
-        if exc.object[exc.start:exc.end] in str(cell):
-            return header
-    return "line"  # pragma: no cover - the character came from some cell
+def _column_of(cells: list[object], exc: UnicodeEncodeError) -> str:
+    """The header of the cell holding the character that failed to encode (the line is made of cells)."""
+    bad = exc.object[exc.start:exc.end]
+    return next(header for (header, _), cell in zip(EXPORT_COLUMNS, cells) if bad in str(cell))
 
 
 def _write_atomically(target: Path, data: bytes) -> Path:
