@@ -530,7 +530,9 @@ def test_same_seed_same_orders_and_a_realistic_history():
     assert docs_shaped and all(o["vat"] == o["taxFreeAmount"] == 0 for o in docs_shaped)
     assert 0.002 < len(docs_shaped) / len(orders) < 0.03
     normal = [o for o in orders if "timeStampOnAccept" in o]
-    assert all(o["vat"] + o["taxFreeAmount"] == o["totalCharge"] and o["vat"] > 0 for o in normal)
+    # vat is 0 only in fully VAT-exempt sales (a tax shape of the history, see sandbox/data.py).
+    assert all(o["vat"] + o["taxFreeAmount"] == o["totalCharge"] and (o["vat"] > 0 or o["taxFreeAmount"] == o["totalCharge"])
+               for o in normal)
     assert all(type(o[k]) is int for o in orders for k in ("totalCharge", "taxFreeAmount", "vat"))
     assert any(o["timeStampOnAccept"].endswith("000000") for o in normal)
     assert max(Counter(o["clientGeneratedUserId"] for o in orders).values()) > 3

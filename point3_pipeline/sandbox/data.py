@@ -5,6 +5,16 @@ start day give the same history. Days have a weekly rhythm, hours a daily one; p
 typical won amounts; codes follow the product (performances b/f, transport c/g, the rest
 a/d). About 1% of records copy the shape of point3's own examples (vat 0, taxFreeAmount 0,
 no codes or timestamps), because the real API returns such records.
+
+The history also carries every shape the tax split must handle (docs/korean-vat.md): taxable
+sales (VAT = 1/11, rounded), mixed ones (VAT-exempt goods with a small taxable fee), fully
+exempt ones (vat 0, as point3's creation rule would refuse but its history can hold),
+VAT above 1/11 (a fee's VAT on a cheaper ticket), museum admissions sold VAT-free by a
+gallery that declares all its sales taxable (a declared-vs-figures conflict), a rare unknown
+payment method, six businesses (clientNickname) under one key, and cancellations of
+month-end payments that land in the next month (and, at a quarter's end, the next quarter).
+These shapes draw from their own random stream, so the records the first one makes, and
+their order, stay as they were.
 """
 
 from __future__ import annotations
@@ -73,6 +83,14 @@ CATEGORIES = (
 )
 CATEGORY_CUM_WEIGHTS = tuple(accumulate(c.weight for c in CATEGORIES))
 EXEMPT_FEES = (1000, 2000, 3000)  # the taxable booking/delivery fee inside a VAT-exempt sale
+FEE_FREE_SHARE = 0.25  # VAT-exempt goods sold with no fee: fully exempt (vat 0)
+MUSEUM_WORDS = ("박물관", "국립현대미술관")  # admissions exempt from VAT
+MUSEUM_EXEMPT_SHARE = 0.5
+UNKNOWN_METHOD = "VIRTUAL_ACCOUNT"  # a code the pipeline has no label for
+UNKNOWN_METHOD_SHARE = 0.003
+MONTH_END_DAYS = 2  # payments on a month's last days ...
+MONTH_END_CANCEL_SHARE = 0.15  # ... of which this share is cancelled
+MONTH_END_CANCEL_DELAYS = (2 * 86400, 5 * 86400)  # this long after: in the next month
 
 
 KST_OFFSET = 9 * 3600  # Asia/Seoul has been UTC+9 without DST since 1988
@@ -102,6 +120,8 @@ class PaymentFactory:
 
     def __init__(self, rng: random.Random, expected_payments: int):
         self.rng = rng
+        # Seeded from the main stream's state without drawing from it (see the module's note).
+        self.shape_rng = random.Random(repr(rng.getstate()))
         self._signatures: set[str] = set()
         self._user_ids: dict[str, str] = {}  # clientGeneratedUserId -> point3 userId
         # Several payments per user, a few heavy users: ~4 payments per user on average.
@@ -214,8 +234,26 @@ def generate_history(factory: PaymentFactory, days: list[dt.date], per_day: int)
         seconds = sorted(hour * 3600 + rng.randrange(3600) for hour in hours)
         if seconds and rng.random() < MIDNIGHT_SHARE:
             seconds[0] = 0  # exactly 00:00:00: both adjacent day windows may claim it
+        month_end = (day + dt.timedelta(days=MONTH_END_DAYS)).month != day.month
         for offset in seconds:
             accepted = base + offset
             record = factory.record(accepted, rng.random() < DOCS_SHAPED_SHARE)
             delay = factory.cancel_request_delay()
+            tax_shapes(factory.shape_rng, record)
+            if month_end and delay is None and factory.shape_rng.random() < MONTH_END_CANCEL_SHARE:
+                delay = factory.shape_rng.randint(*MONTH_END_CANCEL_DELAYS)
             yield HistoricPayment(record, accepted, None if delay is None else accepted + delay)
+
+
+def tax_shapes(rng: random.Random, record: dict) -> None:
+    """Turn some history records into the tax shapes that are not made by record() (which also
+    makes new payments, where point3 refuses vat 0): fully exempt sales, VAT-free museum
+    admissions, an unknown payment method."""
+    if "timeStampOnAccept" not in record:
+        return  # docs-shaped: keep it as point3's examples are
+    exempt_goods_with_fee = record["totalCharge"] - 11 * record["vat"] > 5
+    museum = any(word in record["purchasingProductName"] for word in MUSEUM_WORDS)
+    if (exempt_goods_with_fee and rng.random() < FEE_FREE_SHARE) or (museum and rng.random() < MUSEUM_EXEMPT_SHARE):
+        record.update(vat=0, taxFreeAmount=record["totalCharge"])
+    if rng.random() < UNKNOWN_METHOD_SHARE:
+        record["paymentMethodType"] = UNKNOWN_METHOD
