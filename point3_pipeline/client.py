@@ -55,6 +55,7 @@ from .retry import RetryEvent, RetryPolicy, retry_reason
 logger = logging.getLogger(__name__)
 
 MIN_PAGE_SIZE = 30  # the documented default count, so point3 must accept it
+DATE_ENDPOINT = "/api/payments/date"  # the payments listed by date: what the sync reads
 _MESSAGE_LIMIT = 200  # server text quoted in errors is cut here
 _MESSAGE_SCAN = 4096  # of a non-JSON error body, only this much text is tidied for the message
 _KEY_SHAPE = re.compile(r"[\x21-\x7e]+")  # printable ASCII without spaces: safe in a header
@@ -439,7 +440,7 @@ class Point3Client:
                 raise ValueError(f"{name} must be timezone-aware (it is sent as KST)")
         if page < 1 or count < 1:
             raise ValueError(f"page and count start at 1, not page={page}, count={count}")
-        path = "/api/payments/date"
+        path = DATE_ENDPOINT
         params = {
             "startDate": format_api_datetime(start),
             "endDate": "" if end is None else format_api_datetime(end),  # empty: until now
@@ -491,7 +492,7 @@ class Point3Client:
                 # A full page identical to the last one: the server ignores `page`, and
                 # walking on would never end.
                 raise MalformedResponseError(
-                    f"point3 GET /api/payments/date returned the same {size} records for pages "
+                    f"point3 GET {DATE_ENDPOINT} returned the same {size} records for pages "
                     f"{number - 1} and {number}; it seems to ignore the page parameter"
                 )
             number, previous = number + 1, seen

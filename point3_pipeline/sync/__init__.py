@@ -45,7 +45,8 @@ from point3_pipeline.sync.run import (
 )
 from point3_pipeline.sync.settlement import SettlementObservation, observe_settlement
 from point3_pipeline.sync.store import NEIGHBOURHOOD_DAYS
-from point3_pipeline.sync.window import ACCEPT_TOLERANCE_DAYS, DATE_ENDPOINT, DEFAULT_MAX_WALKS
+from point3_pipeline.client import DATE_ENDPOINT
+from point3_pipeline.sync.window import ACCEPT_TOLERANCE_DAYS, DEFAULT_MAX_WALKS
 
 BATCH_MAX_RECORDS = DEFAULT_BATCH.max_records
 BATCH_MAX_SECONDS = DEFAULT_BATCH.max_seconds

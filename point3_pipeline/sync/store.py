@@ -21,7 +21,8 @@ from point3_pipeline import quarantine
 from point3_pipeline.models import KST
 from point3_pipeline.sync.results import RUN_TOTALS, WindowResult
 from point3_pipeline.sync.statements import sql
-from point3_pipeline.sync.window import DATE_ENDPOINT, WindowRead
+from point3_pipeline.client import DATE_ENDPOINT
+from point3_pipeline.sync.window import WindowRead
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,6 @@ from point3_pipeline.sync.plan import Clock, closed_reason, window_bounds
 
 log = logging.getLogger(__name__)
 
-DATE_ENDPOINT = "/api/payments/date"
 DEFAULT_MAX_WALKS = 3
 # The windows overlap at midnight, and a payment is filtered on its request time, so it can be
 # accepted a little after its window ends (or, at midnight, belong to the previous day's
