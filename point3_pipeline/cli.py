@@ -52,12 +52,14 @@ def _date(value: str) -> dt.date:
 
 
 def _month(value: str) -> str:
-    from point3_pipeline.reports.data import Month
+    from point3_pipeline.periods import MONTH, Period
 
     try:
-        month = Month.parse(value)
+        month = Period.parse(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a month as YYYY-MM") from None
+        month = None
+    if month is None or month.kind != MONTH:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a month as YYYY-MM")
     this_month = config.kst_today().replace(day=1)
     if not config.EARLIEST_DAY <= month.first <= this_month:
         raise argparse.ArgumentTypeError(

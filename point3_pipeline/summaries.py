@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import duckdb
 
-from point3_pipeline.reports.data import Month, coverage
+from point3_pipeline.periods import Period
+from point3_pipeline.reports.data import coverage
 from point3_pipeline.reports.versions import PreviousVersion, all_versions, latest_version
 
 
@@ -60,10 +61,10 @@ def vat_rule_violations(conn: duckdb.DuckDBPyConnection) -> tuple[int, list[tupl
     return count, sample
 
 
-def latest_reports(conn: duckdb.DuckDBPyConnection, kind: str) -> dict[Month, PreviousVersion]:
+def latest_reports(conn: duckdb.DuckDBPyConnection, kind: str) -> dict[Period, PreviousVersion]:
     """The latest version of each month's `kind` report, oldest month first."""
     months = sorted({row[1] for row in all_versions(conn) if row[0] == kind})
-    return {month: latest_version(conn, kind, month) for month in (Month.parse(f"{m:%Y-%m}") for m in months)}
+    return {month: latest_version(conn, kind, month) for month in (Period.parse(f"{m:%Y-%m}") for m in months)}
 
 
 @dataclass(frozen=True)

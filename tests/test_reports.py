@@ -22,7 +22,7 @@ from point3_pipeline.reports import (
 )
 from point3_pipeline.reports import tax
 from point3_pipeline.reports.versions import latest_version
-from point3_pipeline.reports.data import Month
+from point3_pipeline.periods import Period
 from point3_pipeline.warehouse import NoSpaceLeft
 from tests.report_fixtures import Books, kst
 
@@ -502,4 +502,4 @@ def test_a_render_failing_on_a_full_disk_says_so_and_leaves_nothing(november, mo
     assert all(p.startswith(str(out)) and not os.path.exists(p) for p in sheet_files)
     assert [p.name for p in out.rglob("*")] == ["2025-11"]
     with wh.connect(read_only=True) as conn:
-        assert latest_version(conn, "tax", Month.parse(NOV)) is None
+        assert latest_version(conn, "tax", Period.parse(NOV)) is None

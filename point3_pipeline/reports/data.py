@@ -8,50 +8,16 @@ so no month overflows) and Python ints on the way out; counts are BIGINT.
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import duckdb
 
-from point3_pipeline.models import KST
+from point3_pipeline.periods import Period
 
 BATCH = 5000
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 WEEKDAYS_KO = "월화수목금토일"
-
-
-@dataclass(frozen=True)
-class Month:
-    first: dt.date
-    last: dt.date  # inclusive
-
-    @classmethod
-    def parse(cls, text: str) -> Month:
-        match = _MONTH.match(text or "")
-        if not match or not 1 <= int(match.group(2)) <= 12:
-            raise ValueError(f"month must be YYYY-MM, got {text!r}")
-        year, month = int(match.group(1)), int(match.group(2))
-        return cls(dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1]))
-
-    @property
-    def label(self) -> str:
-        return f"{self.first:%Y-%m}"
-
-    @property
-    def days(self) -> list[dt.date]:
-        return [self.first + dt.timedelta(days=n) for n in range(self.last.day)]
-
-    @property
-    def start(self) -> dt.datetime:
-        return dt.datetime.combine(self.first, dt.time(), KST)
-
-    @property
-    def end(self) -> dt.datetime:
-        """The first instant after the month (exclusive end)."""
-        return dt.datetime.combine(self.last + dt.timedelta(days=1), dt.time(), KST)
 
 
 def day_ko(day: dt.date) -> str:
@@ -62,14 +28,14 @@ def day_ko(day: dt.date) -> str:
 class Coverage:
     """Which days of the month rest on a complete sync taken after the day was over."""
 
-    month: Month
+    period: Period
     synced: dict[dt.date, dt.datetime]  # day -> its last complete sync
     newest_sync_at: dt.datetime | None  # newest sync of any of the month's days, complete or not
     today: dt.date
 
     @property
     def days_in_month(self) -> int:
-        return len(self.month.days)
+        return len(self.period.days)
 
     @property
     def days_synced(self) -> int:
@@ -77,7 +43,7 @@ class Coverage:
 
     @property
     def missing(self) -> list[dt.date]:
-        return [d for d in self.month.days if d not in self.synced]
+        return [d for d in self.period.days if d not in self.synced]
 
     @property
     def is_final(self) -> bool:
@@ -111,17 +77,17 @@ class Coverage:
         )
 
 
-def coverage(conn: duckdb.DuckDBPyConnection, month: Month, today: dt.date) -> Coverage:
+def coverage(conn: duckdb.DuckDBPyConnection, period: Period, today: dt.date) -> Coverage:
     # A day counts as synced by the one definition, the sync_coverage view: a whole read
     # finished at least the settle margin after the day was over (one taken at noon cannot
     # know the afternoon's payments).
     rows = conn.execute(
         "SELECT window_date, last_complete_sync_at, last_sync_at FROM sync_coverage WHERE window_date BETWEEN ? AND ?",
-        [month.first, month.last],
+        [period.first, period.last],
     ).fetchall()
     synced = {day: complete for day, complete, _ in rows if complete is not None}
     newest = max((latest for _, _, latest in rows), default=None)
-    return Coverage(month, synced, newest, today)
+    return Coverage(period, synced, newest, today)
 
 
 SUM_KEYS = (
@@ -148,9 +114,9 @@ def _sums(counted: str = "*") -> str:
     coalesce(sum(vat) FILTER (WHERE NOT is_canceled), 0)
     """
 
-def month_totals(conn: duckdb.DuckDBPyConnection, month: Month) -> dict[str, int]:
+def month_totals(conn: duckdb.DuckDBPyConnection, period: Period) -> dict[str, int]:
     row = conn.execute(
-        f"SELECT {_sums()} FROM payments WHERE payment_date BETWEEN ? AND ?", [month.first, month.last]
+        f"SELECT {_sums()} FROM payments WHERE payment_date BETWEEN ? AND ?", [period.first, period.last]
     ).fetchone()
     totals = dict(zip(SUM_KEYS, row))
     earlier = conn.execute(
@@ -158,7 +124,7 @@ def month_totals(conn: duckdb.DuckDBPyConnection, month: Month) -> dict[str, int
         SELECT CAST(count(*) AS BIGINT), coalesce(sum(total_charge), 0)
         FROM ({EARLIER_CANCELLATIONS})
         """,
-        [month.first, month.last, month.first],
+        [period.first, period.last, period.first],
     ).fetchone()
     totals["earlier_canceled_count"], totals["earlier_canceled_total"] = earlier
     return totals
@@ -177,7 +143,7 @@ EARLIER_CANCELLATIONS = """
 """
 
 
-def per_culture_type(conn: duckdb.DuckDBPyConnection, month: Month) -> list[tuple]:
+def per_culture_type(conn: duckdb.DuckDBPyConnection, period: Period) -> list[tuple]:
     """(code, name_ko, deduction_group, *SUM_KEYS) for every code, zeros included, in sort order."""
     return conn.execute(
         f"""
@@ -191,11 +157,11 @@ def per_culture_type(conn: duckdb.DuckDBPyConnection, month: Month) -> list[tupl
         GROUP BY t.culture_expense_type, t.name_ko, t.deduction_group, t.sort_order
         ORDER BY t.sort_order
         """,
-        [month.first, month.last],
+        [period.first, period.last],
     ).fetchall()
 
 
-def per_day(conn: duckdb.DuckDBPyConnection, month: Month) -> list[tuple]:
+def per_day(conn: duckdb.DuckDBPyConnection, period: Period) -> list[tuple]:
     """(day, *SUM_KEYS) for every day of the month, zeros where none."""
     return conn.execute(
         f"""
@@ -207,11 +173,11 @@ def per_day(conn: duckdb.DuckDBPyConnection, month: Month) -> list[tuple]:
         FROM days LEFT JOIN p ON p.payment_date = days.day
         GROUP BY days.day ORDER BY days.day
         """,
-        [month.first, month.last, month.first, month.last],
+        [period.first, period.last, period.first, period.last],
     ).fetchall()
 
 
-def merchant(conn: duckdb.DuckDBPyConnection, month: Month) -> tuple[str | None, str | None]:
+def merchant(conn: duckdb.DuckDBPyConnection, period: Period) -> tuple[str | None, str | None]:
     """The merchant's nickname and point3 clientIdentification, as the month's payments give them."""
     rows = conn.execute(
         """
@@ -219,7 +185,7 @@ def merchant(conn: duckdb.DuckDBPyConnection, month: Month) -> tuple[str | None,
         FROM payments WHERE payment_date BETWEEN ? AND ?
         GROUP BY ALL ORDER BY n DESC, client_nickname, client_identification
         """,
-        [month.first, month.last],
+        [period.first, period.last],
     ).fetchall()
     if not rows:
         return None, None

@@ -19,7 +19,8 @@ from openpyxl import Workbook
 
 from point3_pipeline.models import KST
 from point3_pipeline.reports import data
-from point3_pipeline.reports.data import Coverage, Month
+from point3_pipeline.periods import Period
+from point3_pipeline.reports.data import Coverage
 from point3_pipeline.reports.summary import coverage_lines, header_rows
 from point3_pipeline.reports.versions import ReportContext, ReportResult, render
 from point3_pipeline.reports.workbook import Column, Sheet, Styled, free_sheet, line, write_rows
@@ -64,7 +65,7 @@ def render_reconciliation_report(
     return render("reconciliation", warehouse, month, Path(reports_dir), now, reconciliation_totals, write_workbook)
 
 
-def observations(conn: duckdb.DuckDBPyConnection, month: Month) -> tuple[Observation | None, list[Observation]]:
+def observations(conn: duckdb.DuckDBPyConnection, month: Period) -> tuple[Observation | None, list[Observation]]:
     """The last observation before the month (the opening balance) and the month's own."""
     rows = conn.execute(
         """
@@ -127,7 +128,7 @@ class DayRow:
 
 
 def day_rows(
-    conn: duckdb.DuckDBPyConnection, month: Month, before: Observation | None, observed: list[Observation]
+    conn: duckdb.DuckDBPyConnection, month: Period, before: Observation | None, observed: list[Observation]
 ) -> list[DayRow]:
     """Per day: opening = last balance at or before the day's start (else the day's first),
     closing = last balance of the day. The days chain, so their changes add up to the month's."""
@@ -161,7 +162,7 @@ def observation_rows(
     return [(o, flows.get(id(o))) for o in observed]
 
 
-def reconciliation_totals(conn: duckdb.DuckDBPyConnection, month: Month, coverage: Coverage) -> dict[str, int]:
+def reconciliation_totals(conn: duckdb.DuckDBPyConnection, month: Period, coverage: Coverage) -> dict[str, int]:
     totals = data.month_totals(conn, month)
     before, observed = observations(conn, month)
     days = day_rows(conn, month, before, observed)
@@ -190,8 +191,8 @@ def _balance_totals(days: list[DayRow], observation_count: int) -> dict[str, int
 
 
 def write_workbook(ctx: ReportContext, path: Path) -> None:
-    before, observed = observations(ctx.conn, ctx.month)
-    days = day_rows(ctx.conn, ctx.month, before, observed)
+    before, observed = observations(ctx.conn, ctx.period)
+    days = day_rows(ctx.conn, ctx.period, before, observed)
     per_observation = observation_rows(ctx.conn, before, observed)
     wb = Workbook(write_only=True)
     _summary(wb, ctx)
@@ -229,7 +230,7 @@ def _summary(wb: Workbook, ctx: ReportContext) -> None:
     ]
     untimed = ctx.conn.execute(
         "SELECT count(*) FROM payments WHERE accepted_at IS NULL AND payment_date BETWEEN ? AND ?",
-        [ctx.month.first, ctx.month.last],
+        [ctx.period.first, ctx.period.last],
     ).fetchone()[0]
     if untimed:
         rows.append(line(
@@ -258,7 +259,7 @@ DAY_COLUMNS = [
 
 
 def _days(wb: Workbook, ctx: ReportContext, days: list[DayRow]) -> None:
-    sheet = Sheet(wb, DAYS, DAY_COLUMNS, above=[line(f"일별 대사 — {ctx.month.label}", "title"), *coverage_lines(ctx)])
+    sheet = Sheet(wb, DAYS, DAY_COLUMNS, above=[line(f"일별 대사 — {ctx.period.label}", "title"), *coverage_lines(ctx)])
     for d in days:
         synced = "완료" if d.day in ctx.coverage.synced else "미완료"
         head = [d.day, data.WEEKDAYS_KO[d.day.weekday()], synced, d.observation_count]
@@ -286,7 +287,7 @@ OBSERVATION_COLUMNS = [
 
 
 def _observations(wb: Workbook, ctx: ReportContext, rows: list[tuple[Observation, Interval | None]]) -> None:
-    above = [line(f"정산 잔액 관측 — {ctx.month.label}", "title"), *coverage_lines(ctx)]
+    above = [line(f"정산 잔액 관측 — {ctx.period.label}", "title"), *coverage_lines(ctx)]
     sheet = Sheet(wb, OBSERVATIONS, OBSERVATION_COLUMNS, above=above)
     for o, i in rows:
         if i is None:
@@ -311,7 +312,7 @@ MISMATCH_COLUMNS = [
 
 
 def _mismatches(wb: Workbook, ctx: ReportContext, days: list[DayRow], rows: list[tuple[Observation, Interval | None]]) -> None:
-    above = [line(f"맞지 않는 날과 관측 — {ctx.month.label}", "title"), *coverage_lines(ctx)]
+    above = [line(f"맞지 않는 날과 관측 — {ctx.period.label}", "title"), *coverage_lines(ctx)]
     sheet = Sheet(wb, MISMATCHES, MISMATCH_COLUMNS, above=above)
     for d in days:
         if d.interval is None:

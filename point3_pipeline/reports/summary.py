@@ -20,18 +20,18 @@ def coverage_lines(ctx: ReportContext) -> list[list]:
 def header_rows(ctx: ReportContext, title: str) -> list[list]:
     """The header block shared by the summary sheets of both workbooks."""
     cover = ctx.coverage
-    nickname, identification = data.merchant(ctx.conn, ctx.month)
+    nickname, identification = data.merchant(ctx.conn, ctx.period)
     if cover.as_of is None:
         as_of_text = "없음 — 이 달의 어느 날도 완전히 동기화되지 않았습니다 (no day of this month is synced)"
     else:
         as_of_text = cover.as_of
     rows = [
-        line(f"{title} — {ctx.month.label} (v{ctx.version})", "title"),
+        line(f"{title} — {ctx.period.label} (v{ctx.version})", "title"),
         *coverage_lines(ctx),
         [],
         [Styled("가맹점", "label"), "merchant", nickname or "(이 달 결제 없음 / no payments)"],
         [Styled("point3 가맹점 식별자", "label"), "clientIdentification", identification],
-        [Styled("기간 (KST)", "label"), "period", f"{ctx.month.first:%Y-%m-%d} ~ {ctx.month.last:%Y-%m-%d}"],
+        [Styled("기간 (KST)", "label"), "period", f"{ctx.period.first:%Y-%m-%d} ~ {ctx.period.last:%Y-%m-%d}"],
         [Styled("생성 시각 (KST)", "label"), "generated at", ctx.generated_at],
         [Styled("데이터 기준 시각 (KST)", "label"), "data as of", as_of_text],
         [

@@ -15,7 +15,8 @@ import duckdb
 from openpyxl import Workbook
 
 from point3_pipeline.reports import data
-from point3_pipeline.reports.data import Coverage, Month
+from point3_pipeline.periods import Period
+from point3_pipeline.reports.data import Coverage
 from point3_pipeline.reports.summary import coverage_lines, header_rows
 from point3_pipeline.reports.versions import ReportContext, ReportResult, changed_payments_sql, render
 from point3_pipeline.reports.workbook import Column, Sheet, Styled, free_sheet, line, write_rows
@@ -55,7 +56,7 @@ def render_tax_report(
     return render("tax", warehouse, month, Path(reports_dir), now, tax_totals, write_tax_workbook)
 
 
-def tax_totals(conn: duckdb.DuckDBPyConnection, month: Month, coverage: Coverage) -> dict[str, int]:
+def tax_totals(conn: duckdb.DuckDBPyConnection, month: Period, coverage: Coverage) -> dict[str, int]:
     return data.month_totals(conn, month)
 
 
@@ -104,8 +105,8 @@ def _summary(wb: Workbook, ctx: ReportContext) -> None:
 
 def _culture(wb: Workbook, ctx: ReportContext) -> None:
     columns = [Column("구분", "group", width=12), Column("코드", "code", width=6), Column("유형", "type", width=20), *FIGURES]
-    sheet = Sheet(wb, CULTURE, columns, above=[line(f"문화비 유형별 부가세 — {ctx.month.label}", "title"), *coverage_lines(ctx)], autofilter=False)
-    rows = data.per_culture_type(ctx.conn, ctx.month)
+    sheet = Sheet(wb, CULTURE, columns, above=[line(f"문화비 유형별 부가세 — {ctx.period.label}", "title"), *coverage_lines(ctx)], autofilter=False)
+    rows = data.per_culture_type(ctx.conn, ctx.period)
     by_group: dict[str, list[tuple]] = {}
     for row in rows:
         by_group.setdefault(row[2], []).append(row)
@@ -130,8 +131,8 @@ def _culture(wb: Workbook, ctx: ReportContext) -> None:
 
 def _daily(wb: Workbook, ctx: ReportContext) -> None:
     columns = [Column("날짜", "date", "date", 12), Column("요일", "weekday", width=6), Column("동기화", "synced", width=10), *FIGURES]
-    sheet = Sheet(wb, DAILY, columns, above=[line(f"일별 합계 — {ctx.month.label} (결제일 KST)", "title"), *coverage_lines(ctx)])
-    for day, *figures in data.per_day(ctx.conn, ctx.month):
+    sheet = Sheet(wb, DAILY, columns, above=[line(f"일별 합계 — {ctx.period.label} (결제일 KST)", "title"), *coverage_lines(ctx)])
+    for day, *figures in data.per_day(ctx.conn, ctx.period):
         synced = "완료" if day in ctx.coverage.synced else "미완료"
         sheet.row([day, data.WEEKDAYS_KO[day.weekday()], synced, *_figures(tuple(figures))])
     sheet.totals("합계 total", {i: "=SUM({range})" for i in range(3, 3 + len(FIGURES))})
@@ -165,8 +166,8 @@ PAYMENT_ROWS_SQL = """
 
 
 def _payments(wb: Workbook, ctx: ReportContext) -> None:
-    sheet = Sheet(wb, PAYMENTS, PAYMENT_COLUMNS, above=[line(f"거래내역 — {ctx.month.label}", "title"), *coverage_lines(ctx)])
-    for row in data.stream(ctx.conn, PAYMENT_ROWS_SQL, [ctx.month.first, ctx.month.last]):
+    sheet = Sheet(wb, PAYMENTS, PAYMENT_COLUMNS, above=[line(f"거래내역 — {ctx.period.label}", "title"), *coverage_lines(ctx)])
+    for row in data.stream(ctx.conn, PAYMENT_ROWS_SQL, [ctx.period.first, ctx.period.last]):
         sheet.row(row)
     write_payment_totals(sheet, status_col=11, signature_col=2, amount_cols=(8, 9, 10))
     sheet.finish()
@@ -234,13 +235,13 @@ def _cancellation_note(detected_at, canceled_after, first_seen_canceled) -> str 
 
 def _cancellations(wb: Workbook, ctx: ReportContext) -> None:
     above = [
-        line(f"취소내역 — {ctx.month.label}", "title"),
+        line(f"취소내역 — {ctx.period.label}", "title"),
         *coverage_lines(ctx),
         line("point3는 취소 시각을 주지 않습니다: 취소를 처음 본 동기화 시각이 감지 시각, 그 전에 정상으로 본 마지막 동기화 시각이 하한입니다.", "note"),
         line(f"구분이 '{THIS_MONTH}'인 행은 순매출에서 빠진 금액이고, '{EARLIER}'인 행은 이전 달 결제라 이 달 수치에 들어 있지 않습니다.", "note"),
     ]  # fmt: skip
     sheet = Sheet(wb, CANCELLATIONS, CANCELLATION_COLUMNS, above=above)
-    params = [ctx.month.first, ctx.month.last, ctx.month.first, ctx.month.last, ctx.month.first]
+    params = [ctx.period.first, ctx.period.last, ctx.period.first, ctx.period.last, ctx.period.first]
     for *row, first_seen_canceled, _part in data.stream(ctx.conn, CANCELLATION_ROWS_SQL, params):
         sheet.row([*row, _cancellation_note(row[10], row[11], first_seen_canceled)])
     counts = {3: COUNT_SUFFIX}
@@ -321,7 +322,7 @@ CHECK_NAMES = [
 
 
 def _checks(wb: Workbook, ctx: ReportContext) -> None:
-    m = ctx.month
+    m = ctx.period
     params = [m.first, m.last, m.first, m.last, m.first, m.last, m.first, m.last]
     counts = dict(ctx.conn.execute(CHECKS_SQL + "SELECT k, count(*) FROM checks GROUP BY k", params).fetchall())
     above = [line(f"검증 — {m.label}", "title"), *coverage_lines(ctx)]

@@ -16,7 +16,7 @@ from pathlib import Path
 from openpyxl import load_workbook
 
 from point3_pipeline.reports import reconciliation, tax
-from point3_pipeline.reports.data import Month
+from point3_pipeline.periods import Period
 from point3_pipeline.reports.workbook import beyond_excel
 from point3_pipeline.warehouse import Warehouse
 
@@ -31,7 +31,7 @@ def verify_report(warehouse: Warehouse, path: Path) -> list[str]:
     if not match:
         return [f"{path.name}: not a point3 report file name"]
     kind, month_text, version = match.group(1), match.group(2), int(match.group(3))
-    month = Month.parse(month_text)
+    month = Period.parse(month_text)
     with warehouse.connect() as conn:
         recorded = conn.execute(
             "SELECT CAST(totals AS VARCHAR) FROM report_versions WHERE kind = ? AND month = ? AND version = ?",

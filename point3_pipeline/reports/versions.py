@@ -21,7 +21,8 @@ import duckdb
 
 from point3_pipeline.models import KST
 from point3_pipeline.reports import data
-from point3_pipeline.reports.data import Coverage, Month
+from point3_pipeline.periods import Period
+from point3_pipeline.reports.data import Coverage
 from point3_pipeline.reports.workbook import sheet_files_in
 from point3_pipeline.warehouse import Warehouse, is_disk_full, no_space_left, remove_litter
 
@@ -66,7 +67,7 @@ class ReportContext:
 
     conn: duckdb.DuckDBPyConnection
     kind: str
-    month: Month
+    period: Period
     version: int
     generated_at: dt.datetime
     coverage: Coverage
@@ -75,7 +76,7 @@ class ReportContext:
     changes: int
 
 
-def file_name(kind: str, month: Month, version: int) -> str:
+def file_name(kind: str, month: Period, version: int) -> str:
     return f"{month.label}/point3-{kind}-{month.label}-v{version}.xlsx"
 
 
@@ -116,7 +117,7 @@ _OBSERVATIONS_FINGERPRINT = """
 """
 
 
-def fingerprint(conn: duckdb.DuckDBPyConnection, kind: str, month: Month, coverage: Coverage) -> str:
+def fingerprint(conn: duckdb.DuckDBPyConnection, kind: str, month: Period, coverage: Coverage) -> str:
     days = [month.first, month.last]
     parts = [
         kind,
@@ -132,7 +133,7 @@ def fingerprint(conn: duckdb.DuckDBPyConnection, kind: str, month: Month, covera
     return conn.execute("SELECT md5(?)", ["\n".join(parts)]).fetchone()[0]
 
 
-def latest_version(conn: duckdb.DuckDBPyConnection, kind: str, month: Month) -> PreviousVersion | None:
+def latest_version(conn: duckdb.DuckDBPyConnection, kind: str, month: Period) -> PreviousVersion | None:
     row = conn.execute(
         """
         SELECT version, fingerprint, file_name, created_at, as_of, days_synced, days_in_month,
@@ -189,11 +190,11 @@ _CHANGED = """
 def changed_payments_sql(ctx: ReportContext) -> tuple[str, list]:
     """The query listing payments changed since the previous version (ordered for the sheet)."""
     assert ctx.previous is not None
-    params = [ctx.month.first, ctx.month.last, ctx.kind, ctx.month.first, ctx.previous.version]
+    params = [ctx.period.first, ctx.period.last, ctx.kind, ctx.period.first, ctx.previous.version]
     return _CHANGED + " ORDER BY change, payment_date, signature", params
 
 
-def _count_changes(conn, kind: str, month: Month, previous: PreviousVersion | None) -> int:
+def _count_changes(conn, kind: str, month: Period, previous: PreviousVersion | None) -> int:
     if previous is None:
         return 0
     params = [month.first, month.last, kind, month.first, previous.version]
@@ -206,11 +207,11 @@ def render(
     month_text: str,
     reports_dir: Path,
     now: dt.datetime | None,
-    totals_of: Callable[[duckdb.DuckDBPyConnection, Month, Coverage], dict[str, int]],
+    totals_of: Callable[[duckdb.DuckDBPyConnection, Period, Coverage], dict[str, int]],
     write: Callable[[ReportContext, Path], None],
 ) -> ReportResult:
     """Write the next version of a month's workbook if its data changed since the latest one."""
-    month = Month.parse(month_text)
+    month = Period.parse(month_text)
     now = (now or dt.datetime.now(KST)).astimezone(KST)
     reports_dir = Path(reports_dir)
     # One connection and one transaction: the fingerprint, the figures and the rows all see
@@ -280,7 +281,7 @@ def _write_version(
         conn.execute(
             "INSERT INTO report_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                ctx.kind, ctx.month.first, ctx.version, version_fingerprint, name, ctx.generated_at, cover.as_of,
+                ctx.kind, ctx.period.first, ctx.version, version_fingerprint, name, ctx.generated_at, cover.as_of,
                 cover.newest_sync_at, cover.days_synced, cover.days_in_month, cover.is_final, ctx.changes,
                 # the standard json: orjson refuses integers beyond 64 bits, which a HUGEINT sum can be
                 json.dumps(ctx.totals),
@@ -293,7 +294,7 @@ def _write_version(
                    culture_expense_type, is_canceled
             FROM payments WHERE payment_date BETWEEN ? AND ?
             """,
-            [ctx.kind, ctx.month.first, ctx.version, ctx.month.first, ctx.month.last],
+            [ctx.kind, ctx.period.first, ctx.version, ctx.period.first, ctx.period.last],
         )
         os.replace(tmp, path)
     finally:
