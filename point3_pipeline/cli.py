@@ -16,13 +16,16 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import duckdb
 
 from point3_pipeline import config
 from point3_pipeline.errors import Point3Error
+from point3_pipeline.export import ExportError
 from point3_pipeline.keys import KeyNotSavedError
 from point3_pipeline.sync import DEFAULT_LOOKBACK_DAYS, DEFAULT_SWEEP_DAYS
+from point3_pipeline.tax_split import ClassificationError
 from point3_pipeline.warehouse import Warehouse, WarehouseError
 
 
@@ -51,22 +54,40 @@ def _date(value: str) -> dt.date:
     return day
 
 
-def _month(value: str) -> str:
-    from point3_pipeline.periods import MONTH, Period
+def _period(value: str) -> str:
+    """Any report period (YYYY-MM, YYYY-Qn, YYYY-Hn, YYYY) that has begun, as its label."""
+    from point3_pipeline.periods import Period
 
     try:
-        month = Period.parse(value)
-    except ValueError:
-        month = None
-    if month is None or month.kind != MONTH:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a month as YYYY-MM")
-    this_month = config.kst_today().replace(day=1)
-    if not config.EARLIEST_DAY <= month.first <= this_month:
-        raise argparse.ArgumentTypeError(
-            f"{value} is not a month from {config.EARLIEST_DAY:%Y-%m} (before it point3 has no payments) "
-            f"through this month, {this_month:%Y-%m}"
-        )
-    return month.label
+        period = Period.parse(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if period.first > config.kst_today():
+        raise argparse.ArgumentTypeError(f"{value} has not begun yet (today is {config.kst_today()} KST)")
+    return period.label
+
+
+# Which periods each kind of workbook is made for (korean-vat.md's VAT periods for `vat`).
+REPORT_PERIODS = {
+    "tax": ("month", "quarter", "half", "year"),
+    "reconciliation": ("month",),
+    "vat": ("quarter", "half", "year"),
+}
+_PERIOD_WORDS = {
+    "month": "a month (YYYY-MM)", "quarter": "a quarter (YYYY-Qn)", "half": "a half-year (YYYY-Hn)", "year": "a year (YYYY)",
+}
+
+
+def report_period_problem(kind: str, label: str | None) -> str | None:
+    """Why `label` is no period for a `kind` workbook, in one sentence; None if it is one."""
+    from point3_pipeline.periods import Period
+
+    allowed = " or ".join(_PERIOD_WORDS[k] for k in REPORT_PERIODS[kind])
+    if label is None:
+        return f"report {kind} needs --period: {allowed}"
+    if Period.parse(label).kind not in REPORT_PERIODS[kind]:
+        return f"report {kind} is made for {allowed}, not {label}"
+    return None
 
 
 def _days_back(minimum: int):
@@ -86,7 +107,9 @@ def _days_back(minimum: int):
 
 
 def _warehouse(*, writable: bool = True) -> Warehouse:
-    return Warehouse(config.writable_warehouse_path() if writable else config.warehouse_path())
+    # The businesses file is read (and a mistake in it reported) before anything is done.
+    path = config.writable_warehouse_path() if writable else config.warehouse_path()
+    return Warehouse(path, businesses=config.businesses())
 
 
 def _client():
@@ -239,13 +262,88 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.kind == "index":
         print(reports.write_index(warehouse, reports_dir))
         return 0
-    render = reports.render_tax_report if args.kind == "tax" else reports.render_reconciliation_report
-    result = render(warehouse, args.month, reports_dir)
+    # tax and vat are one workbook: tax-workbook's render_tax_report takes any period.
+    render = reports.render_reconciliation_report if args.kind == "reconciliation" else reports.render_tax_report
+    result = render(warehouse, args.period, reports_dir)
     state = "written" if result.created else "unchanged since the latest version"
     final = "final" if result.is_final else f"NOT final: {result.days_synced}/{result.days_in_month} days synced"
     print(f"{result.kind} report {result.month} v{result.version} {state}: {result.path} ({final})")
     reports.write_index(warehouse, reports_dir)
     warehouse.publish()  # the report's version record is warehouse data too
+    return 0
+
+
+def _who(args: argparse.Namespace) -> str:
+    import getpass
+
+    if args.by is not None:
+        return args.by
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no user database entry (some containers)
+        raise config.ConfigError("cannot tell who is classifying (no OS user name): give --by NAME.") from None
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from point3_pipeline import tax_split
+
+    who = _who(args)
+    warehouse = _warehouse()
+    with warehouse.connect() as conn:
+        if args.csv is not None:
+            count = tax_split.classify_from_csv(conn, args.csv, who)
+            done = f"{count:,} payments classified from {args.csv}"
+        elif args.undo is not None:
+            tax_split.unclassify(conn, args.undo, who, args.note or "")
+            done = f"payment {args.undo}: classification by a person undone (back to its declaration or the rule)"
+        else:
+            tax_split.classify(conn, args.signature, args.tax_class, args.note or "", who)
+            done = f"payment {args.signature} classified {args.tax_class} by {who}"
+    # The split shows the person's word at once, and so does the analysts' copy.
+    warehouse.refresh_derived("payment_tax_split")
+    warehouse.publish()
+    print(done)
+    return 0
+
+
+_CLASSIFICATIONS = """
+    WITH actions AS (
+        SELECT c.*, row_number() OVER (PARTITION BY signature ORDER BY classification_id DESC) = 1 AS is_newest
+        FROM payment_classifications AS c
+    )
+    SELECT a.classification_id, a.signature, a.action, a.tax_class, a.classified_by, a.classified_at, a.note,
+           s.payment_date, s.business_name, s.total_charge, s.tax_class AS split_class
+    FROM actions AS a LEFT JOIN payment_tax_split AS s USING (signature)
+    WHERE ? OR (a.is_newest AND a.action = 'classify')
+    ORDER BY a.classification_id
+"""
+
+
+def cmd_classifications(args: argparse.Namespace) -> int:
+    with _warehouse(writable=False).connect(read_only=True) as conn:
+        rows = conn.execute(_CLASSIFICATIONS, [args.all]).fetchall()
+    what = "every classify and undo, oldest first" if args.all else "payments classified by a person now"
+    print(f"{len(rows):,} {what}:" if rows else f"none: no {what}")
+    for cid, signature, action, tax_class, by, at, note, day, business, total, split_class in rows:
+        payment = f"{day} {business} {total:,} won, split: {split_class}" if day else "payment not in the warehouse"
+        print(f"#{cid} {at:%Y-%m-%d %H:%M} KST {action} {signature} {tax_class or '-'} by {by} ({payment}): {note}")
+    return 0
+
+
+EXPORT_ENCODINGS = {"utf-8-sig": "utf-8", "cp949": "cp949"}  # what people type -> export.ENCODINGS
+
+
+def cmd_export_filing(args: argparse.Namespace) -> int:
+    from point3_pipeline.export import export_filing
+    from point3_pipeline.periods import Period
+
+    period = Period.parse(args.period)
+    out = args.out if args.out is not None else config.reports_dir() / period.label
+    with _warehouse().connect() as conn:
+        paths = export_filing(conn, period.first, period.last, out, EXPORT_ENCODINGS[args.encoding])
+    print(f"{len(paths)} filing file(s) for {period.label} ({args.encoding}) in {out}:")
+    for path in paths:
+        print(f"  {path.name}")
     return 0
 
 
@@ -286,10 +384,34 @@ def build_parser() -> argparse.ArgumentParser:
     k = key_sub.add_parser("rotate", help="get a new key from point3 and write it to POINT3_SECRET_KEY_FILE")
     k.set_defaults(func=cmd_key_rotate)
 
-    p = sub.add_parser("report", help="render a monthly Excel report")
-    p.add_argument("kind", choices=["tax", "reconciliation", "index"])
-    p.add_argument("--month", type=_month, help="YYYY-MM (KST)")
+    p = sub.add_parser("report", help="render an Excel workbook for a period, or the index of them")
+    p.add_argument("kind", choices=["tax", "reconciliation", "vat", "index"],
+                   help="tax: any period; vat: a quarter, half-year or year; reconciliation: a month")
+    p.add_argument("--period", "--month", dest="period", type=_period,
+                   help="YYYY-MM, YYYY-Qn, YYYY-Hn or YYYY (KST); --month is the old name")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("classify", help="record a person's tax class for a payment (or undo it, or many from a CSV)")
+    p.add_argument("signature", nargs="?", help="the payment's signature")
+    p.add_argument("tax_class", nargs="?", metavar="CLASS", help="taxable, exempt or mixed")
+    p.add_argument("--note", help="why (required to classify; optional with --undo)")
+    p.add_argument("--by", help="who classifies (default: the OS user)")
+    p.add_argument("--undo", metavar="SIGNATURE", help="undo the person's classification of this payment")
+    p.add_argument("--csv", type=Path, metavar="FILE", help="classify every line of a CSV signature,tax_class,note; all or nothing")
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("classifications", help="list the payments classified by a person")
+    p.add_argument("--all", action="store_true", help="every classify and undo ever recorded")
+    p.set_defaults(func=cmd_classifications)
+
+    p = sub.add_parser("export", help="export figures for other programs")
+    export_sub = p.add_subparsers(dest="export_command", required=True, metavar="WHAT")
+    e = export_sub.add_parser("filing", help="per business, a CSV of the period's daily filing lines")
+    e.add_argument("--period", type=_period, required=True, help="YYYY-MM, YYYY-Qn, YYYY-Hn or YYYY (KST)")
+    e.add_argument("--out", type=Path, help="folder to write into (default: the period's folder in POINT3_REPORTS_DIR)")
+    e.add_argument("--encoding", choices=list(EXPORT_ENCODINGS), default="utf-8-sig",
+                   help="utf-8-sig (UTF-8 with BOM, default) or cp949")
+    e.set_defaults(func=cmd_export_filing)
 
     p = sub.add_parser("sandbox", help="run the local point3 sandbox server")
     from point3_pipeline.sandbox.server import add_arguments
@@ -323,11 +445,37 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _argument_problem(args: argparse.Namespace) -> str | None:
+    """What argparse cannot check alone: which period a report takes, which form of classify."""
+    if args.command == "report" and args.kind != "index":
+        return report_period_problem(args.kind, args.period)
+    if args.command == "classify":
+        return _classify_problem(args)
+    return None
+
+
+def _classify_problem(args: argparse.Namespace) -> str | None:
+    if args.csv is not None or args.undo is not None:
+        if args.signature is not None or (args.csv is not None and args.undo is not None):
+            return "classify takes one of SIGNATURE CLASS, --undo SIGNATURE or --csv FILE"
+        if args.csv is not None and args.note is not None:
+            return "classify --csv takes its notes from the file's note column, not --note"
+        return None
+    if args.signature is None or args.tax_class is None:
+        return "classify needs SIGNATURE and CLASS (taxable, exempt or mixed), --undo SIGNATURE or --csv FILE"
+    if args.tax_class not in ("taxable", "exempt", "mixed"):
+        return f"CLASS must be taxable, exempt or mixed, not {args.tax_class!r}"
+    if not (args.note or "").strip():
+        return "classify needs --note TEXT saying why the payment has this class"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "report" and args.kind != "index" and args.month is None:
-        parser.error("report tax/reconciliation needs --month YYYY-MM")
+    problem = _argument_problem(args)
+    if problem:
+        parser.error(problem)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         with _sigterm_as_interrupt():
@@ -335,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"point3: {exc}", file=sys.stderr)
         return 2
-    except (Point3Error, WarehouseError, KeyNotSavedError, BalanceNotStoredError) as exc:
+    except (Point3Error, WarehouseError, KeyNotSavedError, BalanceNotStoredError, ClassificationError, ExportError) as exc:
         print(f"point3: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -8,6 +8,7 @@
 | POINT3_WAREHOUSE                | the DuckDB file                                                |
 | POINT3_REPORTS_DIR              | where workbooks are written                                    |
 | POINT3_START_DATE               | first day of history, YYYY-MM-DD (KST), from 2000-01-01 to today |
+| POINT3_BUSINESSES               | optional: the businesses file (TOML, see businesses.py); unset: every payment by the rule |
 | POINT3_MAX_AMOUNT_WON           | optional: largest plausible payment; above it, quarantined     |
 | POINT3_REQUEST_DEADLINE_SECONDS | optional: overall deadline of one HTTP request, body included  |
 | POINT3_MAX_BODY_BYTES           | optional: largest response body read                           |
@@ -32,8 +33,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
+from typing import TYPE_CHECKING
+
 from .limits import DEFAULT_LIMITS, Limits
 from .models import KST, MAX_AMOUNT
+
+if TYPE_CHECKING:
+    from .businesses import Business
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,7 @@ ENV_VARS = (
     "POINT3_WAREHOUSE",
     "POINT3_REPORTS_DIR",
     "POINT3_START_DATE",
+    "POINT3_BUSINESSES",
     *LIMIT_VARS,
 )
 
@@ -283,3 +290,12 @@ def _limit_value(variable: str, value: str, kind: type) -> int | float:
     if not 0 < number < math.inf:
         raise ConfigError(f"{variable} must be a positive number of seconds, not {value!r} (unset it for the default).")
     return number
+
+
+def businesses(env: Mapping[str, str] = os.environ) -> list[Business]:
+    """The businesses declared in the POINT3_BUSINESSES file, validated (a ConfigError with one
+    sentence per mistake), or none when it is unset: then every payment is split by the rule.
+    The one reader of the variable; a Warehouse reads it once, at its first refresh."""
+    from point3_pipeline.businesses import businesses_from_env  # it imports ConfigError from here
+
+    return businesses_from_env(env)

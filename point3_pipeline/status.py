@@ -7,7 +7,11 @@ import datetime as dt
 
 import duckdb
 
+from point3_pipeline import summaries
+from point3_pipeline.config import kst_today
+from point3_pipeline.periods import QUARTER, Period
 from point3_pipeline.quarantine import CONFLICT_PREFIX
+from point3_pipeline.reports.data import coverage
 from point3_pipeline.summaries import rejected_reasons
 from point3_pipeline.sync.plan import synced_days
 from point3_pipeline.warehouse import Warehouse, WarehouseDamaged, WarehouseError
@@ -35,12 +39,13 @@ def _is_locked(exc: WarehouseError) -> bool:
     return isinstance(exc.__cause__, duckdb.IOException)
 
 
-def format_status(warehouse: Warehouse) -> str:
+def format_status(warehouse: Warehouse, *, today: dt.date | None = None) -> str:
+    """The status text; `today` (KST) picks the current and last VAT quarter shown."""
     source = warehouse.path
     try:
         reader = Warehouse(warehouse.path, lock_timeout=2.0)
         with reader.connect(read_only=True) as conn:
-            return _status(conn, source)
+            return _status(conn, source, today)
     except WarehouseDamaged:
         raise  # its sentence says how to restore; the copy's figures would hide it
     except WarehouseError as exc:
@@ -54,10 +59,10 @@ def format_status(warehouse: Warehouse) -> str:
             )
         source = warehouse.published_path
         with Warehouse(source).connect(read_only=True) as conn:
-            return _status(conn, f"{source} (the warehouse itself is busy with a sync)")
+            return _status(conn, f"{source} (the warehouse itself is busy with a sync)", today)
 
 
-def _status(conn: duckdb.DuckDBPyConnection, source) -> str:
+def _status(conn: duckdb.DuckDBPyConnection, source, today: dt.date | None = None) -> str:
     lines = [f"warehouse: {source}"]
     lines += _coverage_lines(conn)
     count, total, canceled = conn.execute(
@@ -66,6 +71,7 @@ def _status(conn: duckdb.DuckDBPyConnection, source) -> str:
     lines.append(f"payments: {count:,} ({canceled:,} cancelled), total {total:,} won")
     lines += _run_lines(conn)
     lines += _quarantine_lines(conn)
+    lines += _split_lines(conn, today or kst_today())
     balance = conn.execute(
         "SELECT observed_at, balance FROM settlement_observations ORDER BY observed_at DESC LIMIT 1"
     ).fetchone()
@@ -134,3 +140,36 @@ def _quarantine_lines(conn: duckdb.DuckDBPyConnection) -> list[str]:
         lines.append(f"conflicting copies quarantined (none stored): {len(conflicts)} signature(s)")
         lines += [f"  {signature} on {day}: {n} differing copies" for signature, day, n in conflicts[:_LISTED]]
     return lines
+
+
+def _split_lines(conn: duckdb.DuckDBPyConnection, today: dt.date) -> list[str]:
+    """Per business, the tax split of the current and the last VAT quarter, and why each is
+    not final (days without a complete sync, payments a person must classify)."""
+    current = Period.containing(QUARTER, today)
+    last = Period.containing(QUARTER, current.first - dt.timedelta(days=1))
+    declared = conn.execute("SELECT count(DISTINCT business_id) FROM business_declarations").fetchone()[0]
+    lines = ["tax split (filing figures: sales − the cancellations that belong to the period):"]
+    if not declared:
+        lines.append("  no businesses declared (POINT3_BUSINESSES unset): every payment is split by the rule, "
+                     "one line per clientNickname")
+    for period, when in ((current, "to date"), (last, "last quarter")):
+        lines.append(f"  {period.label} {period.label_ko}, {when}: {_finality(conn, period, today)}")
+        split = summaries.period_split(conn, period)
+        lines += [
+            f"    {b.business}: taxable supply {b.taxable_supply:,} won, VAT {b.vat:,} won, exempt {b.exempt_amount:,} won, "
+            f"unclassified {b.unclassified_amount:,} won; {b.unclassified_count:,} unclassified, "
+            f"{b.impossible_vat_count:,} impossible-VAT payment(s)"
+            for b in split
+        ] or ["    no sales or cancellations"]
+    return lines
+
+
+def _finality(conn: duckdb.DuckDBPyConnection, period: Period, today: dt.date) -> str:
+    reasons = []
+    missing = coverage(conn, period, today).missing
+    if missing:
+        reasons.append(f"{len(missing)} of {len(period.days)} days without a complete sync")
+    unclassified = summaries.unclassified_count(conn, period)
+    if unclassified:
+        reasons.append(f"{unclassified:,} unclassified payment(s) or cancellation(s): classify them with `point3 classify`")
+    return "final" if not reasons else "NOT final: " + "; ".join(reasons)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from point3_pipeline.businesses import format_registration_number
 from point3_pipeline.periods import Period
 from point3_pipeline.reports.data import coverage
 from point3_pipeline.reports.versions import PreviousVersion, all_versions, latest_version
@@ -28,12 +29,109 @@ def cancellation_totals(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def culture_vat_totals(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """culture_vat_daily's net figures: culture-expense codes over the tax split."""
     return _row(
         conn,
-        "SELECT count(*), count(DISTINCT payment_date), sum(payment_count), sum(total_charge), sum(vat), "
-        "sum(canceled_total), sum(net_total), sum(net_vat) FROM culture_vat_daily",
-        ("rows", "days", "payment_count", "total_charge", "vat", "canceled_total", "net_total", "net_vat"),
+        "SELECT count(*), count(DISTINCT payment_date), sum(payment_count), sum(net_total), sum(net_taxable_supply), "
+        "sum(net_vat), sum(net_exempt_amount), sum(net_unclassified_amount) FROM culture_vat_daily",
+        ("rows", "days", "payment_count", "net_total", "net_taxable_supply", "net_vat", "net_exempt_amount",
+         "net_unclassified_amount"),
     )
+
+
+def tax_split_totals(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """The split over every payment: how many of each class, and the filing view's net sums
+    (sales − the cancellations that belong to their days) from tax_filing_daily."""
+    counts = _row(
+        conn,
+        "SELECT count(*), count(*) FILTER (WHERE tax_class = 'taxable'), count(*) FILTER (WHERE tax_class = 'mixed'), "
+        "count(*) FILTER (WHERE tax_class = 'exempt'), count(*) FILTER (WHERE tax_class = 'unclassified'), "
+        "count(*) FILTER (WHERE tax_class = 'impossible_vat'), count(*) FILTER (WHERE class_source = 'person'), "
+        "count(*) FILTER (WHERE declaration_conflict IS NOT NULL), count(DISTINCT coalesce(business_id, business_name)) "
+        "FROM payment_tax_split",
+        ("payments", "taxable", "mixed", "exempt", "unclassified", "impossible_vat", "classified_by_person",
+         "declaration_conflicts", "businesses"),
+    )
+    sums = _row(
+        conn,
+        "SELECT sum(net_taxable_supply), sum(net_vat), sum(net_exempt_amount), sum(net_unclassified_amount), "
+        "sum(net_total) FROM tax_filing_daily",
+        ("net_taxable_supply", "net_vat", "net_exempt_amount", "net_unclassified_amount", "net_total"),
+    )
+    return counts | sums
+
+
+@dataclass(frozen=True)
+class BusinessSplit:
+    """One business's filing figures for a period (tax_filing_daily: sales − cancellations
+    that belong to the period)."""
+
+    business: str  # display name, with its 사업자등록번호 when declared
+    taxable_supply: int
+    vat: int
+    exempt_amount: int
+    unclassified_amount: int
+    unclassified_count: int
+    impossible_vat_count: int
+
+
+_PERIOD_SPLIT = """
+    SELECT business_id, any_value(business_name), any_value(registration_number),
+           sum(net_taxable_supply), sum(net_vat), sum(net_exempt_amount), sum(net_unclassified_amount),
+           CAST(coalesce(sum(payment_count) FILTER (WHERE tax_class = 'unclassified'), 0) AS BIGINT),
+           CAST(coalesce(sum(payment_count) FILTER (WHERE tax_class = 'impossible_vat'), 0) AS BIGINT)
+    FROM tax_filing_daily
+    WHERE filing_date BETWEEN ? AND ?
+    GROUP BY business_id, CASE WHEN business_id IS NULL THEN business_name END
+    ORDER BY business_id NULLS LAST, any_value(business_name)
+"""
+
+
+def period_split(conn: duckdb.DuckDBPyConnection, period: Period) -> list[BusinessSplit]:
+    """Per business, the period's taxable supply, VAT, exempt and unclassified amounts and its
+    unclassified and impossible-VAT payments; businesses with no line in the period are left out."""
+    rows = conn.execute(_PERIOD_SPLIT, [period.first, period.last]).fetchall()
+    return [
+        BusinessSplit(
+            f"{name} ({format_registration_number(number)})" if business_id else f"{name or '(no clientNickname)'} (undeclared)",
+            *(int(v) for v in figures),
+        )
+        for business_id, name, number, *figures in rows
+    ]
+
+
+# Each finding: the payments an operator must look at, from payment_tax_split.
+FINDINGS = {
+    "unclassified": "tax_class = 'unclassified'",
+    "impossible_vat": "tax_class = 'impossible_vat'",
+    "declaration_conflict": "declaration_conflict IS NOT NULL",
+}
+_FINDING_SQL = {
+    name: (
+        f"SELECT count(*) FROM payment_tax_split WHERE {condition}",
+        "SELECT signature, payment_date, business_name, total_charge, tax_free_amount, recorded_vat, "
+        f"coalesce(declaration_conflict, tax_class) FROM payment_tax_split WHERE {condition} "
+        "ORDER BY payment_date, signature LIMIT 10",
+    )
+    for name, condition in FINDINGS.items()
+}
+
+
+def split_findings(conn: duckdb.DuckDBPyConnection, finding: str) -> tuple[int, list[tuple]]:
+    """How many payments have `finding` (a FINDINGS key), and the first ten of them:
+    (signature, payment_date, business_name, total_charge, tax_free_amount, vat, what)."""
+    count_sql, sample_sql = _FINDING_SQL[finding]
+    return conn.execute(count_sql).fetchone()[0], conn.execute(sample_sql).fetchall()
+
+
+def unclassified_count(conn: duckdb.DuckDBPyConnection, period: Period) -> int:
+    """Unclassified sales and cancellations in the period's filing figures: until a person
+    classifies each, the period cannot be final."""
+    return conn.execute(
+        "SELECT CAST(coalesce(sum(payment_count + canceled_count), 0) AS BIGINT) FROM tax_filing_daily "
+        "WHERE tax_class = 'unclassified' AND filing_date BETWEEN ? AND ?",
+        [period.first, period.last],
+    ).fetchone()[0]
 
 
 
@@ -50,15 +148,6 @@ def rejected_reasons(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
     return conn.execute(
         "SELECT reason, CAST(sum(copies) AS BIGINT) AS n FROM rejected_records GROUP BY reason ORDER BY n DESC, reason"
     ).fetchall()
-
-
-def vat_rule_violations(conn: duckdb.DuckDBPyConnection) -> tuple[int, list[tuple]]:
-    count = conn.execute("SELECT count(*) FROM vat_rule_violations").fetchone()[0]
-    sample = conn.execute(
-        "SELECT signature, payment_date, total_charge, tax_free_amount, vat FROM vat_rule_violations "
-        "ORDER BY payment_date, signature LIMIT 10"
-    ).fetchall()
-    return count, sample
 
 
 def latest_reports(conn: duckdb.DuckDBPyConnection, kind: str) -> dict[Period, PreviousVersion]:

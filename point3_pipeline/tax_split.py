@@ -1,7 +1,8 @@
 """The tax split: every payment's class and filing amounts, and a person's classifications.
 
-`refresh_tax_split` loads the business declarations and rebuilds `payment_tax_split` and
-`tax_filing_daily` (sql/derived/) inside the caller's transaction, after `cancellations`.
+`Warehouse.refresh_derived` rebuilds `payment_tax_split` and `tax_filing_daily` (sql/derived/)
+with every refresh, in its transaction right after `cancellations`, with the declarations of
+POINT3_BUSINESSES. `refresh_tax_split` does the same inside a caller's own transaction.
 `classify`, `unclassify` and `classify_from_csv` append to `payment_classifications`, which is
 keyed by signature and never rebuilt: a person's word survives re-syncs and record changes.
 The split reflects them at the next refresh.

@@ -12,22 +12,37 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import functools
 import logging
 import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import duckdb
 
+from point3_pipeline import config
+from point3_pipeline.businesses import Business, load_declarations
+
 log = logging.getLogger(__name__)
 
 TIMEZONE = "Asia/Seoul"
-DERIVED_TABLES = ("cancellations", "culture_vat_daily", "settlement_balance_history")
+# The one place that orders the derived tables: each table after the tables it reads, mapped
+# to them. Rebuilding a table rebuilds the ones that read it, in this order, in one transaction.
+DERIVED_INPUTS: dict[str, tuple[str, ...]] = {
+    "cancellations": (),
+    "payment_tax_split": ("cancellations",),
+    "tax_filing_daily": ("payment_tax_split",),
+    "culture_vat_daily": ("payment_tax_split",),
+    "settlement_balance_history": (),
+}
+DERIVED_TABLES = tuple(DERIVED_INPUTS)
+# The tables built from the businesses file's declarations (loaded just before the first of them).
+DECLARATION_READERS = ("payment_tax_split",)
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 # What DuckDB says when a file's bytes are not what it wrote (a block fails its checksum, a
 # metadata pointer leads nowhere): the file is damaged, not the query wrong.
@@ -148,10 +163,20 @@ def last_complete_day(path: Path) -> dt.date | None:
 class Warehouse:
     """A DuckDB warehouse file. Cheap to construct; every use opens a short connection."""
 
-    def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = 120.0):
+    def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = 120.0,
+                 businesses: Sequence[Business] | None = None):
+        """`businesses`: the declared businesses the tax split uses; None reads them from
+        POINT3_BUSINESSES (config.businesses) at the first refresh, none declared when it is unset."""
         self.path = Path(path)
         self.lock_timeout = lock_timeout
+        self._businesses = None if businesses is None else list(businesses)
         self._migrated = False
+
+    @property
+    def businesses(self) -> list[Business]:
+        if self._businesses is None:
+            self._businesses = config.businesses()
+        return self._businesses
 
     @property
     def published_path(self) -> Path:
@@ -233,9 +258,11 @@ class Warehouse:
         )
 
     def refresh_derived(self, *tables: str) -> dict[str, int]:
-        """Rebuild derived tables (all by default) in one transaction; returns their row counts."""
+        """Rebuild derived tables (all by default) and those that read them, in one transaction,
+        with this warehouse's declared businesses; returns their row counts."""
+        businesses = self.businesses  # a bad businesses file stops here, before any write
         with self.connect() as conn:
-            return refresh_derived(conn, tables or DERIVED_TABLES)
+            return refresh_derived(conn, tables or DERIVED_TABLES, businesses)
 
     def publish(self) -> Path:
         """Copy the warehouse to the analysts' read-only file, atomically (temp file + rename),
@@ -338,19 +365,41 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> list[int]:
     return applied
 
 
-def refresh_derived(conn: duckdb.DuckDBPyConnection, tables: tuple[str, ...] | list[str]) -> dict[str, int]:
-    """Rebuild `tables` and the views over them in one transaction: all or, on any error,
-    none (the previous versions stay), with the error naming what could not be rebuilt."""
+def with_readers(tables: Sequence[str]) -> tuple[str, ...]:
+    """`tables` and every derived table that reads one of them (directly or not), in build order."""
     unknown = set(tables) - set(DERIVED_TABLES)
     if unknown:
         raise ValueError(f"not derived tables: {sorted(unknown)}")
-    statements = [(f"the derived table {table}", derived_sql(table)) for table in tables]
+    chosen = set(tables)
+    for table, inputs in DERIVED_INPUTS.items():  # build order: inputs come first
+        if chosen.intersection(inputs):
+            chosen.add(table)
+    return tuple(t for t in DERIVED_TABLES if t in chosen)
+
+
+def refresh_derived(
+    conn: duckdb.DuckDBPyConnection, tables: Sequence[str], businesses: Sequence[Business] | None = None
+) -> dict[str, int]:
+    """Rebuild `tables`, the tables that read them and the views in one transaction: all or, on
+    any error, none (the previous versions stay), with the error naming what could not be rebuilt.
+
+    `businesses` replace the declarations before the tax split is rebuilt; None keeps the
+    declarations the warehouse holds (a migration's refresh, which has no settings)."""
+    tables = with_readers(tables)
+    statements = []
+    for table in tables:
+        if table in DECLARATION_READERS and businesses is not None:
+            statements.append(("the business declarations", functools.partial(load_declarations, businesses=businesses)))
+        statements.append((f"the derived table {table}", derived_sql(table)))
     statements.append(("the views over the derived tables", derived_sql("views")))
     conn.execute("BEGIN TRANSACTION")
     step = "the derived tables"
     try:
-        for step, sql in statements:
-            conn.execute(sql)
+        for step, work in statements:
+            if callable(work):
+                work(conn)
+            else:
+                conn.execute(work)
         step = "the derived tables (their commit)"
         conn.execute("COMMIT")
     except BaseException as exc:

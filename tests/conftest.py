@@ -53,25 +53,38 @@ def sandbox_first_day(server: SandboxServer) -> dt.date:
     return min(day for day, _ in sandbox_days(server))
 
 
-def expected_totals(server: SandboxServer) -> dict[tuple[dt.date, str], tuple[int, int, int, int, int]]:
-    """Independent of the warehouse: (day, culture type) -> (count, total, supply, vat, cancelled total)."""
-    totals: dict[tuple[dt.date, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+def rule_split(total: int, tax_free: int, vat: int) -> tuple[int, int, int, int]:
+    """korean-vat.md's split rule, written apart from the SQL: (taxable_supply, vat, exempt, unclassified)."""
+    if vat + tax_free != total:
+        return 0, 0, 0, total
+    if vat == 0 and tax_free == total:
+        return 0, 0, total, 0
+    remainder = total - 11 * vat
+    if remainder > 5:
+        return 10 * vat, vat, remainder, 0
+    return total - vat, vat, 0, 0  # taxable, or impossible VAT (r < -5) with the same amounts
+
+
+def expected_totals(server: SandboxServer) -> dict[tuple[dt.date, str], tuple[int, ...]]:
+    """Independent of the warehouse: (day, culture type) -> (count, total, taxable supply, VAT,
+    exempt, unclassified, cancelled total), by the rule (no businesses declared)."""
+    totals: dict[tuple[dt.date, str], list[int]] = defaultdict(lambda: [0] * 7)
     for day, order in sandbox_days(server):
         key = (day, order.get("cultureExpenseType") or "unknown")
         row = totals[key]
         row[0] += 1
         row[1] += order["totalCharge"]
-        row[2] += order["taxFreeAmount"]
-        row[3] += order["vat"]
-        row[4] += order["totalCharge"] if order["isCanceled"] else 0
+        for i, amount in enumerate(rule_split(order["totalCharge"], order["taxFreeAmount"], order["vat"]), start=2):
+            row[i] += amount
+        row[6] += order["totalCharge"] if order["isCanceled"] else 0
     return {k: tuple(v) for k, v in totals.items()}
 
 
-def warehouse_totals(warehouse: Warehouse) -> dict[tuple[dt.date, str], tuple[int, int, int, int, int]]:
+def warehouse_totals(warehouse: Warehouse) -> dict[tuple[dt.date, str], tuple[int, ...]]:
     with warehouse.connect(read_only=True) as conn:
         rows = conn.execute(
-            "SELECT payment_date, culture_expense_type, payment_count, total_charge, supply_value, vat, canceled_total "
-            "FROM culture_vat_daily"
+            "SELECT payment_date, culture_expense_type, payment_count, total_charge, taxable_supply, vat, exempt_amount, "
+            "unclassified_amount, canceled_total FROM culture_vat_daily"
         ).fetchall()
     return {(r[0], r[1]): tuple(r[2:]) for r in rows}
 

@@ -1,6 +1,5 @@
 """Shared by the tax split and export tests: payments inserted straight into a warehouse, and
-a frozen sandbox synced for real; the refresh does what Warehouse.refresh_derived will do once
-refresh_tax_split is wired into it."""
+a frozen sandbox synced for real, refreshed by Warehouse.refresh_derived with the businesses given."""
 
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ from point3_pipeline import sync
 from point3_pipeline.businesses import Business
 from point3_pipeline.client import Point3Client
 from point3_pipeline.models import KST
-from point3_pipeline.tax_split import refresh_tax_split
 from point3_pipeline.warehouse import Warehouse
 from tests.conftest import FAST_RETRY, make_sandbox, sandbox_first_day
 
@@ -39,11 +37,7 @@ def insert_payment(conn, signature: str, total: int, tax_free: int, vat: int, *,
 
 
 def refresh(warehouse: Warehouse, businesses=()) -> None:
-    warehouse.refresh_derived()
-    with warehouse.connect() as conn:
-        conn.execute("BEGIN TRANSACTION")
-        refresh_tax_split(conn, list(businesses))
-        conn.execute("COMMIT")
+    Warehouse(warehouse.path, businesses=businesses).refresh_derived()
 
 
 def split_rows(warehouse: Warehouse) -> dict[str, dict]:

@@ -171,7 +171,7 @@ def test_the_client_gets_the_limits_from_the_environment(env, capsys, monkeypatc
     (["sync", "--lookback-days", "-1"], "--lookback-days"),
     (["sync", "--since", "1899-01-01"], "--since"),
     (["sync", "--since", "2026-02-30"], "--since"),
-    (["report", "tax"], "--month"),
+    (["report", "tax"], "--period"),
 ])
 def test_a_bad_argument_is_one_line_naming_it(env, capsys, argv, what):
     code, _, err = run(capsys, *argv)

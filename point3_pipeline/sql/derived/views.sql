@@ -14,16 +14,22 @@ final AS (
         sort_order,
         CAST(sum(payment_count) AS BIGINT) AS payment_count,
         sum(total_charge) AS total_charge,
-        sum(supply_value) AS supply_value,
+        sum(taxable_supply) AS taxable_supply,
         sum(vat) AS vat,
+        sum(exempt_amount) AS exempt_amount,
+        sum(unclassified_amount) AS unclassified_amount,
         CAST(sum(canceled_count) AS BIGINT) AS canceled_count,
         sum(canceled_total) AS canceled_total,
-        sum(canceled_supply_value) AS canceled_supply_value,
+        sum(canceled_taxable_supply) AS canceled_taxable_supply,
         sum(canceled_vat) AS canceled_vat,
+        sum(canceled_exempt_amount) AS canceled_exempt_amount,
+        sum(canceled_unclassified_amount) AS canceled_unclassified_amount,
         CAST(sum(net_count) AS BIGINT) AS net_count,
         sum(net_total) AS net_total,
-        sum(net_supply_value) AS net_supply_value,
-        sum(net_vat) AS net_vat
+        sum(net_taxable_supply) AS net_taxable_supply,
+        sum(net_vat) AS net_vat,
+        sum(net_exempt_amount) AS net_exempt_amount,
+        sum(net_unclassified_amount) AS net_unclassified_amount
     FROM daily
     GROUP BY ALL
 )
@@ -41,12 +47,18 @@ final AS (
         deduction_group,
         CAST(sum(payment_count) AS BIGINT) AS payment_count,
         sum(total_charge) AS total_charge,
-        sum(supply_value) AS supply_value,
+        sum(taxable_supply) AS taxable_supply,
         sum(vat) AS vat,
+        sum(exempt_amount) AS exempt_amount,
+        sum(unclassified_amount) AS unclassified_amount,
         CAST(sum(canceled_count) AS BIGINT) AS canceled_count,
         sum(canceled_total) AS canceled_total,
         CAST(sum(net_count) AS BIGINT) AS net_count,
-        sum(net_total) AS net_total
+        sum(net_total) AS net_total,
+        sum(net_taxable_supply) AS net_taxable_supply,
+        sum(net_vat) AS net_vat,
+        sum(net_exempt_amount) AS net_exempt_amount,
+        sum(net_unclassified_amount) AS net_unclassified_amount
     FROM monthly
     GROUP BY ALL
 )
