@@ -16,9 +16,18 @@ from dagster import (
     asset,
 )
 
-from dagster_project.partitions import daily_partitions, month_to_days, monthly_partitions, report_month
+from dagster_project.partitions import (
+    daily_partitions,
+    month_to_days,
+    monthly_partitions,
+    report_month,
+    report_period,
+    vat_period_partitions,
+)
 from dagster_project.resources import Point3Resource, ReportsResource, WarehouseResource
 from point3_pipeline import reports, summaries, sync
+from point3_pipeline.config import ConfigError
+from point3_pipeline.periods import HALF, QUARTER, YEAR, Period
 from point3_pipeline.reports import ReportResult
 from point3_pipeline.warehouse import WarehouseError
 
@@ -34,14 +43,15 @@ AFTER_UPSTREAM_WRITES = (
     & ~AutomationCondition.in_progress()
 ).with_label("after upstream writes")
 
-# Re-render a month already reported when its payments changed (a late cancellation found by
-# the daily sweep): rendering is idempotent and writes a new version only if the data changed.
-RERENDER_CHANGED_MONTHS = (
+# Re-render a period (month or VAT period) already reported when its payments changed (a late
+# cancellation found by the daily sweep, a gap filled): rendering is idempotent and writes a
+# new version only if the data changed.
+RERENDER_CHANGED_PERIODS = (
     ~AutomationCondition.missing()
     & AutomationCondition.any_deps_updated().allow(AssetSelection.assets("point3_payments")).since_last_handled()
     & ~AutomationCondition.any_deps_in_progress()
     & ~AutomationCondition.in_progress()
-).with_label("re-render changed months")
+).with_label("re-render changed periods")
 
 
 @contextlib.contextmanager
@@ -50,7 +60,7 @@ def _fails_with_its_sentence() -> Iterator[None]:
     cannot be rebuilt) fails the step with the library's one sentence saying what to do."""
     try:
         yield
-    except WarehouseError as exc:
+    except (WarehouseError, ConfigError) as exc:  # ConfigError: a mistake in the POINT3_BUSINESSES file
         raise Failure(description=str(exc)) from exc
 
 
@@ -128,12 +138,29 @@ def payment_cancellations(warehouse: WarehouseResource) -> MaterializeResult:
 
 
 @asset(
-    deps=[point3_payments],
+    deps=[payment_cancellations],
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb"},
     automation_condition=AFTER_UPSTREAM_WRITES,
-    description="Culture-expense type x VAT per KST day: gross, cancelled and net.",
+    description="Every payment's tax class (taxable, mixed, exempt, unclassified, impossible VAT) and filing "
+    "amounts, with the businesses of POINT3_BUSINESSES and people's classifications; and the daily filing lines.",
+)
+def payment_tax_split(warehouse: WarehouseResource) -> MaterializeResult:
+    wh = warehouse.get()
+    with _fails_with_its_sentence():
+        wh.refresh_derived("payment_tax_split")  # and tax_filing_daily, culture_vat_daily: they read it
+        with wh.connect(read_only=True) as conn:
+            return MaterializeResult(metadata=summaries.tax_split_totals(conn))
+
+
+@asset(
+    deps=[payment_tax_split],
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"duckdb"},
+    automation_condition=AFTER_UPSTREAM_WRITES,
+    description="Culture-expense type x the tax split per KST payment day: gross, cancelled and net.",
 )
 def culture_vat_breakdown(warehouse: WarehouseResource) -> MaterializeResult:
     wh = warehouse.get()
@@ -180,7 +207,10 @@ def _report_metadata(result: ReportResult) -> dict:
     }
 
 
-REPORT_DEPS = [AssetDep(point3_payments, partition_mapping=month_to_days), payment_cancellations, culture_vat_breakdown]
+REPORT_DEPS = [
+    AssetDep(point3_payments, partition_mapping=month_to_days), payment_cancellations, payment_tax_split,
+    culture_vat_breakdown,
+]
 
 
 @asset(
@@ -189,7 +219,7 @@ REPORT_DEPS = [AssetDep(point3_payments, partition_mapping=month_to_days), payme
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"excel"},
-    automation_condition=RERENDER_CHANGED_MONTHS,
+    automation_condition=RERENDER_CHANGED_PERIODS,
     description="The month's tax workbook (VAT and culture expenses), versioned when its data changes.",
 )
 def monthly_tax_report(
@@ -207,7 +237,7 @@ def monthly_tax_report(
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"excel"},
-    automation_condition=RERENDER_CHANGED_MONTHS,
+    automation_condition=RERENDER_CHANGED_PERIODS,
     description="The month's reconciliation of the settlement balance against the payments.",
 )
 def monthly_reconciliation_report(
@@ -219,10 +249,45 @@ def monthly_reconciliation_report(
     return MaterializeResult(metadata=_report_metadata(result))
 
 
+def _vat_period_report(kind: str, name: str, what: str):
+    """The VAT-period workbook asset of one period kind: rendered once the period is over (its
+    schedule), re-rendered when its days change, versioned like the monthly workbooks."""
+
+    @asset(
+        name=name,
+        partitions_def=vat_period_partitions[kind],
+        deps=REPORT_DEPS,
+        pool=WAREHOUSE_POOL,
+        group_name=GROUP,
+        kinds={"excel"},
+        automation_condition=RERENDER_CHANGED_PERIODS,
+        description=f"The {what} VAT workbook (per business: 과세 공급가액, 부가세, 면세, 미분류), versioned when its data changes.",
+    )
+    def vat_period_report(
+        context: AssetExecutionContext, warehouse: WarehouseResource, reports_dir: ReportsResource
+    ) -> MaterializeResult:
+        period = report_period(kind, context.partition_key)
+        wh = warehouse.get()
+        with _fails_with_its_sentence():
+            result = reports.render_tax_report(wh, period, reports_dir.path)
+            reports.write_index(wh, reports_dir.path)
+            with wh.connect(read_only=True) as conn:
+                split = summaries.period_split_totals(conn, Period.parse(period))
+        return MaterializeResult(metadata=_report_metadata(result) | {f"split_{k}": v for k, v in split.items()})
+
+    return vat_period_report
+
+
+vat_quarter_report = _vat_period_report(QUARTER, "vat_quarter_report", "quarter's (제1기·제2기 예정, 법인 확정)")
+vat_half_year_report = _vat_period_report(HALF, "vat_half_year_report", "half-year's (제1기·제2기 확정)")
+vat_year_report = _vat_period_report(YEAR, "vat_year_report", "year's (간이과세자, 사업장현황신고)")
+VAT_PERIOD_REPORTS = {QUARTER: vat_quarter_report, HALF: vat_half_year_report, YEAR: vat_year_report}
+
+
 @asset(
     deps=[
-        point3_payments, payment_cancellations, culture_vat_breakdown, settlement_balance_history,
-        monthly_tax_report, monthly_reconciliation_report,
+        point3_payments, payment_cancellations, payment_tax_split, culture_vat_breakdown, settlement_balance_history,
+        monthly_tax_report, monthly_reconciliation_report, *VAT_PERIOD_REPORTS.values(),
     ],
     pool=WAREHOUSE_POOL,
     group_name=GROUP,

@@ -8,8 +8,12 @@ from dagster_project.assets import (
     monthly_reconciliation_report,
     monthly_tax_report,
     payment_cancellations,
+    payment_tax_split,
     point3_payments,
     settlement_balance_history,
+    vat_half_year_report,
+    vat_quarter_report,
+    vat_year_report,
 )
 from dagster_project.checks import checks
 from dagster_project.resources import resources_from_env
@@ -17,8 +21,9 @@ from dagster_project.schedules import automation_sensor, jobs, schedules
 
 defs = Definitions(
     assets=[
-        point3_payments, payment_cancellations, culture_vat_breakdown, settlement_balance_history,
-        monthly_tax_report, monthly_reconciliation_report, analyst_warehouse_copy,
+        point3_payments, payment_cancellations, payment_tax_split, culture_vat_breakdown, settlement_balance_history,
+        monthly_tax_report, monthly_reconciliation_report, vat_quarter_report, vat_half_year_report, vat_year_report,
+        analyst_warehouse_copy,
     ],
     asset_checks=checks,
     jobs=jobs,

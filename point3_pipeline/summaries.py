@@ -100,6 +100,16 @@ def period_split(conn: duckdb.DuckDBPyConnection, period: Period) -> list[Busine
     ]
 
 
+def period_split_totals(conn: duckdb.DuckDBPyConnection, period: Period) -> dict[str, int]:
+    """The period's filing figures over every business (the sum of period_split)."""
+    split = period_split(conn, period)
+    return {
+        name: sum(getattr(b, name) for b in split)
+        for name in ("taxable_supply", "vat", "exempt_amount", "unclassified_amount", "unclassified_count",
+                     "impossible_vat_count")
+    }
+
+
 # Each finding: the payments an operator must look at, from payment_tax_split.
 FINDINGS = {
     "unclassified": "tax_class = 'unclassified'",

@@ -43,15 +43,19 @@ def test_definitions_load_and_validate():
     assert partitions.HISTORY_START == dt.date.fromisoformat(START), "another test loaded them with another start"
     defs.validate_loadable(defs)
     repo = defs.get_repository_def()
-    assert {"sync_payments", "observe_settlement", "monthly_reports"} <= set(repo.job_names)
+    assert {"sync_payments", "observe_settlement", "monthly_reports", "vat_quarter_reports", "vat_half_year_reports",
+            "vat_year_reports"} <= set(repo.job_names)
     assert {s.name for s in repo.schedule_defs} == {
         "recent_payments_hourly", "cancellation_sweep_daily", "settlement_every_30_minutes", "last_month_reports",
+        "last_quarter_vat_report", "last_half_vat_report", "last_year_vat_report",
     }  # fmt: skip
     assert all(s.execution_timezone == "Asia/Seoul" for s in repo.schedule_defs)
     assert {c.to_user_string() for c in repo.asset_graph.asset_check_keys} >= {
         "point3_payments:no_duplicate_signatures",
         "point3_payments:no_rejected_records",
-        "point3_payments:vat_plus_tax_free_equals_total",
+        "payment_tax_split:no_unclassified_payments",
+        "payment_tax_split:no_impossible_vat",
+        "payment_tax_split:no_declaration_conflicts",
         "payment_cancellations:no_duplicate_signatures",
         "monthly_tax_report:totals_match_warehouse",
         "monthly_tax_report:every_day_synced_if_final",
@@ -176,6 +180,46 @@ def test_reports_skip_a_month_before_the_history():
     assert not result.run_requests and "2026-01" in result.skip_message
 
 
+@pytest.mark.parametrize(
+    ("kind", "when", "expected"),
+    [
+        ("quarter", dt.datetime(2026, 7, 1, 6, 30, tzinfo=KST), "2026-04-01"),  # Q2 just ended
+        ("quarter", dt.datetime(2026, 9, 30, 21, 30, tzinfo=dt.UTC), "2026-07-01"),  # 06:30 KST on October 1st
+        ("quarter", dt.datetime(2027, 1, 1, 6, 30, tzinfo=KST), "2026-10-01"),
+        ("half", dt.datetime(2027, 1, 1, 6, 45, tzinfo=KST), "2026-07-01"),
+        ("year", dt.datetime(2028, 1, 1, 7, 0, tzinfo=KST), "2027-01-01"),
+    ],
+)
+def test_vat_reports_ask_for_the_period_just_ended(kind, when, expected):
+    job, schedule_def = schedules.vat_jobs_and_schedules[kind]
+    assert schedule_def.execution_timezone == "Asia/Seoul"
+    [request] = _tick(schedule_def, when).run_requests
+    assert request.partition_key == expected
+    assert partitions.vat_period_partitions[kind].get_partition_keys(current_time=when)[-1] == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "when", "label"),
+    [
+        ("quarter", dt.datetime(2026, 4, 1, 6, 30, tzinfo=KST), "2026-Q1"),  # began before POINT3_START_DATE
+        ("half", dt.datetime(2026, 7, 1, 6, 45, tzinfo=KST), "2026-H1"),
+        ("year", dt.datetime(2027, 1, 1, 7, 0, tzinfo=KST), "2026"),
+    ],
+)
+def test_vat_reports_skip_a_period_not_whole_after_the_start(kind, when, label):
+    result = _tick(schedules.vat_jobs_and_schedules[kind][1], when)
+    assert not result.run_requests and label in result.skip_message
+    assert partitions.vat_period_partitions[kind].get_partition_keys(current_time=when) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "key", "label"),
+    [("quarter", "2026-07-01", "2026-Q3"), ("half", "2026-07-01", "2026-H2"), ("year", "2027-01-01", "2027")],
+)
+def test_a_vat_partition_key_is_its_period(kind, key, label):
+    assert partitions.report_period(kind, key) == label
+
+
 def test_settlement_every_half_hour():
     assert schedules.settlement_every_30_minutes.cron_schedule == "2,32 * * * *"
     [request] = _tick(schedules.settlement_every_30_minutes, dt.datetime(2026, 3, 1, 0, 2, tzinfo=KST)).run_requests
@@ -249,8 +293,19 @@ def test_a_week_then_the_month_and_its_reports(pipeline):
     assert checks["point3_payments:no_duplicate_signatures"][0]
     assert checks["payment_cancellations:no_duplicate_signatures"][0]
     assert checks["point3_payments:no_rejected_records"][1] == AssetCheckSeverity.WARN
-    vat = checks["point3_payments:vat_plus_tax_free_equals_total"]
-    assert vat[1] == AssetCheckSeverity.WARN and vat[0] == (vat[2]["violations"] == 0)
+    split = _metadata(week, "payment_tax_split")
+    assert split["payments"] == meta["new"]
+    assert split["taxable"] + split["mixed"] + split["exempt"] + split["unclassified"] + split["impossible_vat"] == split["payments"]
+    with duckdb.connect(str(_warehouse(pipeline)), read_only=True) as conn:
+        unclassified, impossible = conn.execute(
+            "SELECT count(*) FILTER (WHERE tax_class = 'unclassified'), count(*) FILTER (WHERE tax_class = 'impossible_vat') "
+            "FROM payment_tax_split"
+        ).fetchone()
+    assert (split["unclassified"], split["impossible_vat"]) == (unclassified, impossible)
+    for name, expected in (("no_unclassified_payments", unclassified), ("no_impossible_vat", impossible),
+                           ("no_declaration_conflicts", 0)):
+        passed, severity, metadata = checks[f"payment_tax_split:{name}"]
+        assert severity == AssetCheckSeverity.WARN and metadata["payments"] == expected and passed == (expected == 0)
 
     # The rest of February, then its reports: every day synced, so final.
     _run(pipeline, "sync_payments", tags={RANGE_START: "2026-02-01", RANGE_END: "2026-02-21"})
@@ -385,6 +440,46 @@ def test_a_derived_table_that_cannot_be_rebuilt_fails_its_step_with_one_sentence
     assert not result.get_asset_materialization_events()
 
 
+@pytest.mark.slow
+def test_a_vat_quarter_report_materializes_with_the_split_of_its_businesses(tmp_path, monkeypatch):
+    """A sandbox around the Q2/Q3 boundary, the demo's businesses, then Q3's workbook."""
+    from dagster import materialize
+
+    from dagster_project.assets import vat_quarter_report
+    from dagster_project.resources import ReportsResource, WarehouseResource
+    from point3_pipeline import sync
+    from point3_pipeline.client import Point3Client
+    from point3_pipeline.sandbox import SandboxConfig, SandboxServer
+    from point3_pipeline.warehouse import Warehouse
+    from tests.conftest import FAST_RETRY, sandbox_first_day
+
+    monkeypatch.setenv("POINT3_BUSINESSES", str(ROOT / "docs" / "demo-businesses.toml"))
+    now = dt.datetime(2026, 7, 10, 15, 0, tzinfo=KST)
+    warehouse = Warehouse(tmp_path / "point3.duckdb")
+    with SandboxServer(SandboxConfig(seed=7, days=20, per_day=12, start_at=now, speed=0)) as sandbox:
+        with Point3Client(sandbox.url, sandbox.key, retry=FAST_RETRY, page_size=100) as client:
+            sync.sync_range(client, warehouse, sandbox_first_day(sandbox), now.date(), clock=sandbox.state.clock.now,
+                            refresh_derived=True)
+    result = materialize(
+        [vat_quarter_report], partition_key="2026-07-01",
+        resources={"warehouse": WarehouseResource(path=str(warehouse.path)),
+                   "reports_dir": ReportsResource(directory=str(tmp_path / "reports"))},
+    )  # fmt: skip
+    assert result.success
+    meta = _metadata(result, "vat_quarter_report")
+    assert Path(meta["path"]).exists() and "2026-Q3" in meta["path"] and meta["version"] == 1
+    assert meta["is_final"] is False  # 10 of the quarter's 92 days synced
+    with duckdb.connect(str(warehouse.path), read_only=True) as conn:
+        expected = conn.execute(
+            "SELECT sum(net_taxable_supply), sum(net_vat), sum(net_exempt_amount), sum(net_unclassified_amount), "
+            "count(DISTINCT business_id) FROM tax_filing_daily WHERE filing_date BETWEEN DATE '2026-07-01' AND DATE '2026-09-30'"
+        ).fetchone()
+    assert (meta["split_taxable_supply"], meta["split_vat"], meta["split_exempt_amount"],
+            meta["split_unclassified_amount"]) == tuple(expected[:4])  # fmt: skip
+    assert expected[0] > 0 and expected[4] > 1  # taxable sales, several declared businesses
+    assert (tmp_path / "reports" / "index.html").exists()
+
+
 @pytest.fixture
 def february_of_its_own(tmp_path):
     """A pipeline of its own with February synced and reported, for a test that syncs again."""
@@ -407,8 +502,9 @@ def test_a_month_already_reported_is_rendered_again_when_its_days_change(februar
     after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
     requested = {
         (asset, partition)
-        for asset in ("point3_payments", "payment_cancellations", "culture_vat_breakdown", "analyst_warehouse_copy",
-                      "monthly_tax_report", "monthly_reconciliation_report", "settlement_balance_history")
+        for asset in ("point3_payments", "payment_cancellations", "payment_tax_split", "culture_vat_breakdown",
+                      "analyst_warehouse_copy", "monthly_tax_report", "monthly_reconciliation_report",
+                      "settlement_balance_history", "vat_quarter_report", "vat_half_year_report", "vat_year_report")
         for partition in after.get_requested_partitions(AssetKey(asset))
     }  # fmt: skip
     # Only the reported month is re-rendered; the sync run refreshed the derived tables and copy itself.
