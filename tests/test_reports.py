@@ -24,6 +24,7 @@ from point3_pipeline.reports import tax
 from point3_pipeline.reports.versions import latest_version
 from point3_pipeline.periods import Period
 from point3_pipeline.warehouse import NoSpaceLeft
+from tests.conftest import rule_split
 from tests.report_fixtures import Books, kst
 
 NOV = "2025-11"
@@ -421,12 +422,17 @@ def test_sums_of_amounts_near_two_to_the_63_are_exact(tmp_path):
     vats = [v if v is not None else t // 11 for _, t, _, v in HUGE]
     with wh.connect(read_only=True) as conn:
         day = conn.execute(
-            "SELECT total_charge, vat, canceled_total, net_total FROM culture_vat_daily WHERE payment_date = DATE '2025-11-03'"
+            "SELECT total_charge, vat, taxable_supply, unclassified_amount, canceled_total, net_total FROM culture_vat_daily "
+            "WHERE payment_date = DATE '2025-11-03'"
         ).fetchone()
         month = conn.execute("SELECT net_total FROM deduction_group_monthly WHERE deduction_group = '소득공제'").fetchone()
         difference = conn.execute("SELECT difference FROM vat_rule_violations WHERE signature = 'h3'").fetchone()
         change = conn.execute("SELECT max(change_since_previous) FROM settlement_balance_history").fetchone()
-    assert day == (sum(totals), sum(vats), HUGE[1][1], sum(totals) - HUGE[1][1])
+    # by the split rule: h3 breaks point3's sum rule, so it is unclassified (no VAT, no taxable supply)
+    split = [rule_split(t, t - v if s is None else s, v) for (_, t, s, _), v in zip(HUGE, vats)]
+    taxable, split_vat, unclassified = (sum(row[i] for row in split) for i in (0, 1, 3))
+    assert unclassified == totals[2]
+    assert day == (sum(totals), split_vat, taxable, unclassified, HUGE[1][1], sum(totals) - HUGE[1][1])
     assert month == (sum(totals) - HUGE[1][1],)
     assert difference == (-BIGINT_MAX,)
     assert change == (2**64 - 1,)

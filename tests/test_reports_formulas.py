@@ -97,8 +97,11 @@ def test_culture_subtotals(recalculated, group):
     expected = _sql(
         wh,
         """
-        SELECT payment_count, total_charge, supply_value, vat, canceled_count, canceled_total, net_count, net_total
-        FROM deduction_group_monthly WHERE payment_month = DATE '2025-11-01' AND deduction_group = ?
+        SELECT count(*), sum(total_charge), sum(tax_free_amount), sum(vat), count(*) FILTER (WHERE is_canceled),
+               coalesce(sum(total_charge) FILTER (WHERE is_canceled), 0), count(*) FILTER (WHERE NOT is_canceled),
+               coalesce(sum(total_charge) FILTER (WHERE NOT is_canceled), 0)
+        FROM payments JOIN culture_expense_types USING (culture_expense_type)
+        WHERE payment_date BETWEEN DATE '2025-11-01' AND DATE '2025-11-30' AND deduction_group = ?
         """,
         [group],
     )
