@@ -3,7 +3,7 @@
 One file per declared business (even with no sales in the period) and per undeclared
 clientNickname with sales in it, named `filing_<first>-<last>_<사업자등록번호>.csv` (undeclared:
 `..._undeclared-<hash of the name>.csv`). One line per (KST day, tax class, payment method),
-columns in EXPORT_COLUMNS (documented in docs/data-dictionary-tax.md). Amounts are whole won;
+columns in EXPORT_COLUMNS (documented in docs/data-dictionary.md). Amounts are whole won;
 net = sales − 취소. UTF-8 with a byte-order mark (what Excel needs to read Korean), or CP949.
 All files are encoded before any is written, so a text CP949 cannot hold writes nothing; each
 file is written to a temporary name and renamed, so a reader never sees half a file.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
@@ -29,9 +28,7 @@ from tests.tax_fixtures import (  # noqa: F401 (frozen_sandbox is a fixture)
     sync_days,
     synced,
 )
-from tests.test_data_dictionary import _TYPE_ALIASES, _documented_columns, _sections
 
-TAX_DICTIONARY = Path(__file__).resolve().parent.parent / "docs" / "data-dictionary-tax.md"
 MAX = 2**63 - 1
 
 
@@ -406,31 +403,3 @@ def test_filing_sums_are_hugeint_and_per_payment_amounts_bigint(frozen_sandbox, 
     assert {types[f"payment_tax_split.{c}"] for c in ("taxable_supply", "vat", "exempt_amount")} == {"BIGINT"}
     assert {types[f"tax_filing_daily.{c}"] for c in ("taxable_supply", "net_vat", "canceled_total")} == {"HUGEINT"}
     assert not any(t in ("DOUBLE", "FLOAT", "DECIMAL") for t in types.values())
-
-
-def test_the_tax_data_dictionary_documents_every_new_table_and_column(frozen_sandbox, tmp_path):
-    warehouse = synced(frozen_sandbox, tmp_path)
-    with warehouse.connect(read_only=True) as conn:
-        rows = conn.execute(
-            "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name IN "
-            "('business_declarations', 'payment_classifications', 'tax_classes', 'payment_method_types', "
-            "'payment_tax_split', 'tax_filing_daily')"
-        ).fetchall()
-    sections = _sections(TAX_DICTIONARY.read_text(encoding="utf-8"))
-    problems = []
-    derived = ("payment_tax_split", "tax_filing_daily")  # the catalog calls every column nullable
-    for table, column, data_type, nullable in rows:
-        documented = _documented_columns(sections.get(table, ""))
-        if column not in documented:
-            problems.append(f"{table}.{column} has no row")
-            continue
-        written, null = documented[column]
-        if _TYPE_ALIASES.get(written.upper(), written.upper()) != data_type:
-            problems.append(f"{table}.{column}: documented {written}, catalog says {data_type}")
-        if null not in ("yes", "no") or (table not in derived and (null == "yes") != (nullable == "YES")):
-            problems.append(f"{table}.{column}: documented Null={null}, DDL says nullable={nullable}")
-    for table, section in sections.items():
-        for column in _documented_columns(section):
-            if (table, column) not in {(t, c) for t, c, _, _ in rows}:
-                problems.append(f"{table}.{column} is documented but does not exist")
-    assert len({t for t, _, _, _ in rows}) == 6 and not problems, "\n".join(problems)
