@@ -235,7 +235,10 @@ def cmd_settlement(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from point3_pipeline.status import format_status
 
-    print(format_status(_warehouse(writable=False)))
+    from point3_pipeline.periods import Period
+
+    period = Period.parse(args.period) if args.period else None
+    print(format_status(_warehouse(writable=False), period=period))
     return 0
 
 
@@ -373,7 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("settlement", help="take one observation of the settlement balance")
     p.set_defaults(func=cmd_settlement)
 
-    p = sub.add_parser("status", help="coverage, last runs, rejected records and the balance")
+    p = sub.add_parser("status", help="coverage, last runs, rejected records, the balance and the tax split")
+    p.add_argument("--period", type=_period,
+                   help="show the tax split of this period (YYYY-MM, YYYY-Qn, YYYY-Hn, YYYY) instead of the current and last quarter")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("publish", help="refresh the analysts' read-only copy of the warehouse")

@@ -39,13 +39,14 @@ def _is_locked(exc: WarehouseError) -> bool:
     return isinstance(exc.__cause__, duckdb.IOException)
 
 
-def format_status(warehouse: Warehouse, *, today: dt.date | None = None) -> str:
-    """The status text; `today` (KST) picks the current and last VAT quarter shown."""
+def format_status(warehouse: Warehouse, *, today: dt.date | None = None, period: Period | None = None) -> str:
+    """The status text, with the tax split of `period`, or of the current and last VAT quarter
+    (from `today`, KST) when none is given."""
     source = warehouse.path
     try:
         reader = Warehouse(warehouse.path, lock_timeout=2.0)
         with reader.connect(read_only=True) as conn:
-            return _status(conn, source, today)
+            return _status(conn, source, today, period)
     except WarehouseDamaged:
         raise  # its sentence says how to restore; the copy's figures would hide it
     except WarehouseError as exc:
@@ -59,10 +60,10 @@ def format_status(warehouse: Warehouse, *, today: dt.date | None = None) -> str:
             )
         source = warehouse.published_path
         with Warehouse(source).connect(read_only=True) as conn:
-            return _status(conn, f"{source} (the warehouse itself is busy with a sync)", today)
+            return _status(conn, f"{source} (the warehouse itself is busy with a sync)", today, period)
 
 
-def _status(conn: duckdb.DuckDBPyConnection, source, today: dt.date | None = None) -> str:
+def _status(conn: duckdb.DuckDBPyConnection, source, today: dt.date | None, period: Period | None) -> str:
     lines = [f"warehouse: {source}"]
     lines += _coverage_lines(conn)
     count, total, canceled = conn.execute(
@@ -71,7 +72,8 @@ def _status(conn: duckdb.DuckDBPyConnection, source, today: dt.date | None = Non
     lines.append(f"payments: {count:,} ({canceled:,} cancelled), total {total:,} won")
     lines += _run_lines(conn)
     lines += _quarantine_lines(conn)
-    lines += _split_lines(conn, today or kst_today())
+    today = today or kst_today()
+    lines += _split_lines(conn, today, [(period, "")] if period else _quarters(today))
     balance = conn.execute(
         "SELECT observed_at, balance FROM settlement_observations ORDER BY observed_at DESC LIMIT 1"
     ).fetchone()
@@ -142,18 +144,22 @@ def _quarantine_lines(conn: duckdb.DuckDBPyConnection) -> list[str]:
     return lines
 
 
-def _split_lines(conn: duckdb.DuckDBPyConnection, today: dt.date) -> list[str]:
-    """Per business, the tax split of the current and the last VAT quarter, and why each is
-    not final (days without a complete sync, payments a person must classify)."""
+def _quarters(today: dt.date) -> list[tuple[Period, str]]:
     current = Period.containing(QUARTER, today)
     last = Period.containing(QUARTER, current.first - dt.timedelta(days=1))
+    return [(current, ", to date"), (last, ", last quarter")]
+
+
+def _split_lines(conn: duckdb.DuckDBPyConnection, today: dt.date, periods: list[tuple[Period, str]]) -> list[str]:
+    """Per business, the tax split of each period, and why each is not final (days without a
+    complete sync, payments a person must classify)."""
     declared = conn.execute("SELECT count(DISTINCT business_id) FROM business_declarations").fetchone()[0]
     lines = ["tax split (filing figures: sales − the cancellations that belong to the period):"]
     if not declared:
         lines.append("  no businesses declared (POINT3_BUSINESSES unset): every payment is split by the rule, "
                      "one line per clientNickname")
-    for period, when in ((current, "to date"), (last, "last quarter")):
-        lines.append(f"  {period.label} {period.label_ko}, {when}: {_finality(conn, period, today)}")
+    for period, when in periods:
+        lines.append(f"  {period.label} {period.label_ko}{when}: {_finality(conn, period, today)}")
         split = summaries.period_split(conn, period)
         lines += [
             f"    {b.business}: taxable supply {b.taxable_supply:,} won, VAT {b.vat:,} won, exempt {b.exempt_amount:,} won, "

@@ -40,4 +40,5 @@ PY
 )
 export POINT3_API_URL="$url" POINT3_SECRET_KEY_FILE="$tmp/key" POINT3_START_DATE="$first"
 export POINT3_WAREHOUSE="$PWD/warehouse/point3.duckdb" POINT3_REPORTS_DIR="$PWD/reports"
+export POINT3_BUSINESSES="$PWD/docs/demo-businesses.toml"  # the sandbox's businesses, for the tax split
 unset POINT3_SECRET_KEY

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import getpass
+import re
 from pathlib import Path
 
 import duckdb
@@ -236,6 +237,7 @@ def test_status_shows_the_split_per_business_and_unclassified_as_not_final(synce
     # As if on April 10th: the sandbox's March is the last quarter, Q2 the current one.
     text = format_status(warehouse, today=dt.date(2026, 4, 10))
     current, last = text.split("tax split")[1].split("2026-Q1 ")
+    assert ", to date: NOT final" in current and ", last quarter: NOT final" in last
     assert "2026-Q2 " in current and "no sales or cancellations" in current
     [(unclassified,)] = _query(synced, "SELECT CAST(sum(payment_count + canceled_count) AS BIGINT) FROM tax_filing_daily "
                                        "WHERE tax_class = 'unclassified' AND filing_date < DATE '2026-04-01'")  # fmt: skip
@@ -249,3 +251,14 @@ def test_status_shows_the_split_per_business_and_unclassified_as_not_final(synce
     for name, number, taxable, vat, exempt, unclassified_won in businesses:
         assert (f"{name} ({number[:3]}-{number[3:5]}-{number[5:]}): taxable supply {taxable:,} won, VAT {vat:,} won, "
                 f"exempt {exempt:,} won, unclassified {unclassified_won:,} won") in last
+
+
+def test_status_for_one_period(synced, capsys):
+    code, out, err = run(capsys, "status", "--period", MARCH)
+    assert (code, err) == (0, "")
+    split = out.split("tax split")[1]
+    assert split.splitlines()[1].startswith(f"  {MARCH} 2026년 3월: NOT final: 28 of 31 days without a complete sync")
+    [(taxable,)] = _query(synced, "SELECT CAST(sum(net_taxable_supply) AS BIGINT) FROM tax_filing_daily "
+                                  "WHERE filing_month = DATE '2026-03-01'")  # fmt: skip
+    listed = sum(int(m.replace(",", "")) for m in re.findall(r"taxable supply ([\d,-]+) won", split))
+    assert listed == taxable > 0
