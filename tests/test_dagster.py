@@ -234,12 +234,12 @@ def test_days_run_helper_skips_a_range_before_the_start():
 
 
 @contextlib.contextmanager
-def _pipeline(tmp: Path):
-    """A sandbox (history 2026-02-07 .. 2026-03-18), env for the definitions, one instance.
+def _pipeline(tmp: Path, server=None):
+    """A sandbox (`server`, else history 2026-02-07 .. 2026-03-18), env for the definitions, one instance.
 
     The sync's clock is the real one, long after the sandbox's days, so every day is final.
     """
-    with make_sandbox(days=40, per_day=12) as sandbox, pytest.MonkeyPatch.context() as mp:
+    with server or make_sandbox(days=40, per_day=12) as sandbox, pytest.MonkeyPatch.context() as mp:
         mp.setenv("POINT3_API_URL", sandbox.url)
         mp.setenv("POINT3_SECRET_KEY", sandbox.key)
         mp.delenv("POINT3_SECRET_KEY_FILE", raising=False)
@@ -509,3 +509,29 @@ def test_a_month_already_reported_is_rendered_again_when_its_days_change(februar
     }  # fmt: skip
     # Only the reported month is re-rendered; the sync run refreshed the derived tables and copy itself.
     assert requested == {("monthly_tax_report", "2026-02-01"), ("monthly_reconciliation_report", "2026-02-01")}
+
+
+@pytest.mark.slow
+def test_a_vat_quarter_already_reported_is_rendered_again_when_its_days_change(tmp_path):
+    from dagster import AssetKey, evaluate_automation_conditions
+
+    from point3_pipeline.sandbox import SandboxConfig, SandboxServer
+
+    july = SandboxServer(SandboxConfig(seed=7, days=20, per_day=12, start_at=dt.datetime(2026, 7, 10, 15, tzinfo=KST)))
+    with _pipeline(tmp_path, july) as own:
+        _run(own, "sync_payments", tags={RANGE_START: "2026-06-21", RANGE_END: "2026-07-10"})
+        for key in ("2026-04-01", "2026-07-01"):
+            _run(own, "vat_quarter_reports", partition_key=key)
+        instance = own["instance"]
+        first = evaluate_automation_conditions(defs=defs, instance=instance)
+        assert first.total_requested == 0
+        _run(own, "sync_payments", tags={RANGE_START: "2026-07-05", RANGE_END: "2026-07-06"})
+        after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+        requested = {
+            (asset, partition)
+            for asset in ("vat_quarter_report", "vat_half_year_report", "vat_year_report", "monthly_tax_report",
+                          "monthly_reconciliation_report")
+            for partition in after.get_requested_partitions(AssetKey(asset))
+        }  # fmt: skip
+        # Only Q3, whose days were read again; Q2 and the periods never rendered are left alone.
+        assert requested == {("vat_quarter_report", "2026-07-01")}
