@@ -356,6 +356,31 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def _add_tax_commands(sub) -> None:
+    """classify, classifications and export: the tax split's commands."""
+    p = sub.add_parser("classify", help="record a person's tax class for a payment (or undo it, or many from a CSV)")
+    p.add_argument("signature", nargs="?", help="the payment's signature")
+    p.add_argument("tax_class", nargs="?", metavar="CLASS", help="taxable, exempt or mixed")
+    p.add_argument("--note", help="why (required to classify; optional with --undo)")
+    p.add_argument("--by", help="who classifies (default: the OS user)")
+    p.add_argument("--undo", metavar="SIGNATURE", help="undo the person's classification of this payment")
+    p.add_argument("--csv", type=Path, metavar="FILE", help="classify every line of a CSV signature,tax_class,note; all or nothing")
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("classifications", help="list the payments classified by a person")
+    p.add_argument("--all", action="store_true", help="every classify and undo ever recorded")
+    p.set_defaults(func=cmd_classifications)
+
+    p = sub.add_parser("export", help="export figures for other programs")
+    export_sub = p.add_subparsers(dest="export_command", required=True, metavar="WHAT")
+    e = export_sub.add_parser("filing", help="per business, a CSV of the period's daily filing lines")
+    e.add_argument("--period", type=_period, required=True, help="YYYY-MM, YYYY-Qn, YYYY-Hn or YYYY (KST)")
+    e.add_argument("--out", type=Path, help="folder to write into (default: the period's folder in POINT3_REPORTS_DIR)")
+    e.add_argument("--encoding", choices=list(EXPORT_ENCODINGS), default="utf-8-sig",
+                   help="utf-8-sig (UTF-8 with BOM, default) or cp949")
+    e.set_defaults(func=cmd_export_filing)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="point3", description="Keep a point3 merchant's books straight.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log retries and lock waits")
@@ -396,27 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="YYYY-MM, YYYY-Qn, YYYY-Hn or YYYY (KST); --month is the old name")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("classify", help="record a person's tax class for a payment (or undo it, or many from a CSV)")
-    p.add_argument("signature", nargs="?", help="the payment's signature")
-    p.add_argument("tax_class", nargs="?", metavar="CLASS", help="taxable, exempt or mixed")
-    p.add_argument("--note", help="why (required to classify; optional with --undo)")
-    p.add_argument("--by", help="who classifies (default: the OS user)")
-    p.add_argument("--undo", metavar="SIGNATURE", help="undo the person's classification of this payment")
-    p.add_argument("--csv", type=Path, metavar="FILE", help="classify every line of a CSV signature,tax_class,note; all or nothing")
-    p.set_defaults(func=cmd_classify)
-
-    p = sub.add_parser("classifications", help="list the payments classified by a person")
-    p.add_argument("--all", action="store_true", help="every classify and undo ever recorded")
-    p.set_defaults(func=cmd_classifications)
-
-    p = sub.add_parser("export", help="export figures for other programs")
-    export_sub = p.add_subparsers(dest="export_command", required=True, metavar="WHAT")
-    e = export_sub.add_parser("filing", help="per business, a CSV of the period's daily filing lines")
-    e.add_argument("--period", type=_period, required=True, help="YYYY-MM, YYYY-Qn, YYYY-Hn or YYYY (KST)")
-    e.add_argument("--out", type=Path, help="folder to write into (default: the period's folder in POINT3_REPORTS_DIR)")
-    e.add_argument("--encoding", choices=list(EXPORT_ENCODINGS), default="utf-8-sig",
-                   help="utf-8-sig (UTF-8 with BOM, default) or cp949")
-    e.set_defaults(func=cmd_export_filing)
+    _add_tax_commands(sub)
 
     p = sub.add_parser("sandbox", help="run the local point3 sandbox server")
     from point3_pipeline.sandbox.server import add_arguments

@@ -31,9 +31,8 @@ import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlparse
-
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 from .limits import DEFAULT_LIMITS, Limits
 from .models import KST, MAX_AMOUNT

@@ -110,28 +110,31 @@ def period_split_totals(conn: duckdb.DuckDBPyConnection, period: Period) -> dict
     }
 
 
-# Each finding: the payments an operator must look at, from payment_tax_split.
-FINDINGS = {
-    "unclassified": "tax_class = 'unclassified'",
-    "impossible_vat": "tax_class = 'impossible_vat'",
-    "declaration_conflict": "declaration_conflict IS NOT NULL",
-}
-_FINDING_SQL = {
-    name: (
-        f"SELECT count(*) FROM payment_tax_split WHERE {condition}",
-        "SELECT signature, payment_date, business_name, total_charge, tax_free_amount, recorded_vat, "
-        f"coalesce(declaration_conflict, tax_class) FROM payment_tax_split WHERE {condition} "
-        "ORDER BY payment_date, signature LIMIT 10",
+# The payments an operator must look at, by finding (bound as the parameter `finding`).
+FINDINGS = ("unclassified", "impossible_vat", "declaration_conflict")
+_FINDING = """
+    WITH found AS (
+        SELECT signature, payment_date, business_name, total_charge, tax_free_amount, recorded_vat,
+               coalesce(declaration_conflict, tax_class) AS what
+        FROM payment_tax_split
+        WHERE CASE $finding
+            WHEN 'unclassified' THEN tax_class = 'unclassified'
+            WHEN 'impossible_vat' THEN tax_class = 'impossible_vat'
+            WHEN 'declaration_conflict' THEN declaration_conflict IS NOT NULL
+        END
     )
-    for name, condition in FINDINGS.items()
-}
+"""
 
 
 def split_findings(conn: duckdb.DuckDBPyConnection, finding: str) -> tuple[int, list[tuple]]:
-    """How many payments have `finding` (a FINDINGS key), and the first ten of them:
+    """How many payments have `finding` (one of FINDINGS), and the first ten of them:
     (signature, payment_date, business_name, total_charge, tax_free_amount, vat, what)."""
-    count_sql, sample_sql = _FINDING_SQL[finding]
-    return conn.execute(count_sql).fetchone()[0], conn.execute(sample_sql).fetchall()
+    if finding not in FINDINGS:
+        raise ValueError(f"no finding {finding!r}; one of {', '.join(FINDINGS)}")
+    params = {"finding": finding}
+    count = conn.execute(_FINDING + "SELECT count(*) FROM found", params).fetchone()[0]
+    sample = conn.execute(_FINDING + "SELECT * FROM found ORDER BY payment_date, signature LIMIT 10", params).fetchall()
+    return count, sample
 
 
 def unclassified_count(conn: duckdb.DuckDBPyConnection, period: Period) -> int:

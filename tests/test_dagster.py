@@ -535,3 +535,24 @@ def test_a_vat_quarter_already_reported_is_rendered_again_when_its_days_change(t
         }  # fmt: skip
         # Only Q3, whose days were read again; Q2 and the periods never rendered are left alone.
         assert requested == {("vat_quarter_report", "2026-07-01")}
+
+
+def test_split_checks_warn_with_the_payments_behind_them(tmp_path):
+    from point3_pipeline.warehouse import Warehouse
+    from tests.tax_fixtures import insert_payment, shop
+
+    warehouse = Warehouse(tmp_path / "w.duckdb", businesses=[shop("all_taxable")])
+    with warehouse.connect() as conn:
+        insert_payment(conn, "fine", 11000, 10000, 1000)
+        insert_payment(conn, "book-with-fee", 15000, 14909, 91)  # mixed figures, declared all taxable
+        insert_payment(conn, "docs-shaped", 12000, 0, 0)
+        insert_payment(conn, "too-much-vat", 1550, 1277, 273)
+    warehouse.refresh_derived()
+    names = ("no_unclassified_payments", "no_impossible_vat", "no_declaration_conflicts")
+    found = _run_checks({"warehouse": warehouse.path, "reports": tmp_path / "reports"},
+                        *(f"payment_tax_split:{name}" for name in names))
+    for name, signature, what in zip(names, ("docs-shaped", "too-much-vat", "book-with-fee"),
+                                     ("unclassified", "impossible_vat", "declared_taxable_has_exempt_part")):
+        passed, severity, metadata = found[f"payment_tax_split:{name}"]
+        assert (passed, severity, metadata["payments"]) == (False, AssetCheckSeverity.WARN, 1)
+        assert f"`{signature}`" in metadata["examples"] and f"({what})" in metadata["examples"]
