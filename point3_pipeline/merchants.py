@@ -91,6 +91,7 @@ class Merchants:
     merchants: tuple[Merchant, ...]
     errors: tuple[MerchantError, ...]
     source: str  # the file, or "the POINT3_* variables"
+    root: Path | None = None  # the folder of every merchant's folder (and the catalog); None without the file
 
     def get(self, merchant_id: str) -> Merchant:
         """The merchant `merchant_id`; ConfigError with its entry's problem or the known ids."""
@@ -174,7 +175,7 @@ def parse_merchants(data: Mapping[str, object], path: Path, env: Mapping[str, st
         except ConfigError as exc:
             if not any(e.entry == entry_name for e in errors):
                 errors.append(MerchantError(entry_name, str(exc)))
-    return Merchants(tuple(merchants), tuple(errors), str(path))
+    return Merchants(tuple(merchants), tuple(errors), str(path), root)
 
 
 def _root(data: Mapping[str, object], path: Path) -> Path:
