@@ -69,6 +69,22 @@ class Merchant:
     def warehouse(self, **options) -> Warehouse:
         return Warehouse(self.warehouse_path, **options)
 
+    def environment(self) -> dict[str, str]:
+        """The POINT3_* variables that make today's single-merchant commands (a `point3` or
+        `dagster` process) work on this merchant alone. The key stays in its file; for the
+        default merchant without one, the process inherits POINT3_SECRET_KEY as today."""
+        env = {
+            "POINT3_API_URL": self.api_url,
+            "POINT3_START_DATE": self.start_date.isoformat(),
+            "POINT3_WAREHOUSE": str(self.warehouse_path),
+            "POINT3_REPORTS_DIR": str(self.reports_dir),
+        }
+        if self.key_file is not None:
+            env["POINT3_SECRET_KEY_FILE"] = str(self.key_file)
+        if self.businesses_file is not None:
+            env["POINT3_BUSINESSES"] = str(self.businesses_file)
+        return env
+
     def secret_key(self, env: Mapping[str, str] = os.environ) -> SecretKey:
         """The key, read now from the key file (or, for the default merchant, as config reads it)."""
         if self.key_file is None:

@@ -72,6 +72,18 @@ def test_the_key_is_read_when_asked_and_is_in_no_repr(tmp_path):
         assert KEY not in text
 
 
+def test_the_environment_of_one_merchant_names_its_files_not_its_key(tmp_path):
+    _key(tmp_path, "arthall.key")
+    (tmp_path / "b.toml").write_text("")
+    [merchant] = _load(tmp_path, _entry(businesses='"b.toml"')).merchants
+    assert merchant.environment() == {
+        "POINT3_API_URL": "http://127.0.0.1:8030", "POINT3_START_DATE": "2026-01-01",
+        "POINT3_WAREHOUSE": str(tmp_path / "data" / "arthall" / "warehouse" / "point3.duckdb"),
+        "POINT3_REPORTS_DIR": str(tmp_path / "data" / "arthall" / "reports"),
+        "POINT3_SECRET_KEY_FILE": str(tmp_path / "keys" / "arthall.key"), "POINT3_BUSINESSES": str(tmp_path / "b.toml"),
+    }  # fmt: skip
+
+
 def test_a_rotated_key_is_read_anew(tmp_path):
     path = _key(tmp_path, "arthall.key")
     [merchant] = _load(tmp_path, _entry()).merchants
