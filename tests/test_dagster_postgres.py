@@ -126,3 +126,20 @@ def test_runs_submitted_at_once_on_postgres_storage_fill_each_merchants_own_ware
                 cursor.execute("SELECT (SELECT count(*) FROM event_logs WHERE event LIKE %(k)s)"
                                " + (SELECT count(*) FROM runs WHERE run_body LIKE %(k)s)", {"k": f"%{sandbox.key}%"})
                 assert cursor.fetchone()[0] == 0
+
+
+def test_the_shipped_dagster_yaml_loads_whole_with_the_docker_launcher(postgres, tmp_path, monkeypatch):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_bytes((ROOT / "deploy" / "dagster.yaml").read_bytes())
+    for name, value in {**postgres.env(), "POINT3_IMAGE": "registry.example/point3:1"}.items():
+        monkeypatch.setenv(name, value)
+    with DagsterInstance.from_config(str(home)) as instance:
+        launcher = instance.run_launcher
+        assert type(launcher).__name__ == "DockerRunLauncher" and launcher.image == "registry.example/point3:1"
+        assert not [name for name in launcher.env_vars if "KEY" in name]  # keys stay in their files
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        queue = instance.get_concurrency_config().run_queue_config  # what the daemon dequeues by
+        assert queue.max_concurrent_runs == 8 and queue.tag_concurrency_limits == [
+            {"key": "point3/merchant", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
