@@ -9,12 +9,14 @@ import logging
 import threading
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from point3_pipeline import fleet, sync
 from point3_pipeline.config import ConfigError
 from point3_pipeline.merchants import Merchant, load_merchants
 from point3_pipeline.sandbox import SandboxConfig, SandboxServer
+from point3_pipeline.sandbox.faults import Faults
 from point3_pipeline.sandbox.stall import DATE_PATH
 from tests.conftest import FAST_RETRY, SANDBOX_NOW, sandbox_days
 
@@ -55,8 +57,6 @@ def _sync(merchant: Merchant, client, warehouse) -> sync.SyncResult:
 
 
 def _signatures(path: Path) -> set[str]:
-    import duckdb
-
     with duckdb.connect(str(path), read_only=True) as conn:
         return {row[0] for row in conn.execute("SELECT signature FROM payments").fetchall()}
 
@@ -110,6 +110,27 @@ def test_each_merchant_holds_its_own_payments_and_a_bad_one_fails_alone(sandboxe
     keys = [key.encode() for _, key in entries.values()]
     for path in (tmp_path / "merchants").rglob("*.duckdb"):
         assert not any(key in path.read_bytes() for key in keys), path
+
+
+def test_a_run_that_could_not_read_its_windows_publishes_what_it_stored_and_fails_with_its_sentence(tmp_path):
+    config = SandboxConfig(seed=14, days=5, per_day=5, future_days=0, start_at=SANDBOX_NOW, speed=0,
+                           faults=Faults(garbage_body_bytes=64))
+    with SandboxServer(config) as sandbox:
+        path = _merchants_file(tmp_path, {"garbled": (sandbox.url, sandbox.key)})
+        [merchant] = load_merchants({"POINT3_MERCHANTS": str(path)}).merchants
+        [outcome] = fleet.run_each([merchant], fleet.with_client(_sync, retry=FAST_RETRY), max_workers=1)
+    assert not outcome.ok and outcome.value is None
+    assert outcome.error.startswith("3 windows in a row could not be read; stopped before ") and "\n" not in outcome.error
+    with duckdb.connect(str(merchant.published_path), read_only=True) as conn:  # published despite the failure
+        assert conn.execute("SELECT status, error FROM sync_runs").fetchall() == [("failed", outcome.error)]
+
+
+def test_an_interrupt_is_no_merchants_failure_it_stops_the_run():
+    def operation(merchant: Merchant) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fleet.run_each([_merchant("a")], operation, max_workers=1)
 
 
 def _merchant(id_: str) -> Merchant:
