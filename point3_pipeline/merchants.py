@@ -71,18 +71,20 @@ class Merchant:
 
     def environment(self) -> dict[str, str]:
         """The POINT3_* variables that make today's single-merchant commands (a `point3` or
-        `dagster` process) work on this merchant alone. The key stays in its file; for the
-        default merchant without one, the process inherits POINT3_SECRET_KEY as today."""
+        `dagster` process) work on this merchant alone, laid over the parent's environment.
+        Variables of another merchant the parent may carry are blanked (blank is unset), so a
+        parent's POINT3_SECRET_KEY cannot stand in for this merchant's key file. The key stays
+        in its file; the default merchant without one inherits POINT3_SECRET_KEY as today."""
         env = {
+            ENV_VAR: "",  # the child sees this one merchant, as `default`
             "POINT3_API_URL": self.api_url,
             "POINT3_START_DATE": self.start_date.isoformat(),
             "POINT3_WAREHOUSE": str(self.warehouse_path),
             "POINT3_REPORTS_DIR": str(self.reports_dir),
+            "POINT3_BUSINESSES": str(self.businesses_file or ""),
         }
         if self.key_file is not None:
-            env["POINT3_SECRET_KEY_FILE"] = str(self.key_file)
-        if self.businesses_file is not None:
-            env["POINT3_BUSINESSES"] = str(self.businesses_file)
+            env.update(POINT3_SECRET_KEY="", POINT3_SECRET_KEY_FILE=str(self.key_file))
         return env
 
     def secret_key(self, env: Mapping[str, str] = os.environ) -> SecretKey:

@@ -74,14 +74,21 @@ def test_the_key_is_read_when_asked_and_is_in_no_repr(tmp_path):
 
 def test_the_environment_of_one_merchant_names_its_files_not_its_key(tmp_path):
     _key(tmp_path, "arthall.key")
+    _key(tmp_path, "violet.key", key="sk_live_violet")
     (tmp_path / "b.toml").write_text("")
-    [merchant] = _load(tmp_path, _entry(businesses='"b.toml"')).merchants
-    assert merchant.environment() == {
-        "POINT3_API_URL": "http://127.0.0.1:8030", "POINT3_START_DATE": "2026-01-01",
+    arthall, violet = _load(tmp_path, _entry(businesses='"b.toml"') + _entry("violet")).merchants
+    assert arthall.environment() == {
+        "POINT3_MERCHANTS": "", "POINT3_API_URL": "http://127.0.0.1:8030", "POINT3_START_DATE": "2026-01-01",
         "POINT3_WAREHOUSE": str(tmp_path / "data" / "arthall" / "warehouse" / "point3.duckdb"),
-        "POINT3_REPORTS_DIR": str(tmp_path / "data" / "arthall" / "reports"),
-        "POINT3_SECRET_KEY_FILE": str(tmp_path / "keys" / "arthall.key"), "POINT3_BUSINESSES": str(tmp_path / "b.toml"),
+        "POINT3_REPORTS_DIR": str(tmp_path / "data" / "arthall" / "reports"), "POINT3_BUSINESSES": str(tmp_path / "b.toml"),
+        "POINT3_SECRET_KEY": "", "POINT3_SECRET_KEY_FILE": str(tmp_path / "keys" / "arthall.key"),
     }  # fmt: skip
+    # Laid over a parent that carries another merchant's settings, it is this merchant alone.
+    parent = {**_today_env(tmp_path), "POINT3_BUSINESSES": "other.toml", "POINT3_MERCHANTS": "m.toml"}
+    child = {**parent, **violet.environment()}
+    [alone] = load_merchants(child, today=TODAY).merchants
+    assert alone.secret_key(child).reveal() == "sk_live_violet"
+    assert (alone.id, alone.warehouse_path, alone.businesses_file) == ("default", violet.warehouse_path, None)
 
 
 def test_a_rotated_key_is_read_anew(tmp_path):
