@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from point3_pipeline import config
+from point3_pipeline.businesses import load_businesses
 from point3_pipeline.config import ConfigError, SecretKey
 from point3_pipeline.warehouse import Warehouse
 
@@ -236,14 +237,28 @@ def _parse_entry(entry: dict, where: str, path: Path, root: Path, default_url: s
     if url is None:
         raise ConfigError(f"{where}: api_url is not given and POINT3_API_URL is not set: give either.")
     businesses = _text(entry, "businesses", where, required=False)
+    businesses_file = _relative_to(path, businesses) if businesses else None
+    if businesses_file is not None:
+        _check_businesses(businesses_file, where)
     folder = root / id_
     return Merchant(
         id=id_, name=name, api_url=config.check_api_url(url, f"{where}: api_url"),
         start_date=_start_date(entry, where, today), warehouse_path=folder / "warehouse" / WAREHOUSE_NAME,
         reports_dir=folder / "reports", key_file=key_file,
-        businesses_file=_relative_to(path, businesses) if businesses else None,
-        folder=folder, key_setting=key_setting,
+        businesses_file=businesses_file, folder=folder, key_setting=key_setting,
     )  # fmt: skip
+
+
+def _check_businesses(path: Path, where: str) -> None:
+    """The merchant's businesses file must read and validate now, not at its first report."""
+    try:
+        path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{where}: businesses points to {path}, which cannot be read ({exc.strerror}).") from None
+    try:
+        load_businesses(path)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _text(entry: dict, key: str, where: str, *, required: bool = True) -> str | None:

@@ -15,6 +15,14 @@ from point3_pipeline.merchants import DEFAULT_ID, load_merchants, load_merchants
 TODAY = dt.date(2026, 3, 18)
 KEY = "sk_live_merchant_key_0001"
 ENV = {"POINT3_API_URL": "http://127.0.0.1:8030"}
+BAD_BUSINESSES = """[[business]]
+id = "arthall"
+name = "아트홀 푸른별"
+registration_number = "101-81-12342"
+taxpayer_type = "일반과세자"
+sales = "all_taxable"
+client_nickname = "아트홀 푸른별"
+"""
 
 
 def _key(folder: Path, name: str, key: str = KEY, mode: int = 0o600) -> Path:
@@ -45,7 +53,7 @@ def _load(tmp_path: Path, body: str, env=ENV, **kwargs):
 def test_a_merchant_has_its_own_folders_under_the_root(tmp_path):
     _key(tmp_path, "arthall.key")
     _key(tmp_path, "violet.key")
-    (tmp_path / "arthall-businesses.toml").write_text("")
+    (tmp_path / "arthall-businesses.toml").write_text(BAD_BUSINESSES.replace("12342", "12341"), encoding="utf-8")
     loaded = _load(tmp_path, _entry(businesses='"arthall-businesses.toml"')
                    + _entry("violet", start_date='"2026-02-01"', api_url='"https://api.point3.io/v1/"'))
     assert loaded.errors == ()
@@ -115,12 +123,15 @@ def test_a_rotated_key_is_read_anew(tmp_path):
         (_entry(start_date="2026-01-01T10:00:00"), "start_date must be a date as YYYY-MM-DD"),
         (_entry(api_url='"ftp://x"'), "merchant 'arthall': api_url must be an http(s) URL such as http://127.0.0.1:8030, not 'ftp://x'."),
         (_entry(businesses="3"), "merchant 'arthall': businesses must be a non-empty string."),
+        (_entry(businesses='"missing.toml"'), "merchant 'arthall': businesses points to {tmp}/missing.toml, which cannot be read (No such file or directory)."),
+        (_entry(businesses='"bad-businesses.toml"'), "merchant 'arthall': {tmp}/bad-businesses.toml: business 1 (arthall): registration_number 101-81-12342 fails the 사업자등록번호 checksum; check for a typo."),
     ],
 )
 def test_a_bad_entry_fails_that_merchant_alone_with_one_sentence(tmp_path, entry, message):
     _key(tmp_path, "arthall.key")
     _key(tmp_path, "violet.key")
     (tmp_path / "keys" / "empty.key").write_text("  \n")
+    (tmp_path / "bad-businesses.toml").write_text(BAD_BUSINESSES, encoding="utf-8")
     loaded = _load(tmp_path, entry + _entry("violet"))
     assert [m.id for m in loaded.merchants] == ["violet"]
     [error] = loaded.errors
