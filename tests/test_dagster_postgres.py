@@ -7,13 +7,14 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import duckdb
 import psycopg2
 import pytest
 import yaml
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from point3_pipeline.merchants import load_merchants
 from point3_pipeline.sandbox import SandboxConfig, SandboxServer
@@ -22,6 +23,7 @@ from tests.pg import postgres_server
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT_SECONDS = 600
+HOLDER = "held-by-the-test"  # the run id the test claims the pool's slot as
 WAREHOUSE_POOL = "point3_warehouse"  # dagster_project.assets.WAREHOUSE_POOL (importing it needs POINT3_START_DATE)  # a bound, not a speed target: three Dagster processes share the machine
 # merchant -> the partition ranges of its runs; the sandboxes' history is 2026-03-07..2026-03-18.
 RUNS = {"arthall": ["2026-03-07...2026-03-12", "2026-03-13...2026-03-18"], "violet": ["2026-03-07...2026-03-18"]}
@@ -65,8 +67,40 @@ def _signatures(path: Path) -> set[str]:
         return {row[0] for row in conn.execute("SELECT signature FROM payments").fetchall()}
 
 
+def _dagster(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([str(ROOT / ".venv/bin/dagster"), *args], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _prepare(instance: DagsterInstance, env: dict[str, str]) -> None:
+    """What a deployment does once: the storage's tables (made by opening the instance, as
+    `dagster instance migrate` would) and the warehouse pool, as deploy/README.md says (runs
+    meeting a pool unknown to Postgres storage at once race to create it; all but one fail)."""
+    assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+    assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+    output = _dagster("instance", "concurrency", "set", WAREHOUSE_POOL, "1", env=env).communicate(timeout=RUN_TIMEOUT_SECONDS)[0]
+    assert instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).slot_count == 1, output[-3000:]
+
+
+def _all_in_flight(instance: DagsterInstance, processes: list[subprocess.Popen]) -> None:
+    """Hold the pool's one slot until every run has started (each then waits for the slot),
+    so the runs are in flight at once whatever the machine's speed; then let them go."""
+    storage = instance.event_log_storage
+    assert storage.claim_concurrency_slot(WAREHOUSE_POOL, HOLDER, "hold").is_claimed
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+        while len(instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED]))) < len(processes):
+            finished = [p for p in processes if p.poll() is not None]
+            assert not finished, finished[0].communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the runs did not all start"
+            time.sleep(0.2)  # polling run storage for a state, bounded by the deadline
+    finally:
+        storage.free_concurrency_slots_for_run(HOLDER)
+
+
 @pytest.mark.slow
-def test_runs_submitted_at_once_on_postgres_storage_fill_each_merchants_own_warehouse(postgres, tmp_path):
+def test_runs_in_flight_at_once_on_postgres_storage_fill_each_merchants_own_warehouse(postgres, tmp_path):
     home = _instance_home(tmp_path)
     with contextlib.ExitStack() as stack:
         sandboxes = {
@@ -78,54 +112,47 @@ def test_runs_submitted_at_once_on_postgres_storage_fill_each_merchants_own_ware
         merchants = _merchants(tmp_path, sandboxes)
         base = {k: v for k, v in os.environ.items() if not k.startswith("POINT3_")}
         base.update(postgres.env(), DAGSTER_HOME=str(home))
-        with pytest.MonkeyPatch.context() as mp:
-            for name, value in postgres.env().items():
-                mp.setenv(name, value)
-            # The storage's tables are created once, as `dagster instance migrate` would, not by
-            # three processes racing to create them.
-            with DagsterInstance.from_config(str(home)) as instance:
-                assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-                assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
-                assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
-            # ...and the warehouse pool is set once, as deploy/README.md says: runs that meet a
-            # pool unknown to Postgres storage at once race to create it and all but one fail.
-            pool = subprocess.run([str(ROOT / ".venv/bin/dagster"), "instance", "concurrency", "set", WAREHOUSE_POOL, "1"],
-                                  cwd=ROOT, env=base, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS)
-            assert pool.returncode == 0, pool.stderr[-3000:]
-            processes = [
-                (id_, subprocess.Popen(
-                    [str(ROOT / ".venv/bin/dagster"), "asset", "materialize", "-m", "dagster_project.definitions",
-                     "--select", "point3_payments", "--partition-range", days],
-                    cwd=ROOT, env={**base, **merchants[id_].environment()}, text=True,
-                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-                for id_, ranges in RUNS.items() for days in ranges
-            ]  # fmt: skip
-            outputs = [(id_, process.communicate(timeout=RUN_TIMEOUT_SECONDS)[0], process.returncode)
-                       for id_, process in processes]
-            for id_, output, code in outputs:
-                assert code == 0, output[-3000:]
-                assert not any(s.key in output for s in sandboxes.values())
+        mp = stack.enter_context(pytest.MonkeyPatch.context())
+        for name, value in postgres.env().items():
+            mp.setenv(name, value)
+        instance = stack.enter_context(DagsterInstance.from_config(str(home)))
+        _prepare(instance, base)
+        processes = [
+            _dagster("asset", "materialize", "-m", "dagster_project.definitions", "--select", "point3_payments",
+                     "--partition-range", days, env={**base, **merchants[id_].environment()})
+            for id_, ranges in RUNS.items() for days in ranges
+        ]  # fmt: skip
+        _all_in_flight(instance, processes)
+        for process in processes:
+            output = process.communicate(timeout=RUN_TIMEOUT_SECONDS)[0]
+            assert process.returncode == 0, output[-3000:]
+            assert not any(s.key in output for s in sandboxes.values())
+        runs = instance.get_runs()
+        assert len(runs) == 3 and {r.status for r in runs} == {DagsterRunStatus.SUCCESS}
+        assert instance.get_materialized_partitions(AssetKey("point3_payments")) == {f"2026-03-{d:02d}" for d in range(7, 19)}
+        _check_warehouses(merchants, sandboxes)
+        _check_no_key_stored(postgres, sandboxes)
 
-            with DagsterInstance.from_config(str(home)) as instance:
-                runs = instance.get_runs()
-                assert len(runs) == 3 and {r.status for r in runs} == {DagsterRunStatus.SUCCESS}
-                days = instance.get_materialized_partitions(AssetKey("point3_payments"))
-            assert days == {f"2026-03-{d:02d}" for d in range(7, 19)}
 
-        for id_, merchant in merchants.items():
-            expected = {o["signature"] for _, o in sandbox_days(sandboxes[id_])}
-            assert expected and _signatures(merchant.warehouse_path) == expected, id_
-            with duckdb.connect(str(merchant.warehouse_path), read_only=True) as conn:
-                statuses = conn.execute("SELECT status, count(*) FROM sync_runs GROUP BY 1").fetchall()
-            assert statuses == [("succeeded", len(RUNS[id_]))], id_
-        assert not _signatures(merchants["arthall"].warehouse_path) & _signatures(merchants["violet"].warehouse_path)
+def _check_warehouses(merchants, sandboxes) -> None:
+    """Each warehouse holds exactly its own sandbox's payments, and the runs that shared one
+    wrote it one after the other."""
+    for id_, merchant in merchants.items():
+        expected = {o["signature"] for _, o in sandbox_days(sandboxes[id_])}
+        assert expected and _signatures(merchant.warehouse_path) == expected, id_
+        with duckdb.connect(str(merchant.warehouse_path), read_only=True) as conn:
+            runs = conn.execute("SELECT status, started_at, finished_at FROM sync_runs ORDER BY started_at").fetchall()
+        assert [r[0] for r in runs] == ["succeeded"] * len(RUNS[id_]), id_
+        assert all(earlier[2] <= later[1] for earlier, later in zip(runs, runs[1:])), runs
+    assert not _signatures(merchants["arthall"].warehouse_path) & _signatures(merchants["violet"].warehouse_path)
 
-        # No key in what the instance stored about the runs.
-        with contextlib.closing(psycopg2.connect(postgres.url)) as conn, conn.cursor() as cursor:
-            for sandbox in sandboxes.values():
-                cursor.execute("SELECT (SELECT count(*) FROM event_logs WHERE event LIKE %(k)s)"
-                               " + (SELECT count(*) FROM runs WHERE run_body LIKE %(k)s)", {"k": f"%{sandbox.key}%"})
-                assert cursor.fetchone()[0] == 0
+
+def _check_no_key_stored(postgres, sandboxes) -> None:
+    with contextlib.closing(psycopg2.connect(postgres.url)) as conn, conn.cursor() as cursor:
+        for sandbox in sandboxes.values():
+            cursor.execute("SELECT (SELECT count(*) FROM event_logs WHERE event LIKE %(k)s)"
+                           " + (SELECT count(*) FROM runs WHERE run_body LIKE %(k)s)", {"k": f"%{sandbox.key}%"})
+            assert cursor.fetchone()[0] == 0
 
 
 def test_the_shipped_dagster_yaml_loads_whole_with_the_docker_launcher(postgres, tmp_path, monkeypatch):
