@@ -112,18 +112,24 @@ def api_url(env: Mapping[str, str] = os.environ) -> str:
     value = _get(env, "POINT3_API_URL")
     if value is None:
         raise ConfigError("POINT3_API_URL is not set: give the point3 API base URL (for the sandbox, the URL `point3 sandbox` prints).")
+    return check_api_url(value, "POINT3_API_URL")
+
+
+def check_api_url(value: str, setting: str) -> str:
+    """`value` without its trailing slash, or ConfigError naming `setting` (a variable, or a
+    field of the merchants file)."""
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ConfigError(f"POINT3_API_URL must be an http(s) URL such as http://127.0.0.1:8030, not {value!r}.")
+        raise ConfigError(f"{setting} must be an http(s) URL such as http://127.0.0.1:8030, not {value!r}.")
     if any(c.isspace() for c in value):
-        raise ConfigError(f"POINT3_API_URL {value!r} contains a space: give the URL without one.")
+        raise ConfigError(f"{setting} {value!r} contains a space: give the URL without one.")
     try:
         port = parsed.port
     except ValueError:
         port = 0
     if port == 0:
         given = parsed.netloc.rpartition(":")[2]
-        raise ConfigError(f"POINT3_API_URL {value!r} has the port {given!r}: a port is a number from 1 to 65535.")
+        raise ConfigError(f"{setting} {value!r} has the port {given!r}: a port is a number from 1 to 65535.")
     return value.rstrip("/")
 
 
@@ -152,24 +158,26 @@ def secret_key(env: Mapping[str, str] = os.environ) -> SecretKey:
     path = _get(env, "POINT3_SECRET_KEY_FILE")
     if path is None:
         raise ConfigError("POINT3_SECRET_KEY is not set: set it, or set POINT3_SECRET_KEY_FILE to a file holding the merchant key.")
-    return SecretKey(_read_key_file(Path(path)))
+    return SecretKey(read_key_file(Path(path)))
 
 
-def _read_key_file(path: Path) -> str:
+def read_key_file(path: Path, setting: str = "POINT3_SECRET_KEY_FILE") -> str:
+    """The key in the file at `path`; ConfigError naming `setting` (the variable, or a field of
+    the merchants file) if it cannot be used, and a warning if others may read it."""
     try:
         data = path.read_bytes()
         mode = stat.S_IMODE(path.stat().st_mode)
     except OSError as exc:
-        raise ConfigError(f"POINT3_SECRET_KEY_FILE points to {path}, which cannot be read ({exc.strerror}).") from None
+        raise ConfigError(f"{setting} points to {path}, which cannot be read ({exc.strerror}).") from None
     try:
         key = data.decode("utf-8").strip()
     except UnicodeDecodeError:
-        raise ConfigError(f"POINT3_SECRET_KEY_FILE points to {path}, which is not UTF-8 text: it must hold the key alone.") from None
+        raise ConfigError(f"{setting} points to {path}, which is not UTF-8 text: it must hold the key alone.") from None
     if not key:
-        raise ConfigError(f"POINT3_SECRET_KEY_FILE points to {path}, which is empty.")
+        raise ConfigError(f"{setting} points to {path}, which is empty.")
     problem = key_problem(key)
     if problem:
-        raise ConfigError(f"POINT3_SECRET_KEY_FILE points to {path}, which {problem}.")
+        raise ConfigError(f"{setting} points to {path}, which {problem}.")
     if mode & 0o077:
         log.warning("the key file %s can be read or changed by group or others (mode %03o): run chmod 600 %s", path, mode, path)
     return key
@@ -262,11 +270,16 @@ def start_date(env: Mapping[str, str] = os.environ, *, today: dt.date | None = N
         day = dt.date.fromisoformat(value)
     except ValueError:
         raise ConfigError(f"POINT3_START_DATE must be a date as YYYY-MM-DD, not {value!r}.") from None
+    return check_start_date(day, "POINT3_START_DATE", today=today)
+
+
+def check_start_date(day: dt.date, setting: str, *, today: dt.date | None = None) -> dt.date:
+    """`day` if it is from EARLIEST_DAY through today (KST), else ConfigError naming `setting`."""
     today = today or kst_today()
     if day < EARLIEST_DAY:
-        raise ConfigError(f"POINT3_START_DATE {day} is before {EARLIEST_DAY}, earlier than point3 can have payments: give the merchant's first day of business.")
+        raise ConfigError(f"{setting} {day} is before {EARLIEST_DAY}, earlier than point3 can have payments: give the merchant's first day of business.")
     if day > today:
-        raise ConfigError(f"POINT3_START_DATE {day} is in the future (today is {today} KST): give the first day of history.")
+        raise ConfigError(f"{setting} {day} is in the future (today is {today} KST): give the first day of history.")
     return day
 
 
