@@ -32,7 +32,7 @@ from point3_pipeline.sandbox.errors import ApiError
 from point3_pipeline.sandbox.faults import Faults
 from point3_pipeline.sandbox.hostile import junk_page, junk_payments
 from point3_pipeline.sandbox.rules import amount_problems, culture_problems
-from point3_pipeline.sandbox.settlement import SettlementLedger
+from point3_pipeline.sandbox.settlement import SettlementLedger, SettlementTerms, bank_csv
 from point3_pipeline.sandbox.stall import StallGate
 from point3_pipeline.sandbox.store import InjectedRecord, Payment, PaymentStore
 
@@ -233,6 +233,32 @@ class SandboxState:
         with self._lock:
             moment = self.clock.timestamp() if now is None else now.timestamp()
             return self._ledger.balance(self.store, moment)
+
+    @property
+    def settlement_terms(self) -> SettlementTerms:
+        with self._lock:
+            return self._ledger.terms
+
+    def set_settlement_terms(self, **changes: Any) -> SettlementTerms:
+        """Change fees, credit timing, payouts or the deposit faults (fields of SettlementTerms)."""
+        with self._lock:
+            merged = {**self._ledger.terms.to_json(), **changes}
+            self._ledger.set_terms(SettlementTerms.from_json(merged))
+            return self._ledger.terms
+
+    def balance_history(self, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, int]]:
+        """The balance /api/settlement served at each 30-minute refresh from `start` to `end`
+        (exclusive, and never past now): what a merchant would have seen had it looked."""
+        with self._lock:
+            end_epoch = min(end.timestamp(), self.clock.timestamp())
+            rows = self._ledger.history(self.store, _epoch(start), end_epoch)
+        return [(dt.datetime.fromtimestamp(slot, KST), balance) for slot, balance in rows]
+
+    def deposits_csv(self, start: dt.datetime, end: dt.datetime) -> str:
+        """The bank's 거래내역 CSV of the payouts made from `start` to `end` (never past now)."""
+        with self._lock:
+            end_epoch = min(end.timestamp(), self.clock.timestamp())
+            return bank_csv(self._ledger.deposits(self.store, _epoch(start), end_epoch))
 
     def page(self, start: dt.datetime, end: dt.datetime | None, page: int, count: int) -> list[bytes]:
         """One page of the date endpoint, each record already JSON."""
