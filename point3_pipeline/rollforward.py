@@ -85,6 +85,7 @@ class Interval:
     cancellation_count: int = 0
     payout: int = 0
     unexplained: int = 0
+    placed: list[Movement] = field(default_factory=list)  # untimed sales and cancellations put here
 
     @property
     def actual(self) -> int:
@@ -96,11 +97,21 @@ class Interval:
 
 
 @dataclass(frozen=True)
-class Cancellation:
+class Movement:
+    """A sale without an accept time, or a cancellation: known only to lie in (after, by]."""
+
+    kind: str  # 'sale' or 'cancellation'
     signature: str
-    amount: int
-    after: dt.datetime  # bounds: (after, by]
+    amount: int  # totalCharge
+    after: dt.datetime
     by: dt.datetime
+    fee: int = 0  # a sale's fee with its VAT
+    fee_vat: int = 0
+
+    @property
+    def effect(self) -> int:
+        """What it does to the balance."""
+        return self.amount - self.fee if self.kind == "sale" else -self.amount
 
 
 @dataclass(frozen=True)
@@ -165,7 +176,7 @@ class History:
     observations: list[Observation]
     intervals: list[Interval]
     slot_flows: dict[dt.datetime, tuple[int, int, int, int]]  # closing slot -> (sales, count, fees, fee VAT)
-    unplaced: list[Cancellation]
+    unplaced: list[Movement]
 
     def payouts(self) -> list[Payout]:
         return [Payout(i.opening.slot, i.closing.slot, i.payout, i.opening, i.closing) for i in self.intervals if i.payout]
@@ -199,6 +210,7 @@ _SLOT_SALES = """
         FROM payments
         WHERE payment_date BETWEEN CAST(timezone('Asia/Seoul', $lo) AS DATE) - to_days(CAST($delay AS INTEGER) + 1)
                                AND CAST(timezone('Asia/Seoul', $hi) AS DATE)
+          AND (accepted_at IS NOT NULL OR $delay > 0)
     ),
     fees AS (
         SELECT credited_at, total_charge,
@@ -216,9 +228,21 @@ _SLOT_SALES = """
     FROM final
 """
 
+# A sale without an accept time (point3's examples have none) happened on its payment day.
+_UNTIMED_SALES = """
+    SELECT 'sale', signature, total_charge,
+           CAST(payment_date AS TIMESTAMP) AT TIME ZONE 'Asia/Seoul',
+           CAST(payment_date + 1 AS TIMESTAMP) AT TIME ZONE 'Asia/Seoul',
+           CAST((CAST(total_charge AS HUGEINT) * $ppm + 500000) // 1000000 AS HUGEINT) AS fee
+    FROM payments
+    WHERE accepted_at IS NULL AND $delay = 0
+      AND payment_date BETWEEN CAST(timezone('Asia/Seoul', $lo) AS DATE) - 1 AND CAST(timezone('Asia/Seoul', $hi) AS DATE)
+    ORDER BY payment_date, signature
+"""
+
 # A reverted cancellation (is_anomaly) is a finding for the tax workbook, not money out.
 _CANCELLATIONS = """
-    SELECT signature, total_charge,
+    SELECT 'cancellation', signature, total_charge,
            CASE WHEN first_seen_canceled OR canceled_after IS NULL
                 THEN coalesce(accepted_at, CAST(payment_date AS TIMESTAMP) AT TIME ZONE 'Asia/Seoul')
                 ELSE canceled_after END AS after,
@@ -238,12 +262,20 @@ def history(conn: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetim
     lo, hi = observations[0].slot, observations[-1].slot
     params = {"lo": lo, "hi": hi, "delay": terms.credit_delay_days, "ppm": terms.fee_ppm, "fee_vat": terms.fee_vat}
     flows = {row[0]: tuple(int(v) for v in row[1:]) for row in conn.execute(_SLOT_SALES, params).fetchall()}
-    cancellations = [Cancellation(*row) for row in conn.execute(_CANCELLATIONS, [lo, hi]).fetchall()]
+    movements = [Movement(*row) for row in conn.execute(_CANCELLATIONS, [lo, hi]).fetchall()]
+    untimed = conn.execute(_UNTIMED_SALES, {k: params[k] for k in ("lo", "hi", "delay", "ppm")}).fetchall()
+    movements += [_untimed_sale(row, terms) for row in untimed]
     intervals = [Interval(a, b) for a, b in zip(observations, observations[1:])]
     _add_sales(intervals, flows)
-    unplaced = place_cancellations(intervals, cancellations)
+    unplaced = place(intervals, movements)
     _classify(intervals)
     return History(observations, intervals, flows, unplaced)
+
+
+def _untimed_sale(row: tuple, terms: Terms) -> Movement:
+    *head, fee = row
+    fee_vat = (int(fee) + 5) // 10 if terms.fee_vat else 0
+    return Movement(*head, fee=int(fee) + fee_vat, fee_vat=fee_vat)
 
 
 def _add_sales(intervals: list[Interval], flows: dict[dt.datetime, tuple[int, int, int, int]]) -> None:
@@ -259,55 +291,61 @@ def _add_sales(intervals: list[Interval], flows: dict[dt.datetime, tuple[int, in
         i.fee_vat += fee_vat
 
 
-def place_cancellations(intervals: list[Interval], cancellations: list[Cancellation]) -> list[Cancellation]:
-    """Put each cancellation in an interval (see the module's note); those that fall outside
-    every interval are returned."""
+def place(intervals: list[Interval], movements: list[Movement]) -> list[Movement]:
+    """Put each untimed sale and cancellation in an interval (see the module's note); those
+    that fall outside every interval are returned."""
     openings = [i.opening.slot for i in intervals]
-    uncertain: list[Cancellation] = []
-    for c in cancellations:
-        k = bisect_right(openings, c.after) - 1  # the last interval opening at or before its lower bound
-        if k >= 0 and c.by <= intervals[k].closing.slot:
-            _take(intervals[k], c)
+    uncertain: list[Movement] = []
+    for m in movements:
+        k = bisect_right(openings, m.after) - 1  # the last interval opening at or before its lower bound
+        if k >= 0 and m.by <= intervals[k].closing.slot:
+            _take(intervals[k], m)
         else:
-            uncertain.append(c)
+            uncertain.append(m)
     for i in intervals:
-        if not uncertain or _residual(i) >= 0:
+        if not uncertain or _residual(i) == 0:
             continue
-        chosen = _explaining(i, [c for c in uncertain if c.after < i.closing.slot and c.by > i.opening.slot])
-        for c in chosen:
-            _take(i, c)
-            uncertain.remove(c)
+        for m in _explaining(i, [m for m in uncertain if m.after < i.closing.slot and m.by > i.opening.slot]):
+            _take(i, m)
+            uncertain.remove(m)
     closings = [i.closing.slot for i in intervals]
     outside = []
-    for c in uncertain:  # not explained by the balance: at its detection, where it shows
-        k = bisect_left(closings, c.by)
-        if k < len(intervals) and intervals[k].opening.slot < c.by:
-            _take(intervals[k], c)
+    for m in uncertain:  # not explained by the balance: at its latest time, where it shows
+        k = bisect_left(closings, m.by)
+        if k < len(intervals) and intervals[k].opening.slot < m.by:
+            _take(intervals[k], m)
         else:
-            outside.append(c)
+            outside.append(m)
     return outside
 
 
-def _take(interval: Interval, c: Cancellation) -> None:
-    interval.cancellations += c.amount
-    interval.cancellation_count += 1
+def _take(interval: Interval, m: Movement) -> None:
+    interval.placed.append(m)
+    if m.kind == "sale":
+        interval.sales += m.amount
+        interval.sales_count += 1
+        interval.fees += m.fee
+        interval.fee_vat += m.fee_vat
+    else:
+        interval.cancellations += m.amount
+        interval.cancellation_count += 1
 
 
 def _residual(i: Interval) -> int:
     return i.actual - (i.sales - i.fees - i.cancellations)
 
 
-def _explaining(i: Interval, candidates: list[Cancellation]) -> list[Cancellation]:
-    """One cancellation, or two, whose amounts add up to the interval's unexplained fall."""
-    fall = -_residual(i)
-    by_amount: dict[int, Cancellation] = {}
-    for c in candidates:
-        if c.amount == fall:
-            return [c]
-        other = by_amount.get(fall - c.amount)
+def _explaining(i: Interval, candidates: list[Movement]) -> list[Movement]:
+    """One movement, or two, whose effects add up to what the interval's flows leave unexplained."""
+    residual = _residual(i)
+    by_effect: dict[int, Movement] = {}
+    for m in candidates:
+        if m.effect == residual:
+            return [m]
+        other = by_effect.get(residual - m.effect)
         if other is not None:
-            return [other, c]
-        by_amount.setdefault(c.amount, c)
+            return [other, m]
+        by_effect.setdefault(m.effect, m)
     return []
 
 
@@ -371,16 +409,29 @@ def roll(h: History, start: dt.datetime, end: dt.datetime) -> Roll | None:
             r.cancellation_count += i.cancellation_count
             r.payouts += i.payout
             r.unexplained += i.unexplained
+            for m in i.placed:
+                if m.kind == "sale":  # untimed: counted with its interval's closing side
+                    r.sales += m.amount
+                    r.sales_count += 1
+                    r.fees += m.fee
+                    r.fee_vat += m.fee_vat
     return r
 
 
 def implied_fee_ppm(h: History, start: dt.datetime, end: dt.datetime) -> Fraction | None:
-    """The fee rate (ppm of sales, VAT included when charged) that best explains the balance's
-    growth between payouts in (start, end]: what the sales less cancellations did not add to
-    the balance, over the sales, across the intervals without a payout."""
-    sales = kept = 0
-    for i in h.intervals:
-        if start < i.closing.slot <= end and not i.payout:
-            sales += i.sales
-            kept += i.sales - i.cancellations - i.actual
-    return None if sales == 0 else Fraction(kept * PPM, sales)
+    """The fee rate (ppm of sales, its VAT included when charged) that best explains the
+    balance's growth between payouts in (start, end]: per interval with sales and no payout
+    or cancellation, the share of its sales that did not reach the balance; their median
+    weighted by sales, so an interval holding a cancellation point3 does not date (or another
+    discrepancy) does not pull it."""
+    shares = sorted(
+        (Fraction((i.sales - i.actual) * PPM, i.sales), i.sales)
+        for i in h.intervals
+        if start < i.closing.slot <= end and i.sales > 0 and not i.payout and not i.cancellation_count
+    )
+    half, seen = sum(w for _, w in shares), 0
+    for share, weight in shares:
+        seen += weight
+        if 2 * seen >= half:
+            return share
+    return None

@@ -139,3 +139,22 @@ def totals_of(conn: duckdb.DuckDBPyConnection, rec: Reconciliation) -> dict[str,
             unexplained=r.unexplained,
         )  # fmt: skip
     return totals
+
+
+@dataclass(frozen=True)
+class MonthCheck:
+    month: str
+    unexplained: int
+    overdue: list[rf.Payout]
+
+
+def check_reported_months(conn: duckdb.DuckDBPyConnection, terms: rf.Terms) -> list[MonthCheck]:
+    """Each month with a reconciliation workbook, as the warehouse stands now: its unexplained
+    balance change and its payouts still without a deposit after the latest deposits import."""
+    from point3_pipeline.summaries import latest_reports
+
+    out = []
+    for period in latest_reports(conn, "reconciliation"):
+        rec = build(conn, period, terms)
+        out.append(MonthCheck(period.label, rec.month.unexplained if rec.month else 0, rec.overdue))
+    return out

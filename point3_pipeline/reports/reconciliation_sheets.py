@@ -287,10 +287,11 @@ def _mismatches(wb: Workbook, ctx: ReportContext, rec: Reconciliation) -> None:
         elif m.difference:
             sheet.row(["금액 차이", m.deposit.deposit_date, m.payout.after, m.payout.by, m.difference,
                        f"지급 {m.payout.amount:,}원, 입금 {m.deposit.amount:,}원"])  # fmt: skip
-    for c in rec.history.unplaced:
-        if start < c.by <= end or start < c.after <= end:
-            sheet.row(["취소 위치 미상", c.by.astimezone(KST).date(), c.after, c.by, c.amount,
-                       f"{c.signature}: 관측 범위 밖에서 확인된 취소 (cancellation outside the observed span)"])  # fmt: skip
+    for m in rec.history.unplaced:
+        if start < m.by <= end or start < m.after <= end:
+            what = "취소" if m.kind == "cancellation" else "승인 시각 없는 결제"
+            sheet.row([f"{what} 위치 미상", m.by.astimezone(KST).date(), m.after, m.by, m.amount,
+                       f"{m.signature}: 관측 범위 밖 (outside the observed span)"])  # fmt: skip
     if sheet.data_rows == 0:
         sheet.note_row("모두 맞습니다 (everything ties)")
     sheet.finish()

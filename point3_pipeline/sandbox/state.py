@@ -350,6 +350,18 @@ class SandboxState:
             self.store.insert(payment)
             return payment.to_dict(now)
 
+    def add_uncredited_payment(self, at: dt.datetime, total: int) -> dict[str, Any]:
+        """A payment the lookups list as completed at `at` but the settlement balance never
+        got: the discrepancy a reconciliation must show."""
+        with self._lock:
+            epoch = _epoch(at)
+            record = self._factory.record(epoch)
+            vat = round(total / 11)
+            record.update(totalCharge=total, vat=vat, taxFreeAmount=total - vat)
+            # completed_at None keeps it out of the ledger; no auto-cancel keeps it active
+            self.store.insert(Payment(record, epoch, completed_at=None))
+            return dict(record)
+
     def inject_raw(self, day: dt.date, raw: bytes, copies: int = 1) -> None:
         """Serve `copies` of `raw` verbatim (any bytes) first in the date endpoint's listing of
         every window whose startDate falls on `day` (KST). They count in the page's record count
