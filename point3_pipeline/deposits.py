@@ -164,11 +164,12 @@ def import_deposits(warehouse: Warehouse, path: Path, *, now: dt.datetime | None
             new = [d for d in deposits if d.key not in known]
             result.added, result.duplicates = len(new), len(deposits) - len(new)
             result.import_id = record_import(conn, result, digest, now)
-            conn.executemany(
-                "INSERT INTO bank_deposits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [[d.key, d.deposited_at, d.deposit_date, d.time_known, d.amount, d.summary or None, d.memo or None,
-                  d.branch or None, d.account_balance, result.import_id, d.line_number] for d in new],
-            )  # fmt: skip
+            if new:
+                conn.executemany(
+                    "INSERT INTO bank_deposits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [[d.key, d.deposited_at, d.deposit_date, d.time_known, d.amount, d.summary or None, d.memo or None,
+                      d.branch or None, d.account_balance, result.import_id, d.line_number] for d in new],
+                )  # fmt: skip
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -206,7 +207,9 @@ class Match:
 
 
 def _in_window(p: Payout, d: Deposit, days: int) -> bool:
-    return p.after.astimezone(KST).date() <= d.deposit_date <= p.by.astimezone(KST).date() + dt.timedelta(days=days)
+    """Not before the payout could have left the balance, and within `days` days after it did."""
+    not_before = d.deposited_at > p.after if d.time_known else d.deposit_date >= p.after.astimezone(KST).date()
+    return not_before and d.deposit_date <= p.by.astimezone(KST).date() + dt.timedelta(days=days)
 
 
 def match(payouts: list[Payout], deposits: list[Deposit], window_days: int) -> list[Match]:

@@ -172,10 +172,11 @@ def import_balances(warehouse: Warehouse, path: Path, *, now: dt.datetime | None
                                             f"{balance:,} conflicts with the stored {known:,}; not stored")
             result.added = len(fresh)
             result.import_id = record_import(conn, result, digest, now)
-            conn.executemany(
-                "INSERT INTO imported_settlement_observations VALUES (?, ?, ?, ?)",
-                [[moment, balance, result.import_id, number] for moment, (balance, number) in fresh.items()],
-            )
+            if fresh:
+                conn.executemany(
+                    "INSERT INTO imported_settlement_observations VALUES (?, ?, ?, ?)",
+                    [[moment, balance, result.import_id, number] for moment, (balance, number) in fresh.items()],
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
