@@ -63,6 +63,7 @@ def _summary(wb: Workbook, ctx: ReportContext, rec: Reconciliation) -> None:
              " 그 뒤 들어온 결제(수수료 차감)를 더한 값이며, 그 구간의 취소·지급·미확인은 다음 관측 쪽(이후)에 셉니다.", "note"),
         line("지급: 취소로 설명되지 않는 잔액 감소. 취소 시각은 point3가 주지 않으므로, 범위(마지막 정상 확인 ~ 취소 확인) 안에서 그 금액만큼"
              " 잔액이 줄어든 구간에 둡니다 (없으면 취소 확인 시각).", "note"),
+        line("구간은 (시작, 끝]입니다: 정확히 00:00에 일어난 일(예: 수요일 00:00 지급)은 전날 24:00 잔액에 들어 있어 전날에 셉니다.", "note"),
         line(f"적용한 설정 (settings): {rec.terms.describe()}.", "note"),
     ]
     write_rows(ws, rows)
@@ -108,11 +109,15 @@ def _tie_lines(rec: Reconciliation, r: rf.Roll | None) -> list[list]:
     cancellations = r.cancellations if r else 0
     return [
         line("부가세 워크북과의 연결 (tie to the tax workbook)", "section"),
-        ["", "", Styled("결제", "label"), Styled("취소", "label")],
-        [Styled("부가세 워크북 기준", "label"), "as the tax workbook counts (payment day; cancellations by its rule)",
-         rec.tax_sales, rec.tax_cancellations],
-        [Styled("대사 기준", "label"), "as the roll-forward counts (when the balance moved)", sales, cancellations],
-        [Styled("시차", "label"), "timing difference", rec.tax_sales - sales, rec.tax_cancellations - cancellations],
+        _label("결제: 부가세 워크북 기준", "sales as the tax workbook counts (payment day)", rec.tax_sales),
+        _label("결제: 대사 기준", "sales as the roll-forward counts (when credited)", sales),
+        _label("결제 시차", "sales timing difference", rec.tax_sales - sales,
+               "월말·월초 경계의 결제 (잔액 반영 시각과 결제일의 차이)"),
+        _label("취소: 부가세 워크북 기준", "cancellations as the tax workbook counts", rec.tax_cancellations,
+               "이 달 결제 중 취소된 것 + 이전 달 결제로 이 달에 확인된 취소"),
+        _label("취소: 대사 기준", "cancellations as the roll-forward counts (when the balance fell)", cancellations),
+        _label("취소 시차", "cancellations timing difference", rec.tax_cancellations - cancellations,
+               "부가세는 결제 또는 확인 기준, 대사는 잔액이 줄어든 때 기준"),
     ]
 
 
@@ -287,11 +292,6 @@ def _mismatches(wb: Workbook, ctx: ReportContext, rec: Reconciliation) -> None:
         elif m.difference:
             sheet.row(["금액 차이", m.deposit.deposit_date, m.payout.after, m.payout.by, m.difference,
                        f"지급 {m.payout.amount:,}원, 입금 {m.deposit.amount:,}원"])  # fmt: skip
-    for m in rec.history.unplaced:
-        if start < m.by <= end or start < m.after <= end:
-            what = "취소" if m.kind == "cancellation" else "승인 시각 없는 결제"
-            sheet.row([f"{what} 위치 미상", m.by.astimezone(KST).date(), m.after, m.by, m.amount,
-                       f"{m.signature}: 관측 범위 밖 (outside the observed span)"])  # fmt: skip
     if sheet.data_rows == 0:
         sheet.note_row("모두 맞습니다 (everything ties)")
     sheet.finish()
