@@ -216,9 +216,17 @@ def monthly_reconciliation_report(
 ) -> MaterializeResult:
     with _fails_with_its_sentence():
         result = reports.render_reconciliation_report(warehouse.get(), report_month(context.partition_key),
-                                                      reports_dir.path, terms=config.reconciliation_terms())
+                                                      reports_dir.path, terms=reconciliation_terms())
         reports.write_index(warehouse.get(), reports_dir.path)
     return MaterializeResult(metadata={**_report_metadata(result), **_roll_forward_metadata(result.totals)})
+
+
+def reconciliation_terms():
+    """The declared fee, credit timing and tolerances; a malformed setting fails the step with its sentence."""
+    try:
+        return config.reconciliation_terms()
+    except config.ConfigError as exc:
+        raise Failure(description=str(exc)) from exc
 
 
 def _roll_forward_metadata(totals: dict[str, int]) -> dict:

@@ -10,13 +10,14 @@ from dagster import (
 
 from dagster_project.assets import (
     WAREHOUSE_POOL,
+    reconciliation_terms,
     monthly_reconciliation_report,
     monthly_tax_report,
     payment_cancellations,
     point3_payments,
 )
 from dagster_project.resources import ReportsResource, WarehouseResource
-from point3_pipeline import config, reports, summaries
+from point3_pipeline import reports, summaries
 from point3_pipeline.reports import reconciliation
 from point3_pipeline.sync import kst_now
 
@@ -133,7 +134,7 @@ def _report_checks(report, kind: str) -> list[AssetChecksDefinition]:
     description="Each reported month's unexplained balance change is within POINT3_UNEXPLAINED_THRESHOLD_WON.",
 )  # fmt: skip
 def unexplained_within_threshold(warehouse: WarehouseResource) -> AssetCheckResult:
-    terms = config.reconciliation_terms()
+    terms = reconciliation_terms()
     with warehouse.get().connect(read_only=True) as conn:
         months = reconciliation.check_reported_months(conn, terms)
     beyond = [m for m in months if abs(m.unexplained) > terms.unexplained_threshold]
@@ -153,7 +154,7 @@ def unexplained_within_threshold(warehouse: WarehouseResource) -> AssetCheckResu
     description="Every payout has its bank deposit within POINT3_PAYOUT_DEPOSIT_DAYS of the latest deposits import.",
 )  # fmt: skip
 def payouts_have_deposits(warehouse: WarehouseResource) -> AssetCheckResult:
-    terms = config.reconciliation_terms()
+    terms = reconciliation_terms()
     with warehouse.get().connect(read_only=True) as conn:
         months = reconciliation.check_reported_months(conn, terms)
     overdue = [(m.month, p) for m in months for p in m.overdue]

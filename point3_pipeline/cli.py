@@ -1,4 +1,5 @@
-"""The `point3` command: sandbox, sync, sweep, settlement, status, reports, key rotation.
+"""The `point3` command: sandbox, sync, sweep, settlement (and its import), deposits import,
+status, reports, key rotation.
 
 Settings come from the environment (see config.py); a missing or malformed one, a folder
 that cannot be written and a bad argument each stop the command with one sentence naming what
@@ -192,8 +193,6 @@ def cmd_settlement(args: argparse.Namespace) -> int:
 
     if args.action == "import":
         return _import(args, "settlement")
-    if args.file is not None:
-        raise SystemExit(f"point3 settlement: {args.file!r} given without 'import' (point3 settlement import FILE.csv)")
     warehouse = _warehouse()  # checked before fetching: point3 keeps no history of the balance
     with _client() as client:
         witness = _BalanceWitness(client, sync.kst_now)

@@ -32,6 +32,23 @@ DECLARED = Terms(fee_ppm=33_000, fee_vat=True)
 FEB_WEDNESDAYS = [dt.date(2026, 2, d) for d in (4, 11, 18, 25)]
 
 
+def _checks(warehouse, monkeypatch, **env: str) -> dict[str, tuple]:
+    """The two reconciliation checks, invoked on `warehouse` with these settings."""
+    monkeypatch.setenv("POINT3_START_DATE", "2026-02-01")  # what the Dagster tests load the partitions with
+    for name, value in {"POINT3_FEE_PERCENT": "3.3", "POINT3_FEE_VAT": "yes", **env}.items():
+        monkeypatch.setenv(name, value)
+    from dagster_project.checks import payouts_have_deposits, unexplained_within_threshold
+    from dagster_project.resources import WarehouseResource
+
+    resource = WarehouseResource(path=str(warehouse.path))
+    out = {}
+    for name, check in (("unexplained_within_threshold", unexplained_within_threshold),
+                        ("payouts_have_deposits", payouts_have_deposits)):
+        result = check(warehouse=resource)
+        out[name] = (result.passed, result.severity, {k: v.value for k, v in result.metadata.items()})
+    return out
+
+
 def _books(tmp_path, terms: dict, *, uncredited: dt.datetime | None = None, deposits: bool = True) -> tuple:
     """The sandbox's history synced once (so every cancellation is first seen cancelled), its
     served balance history and its bank deposits imported."""
@@ -110,7 +127,7 @@ def test_implied_fee_is_the_sandbox_rate(tmp_path, fee_vat):
     assert abs(result.totals["fee_ppm_implied"] - charged) <= 1_000  # 0.1 percentage point
 
 
-def test_a_missing_and_a_changed_deposit_are_reported(tmp_path):
+def test_a_missing_and_a_changed_deposit_are_reported(tmp_path, monkeypatch):
     terms = {**SANDBOX_TERMS, "missing_deposit_on": "2026-02-11", "differing_deposit_on": "2026-02-18"}
     warehouse, now, _ = _books(tmp_path, terms)
     result = render_reconciliation_report(warehouse, FEB, tmp_path / "reports", now=now, terms=DECLARED)
@@ -126,9 +143,15 @@ def test_a_missing_and_a_changed_deposit_are_reported(tmp_path):
         checks = check_reported_months(conn, DECLARED)
     assert [(c.month, c.unexplained, [p.by.date() for p in c.overdue]) for c in checks] == [
         (FEB, 0, [dt.date(2026, 2, 11)])]
+    checks = _checks(warehouse, monkeypatch)
+    assert checks["unexplained_within_threshold"][0]
+    passed, severity, metadata = checks["payouts_have_deposits"]
+    assert not passed and severity.value == "WARN" and metadata["payouts_without_deposit"] == 1
+    # given more days than have passed since the payout, nothing is overdue yet
+    assert _checks(warehouse, monkeypatch, POINT3_PAYOUT_DEPOSIT_DAYS="365")["payouts_have_deposits"][0]
 
 
-def test_unexplained_equals_a_payment_the_balance_never_got(tmp_path):
+def test_unexplained_equals_a_payment_the_balance_never_got(tmp_path, monkeypatch):
     at = dt.datetime(2026, 2, 10, 14, 7, tzinfo=KST)
     warehouse, now, _ = _books(tmp_path, SANDBOX_TERMS, uncredited=at)
     result = render_reconciliation_report(warehouse, FEB, tmp_path / "reports", now=now, terms=DECLARED)
@@ -139,6 +162,9 @@ def test_unexplained_equals_a_payment_the_balance_never_got(tmp_path):
     wb = load_workbook(result.path)
     days = {r[0].value.date(): [c.value for c in r] for r in wb["일별 대사"].iter_rows() if isinstance(r[0].value, dt.datetime)}
     assert days[dt.date(2026, 2, 10)][12] == expected_gap
+    passed, _, metadata = _checks(warehouse, monkeypatch)["unexplained_within_threshold"]
+    assert not passed and f"{FEB}: {expected_gap:+,} won unexplained" in metadata["months_beyond"]
+    assert _checks(warehouse, monkeypatch, POINT3_UNEXPLAINED_THRESHOLD_WON=str(-expected_gap))["unexplained_within_threshold"][0]
 
 
 @pytest.mark.parametrize("terms", [
