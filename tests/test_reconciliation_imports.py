@@ -4,14 +4,15 @@ reconciliation's version fingerprint, on warehouses built row by row."""
 from __future__ import annotations
 
 import datetime as dt
+from fractions import Fraction
 
 import pytest
 
-from point3_pipeline import cli
+from point3_pipeline import cli, config
 from point3_pipeline.deposits import Deposit, import_deposits, match
 from point3_pipeline.imports import ImportRefused, import_balances
 from point3_pipeline.reports import render_reconciliation_report
-from point3_pipeline.rollforward import Payout, Terms
+from point3_pipeline.rollforward import Payout, Terms, percent_text
 from tests.report_fixtures import Books, kst
 
 NOW = kst(2025, 12, 2, 9)
@@ -226,3 +227,73 @@ def test_a_change_around_the_month_makes_a_new_version(tmp_path, change):
     wh = books.refresh()
     second = render_reconciliation_report(wh, "2025-11", tmp_path / "r", now=NOW, terms=terms)
     assert second.created and second.version == 2
+
+
+# --- settings and small pieces --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("env", "terms"), [
+    ({}, Terms()),
+    ({"POINT3_FEE_PERCENT": "3.3", "POINT3_FEE_VAT": "yes"}, Terms(fee_ppm=33_000, fee_vat=True)),
+    ({"POINT3_FEE_PERCENT": "0.0275", "POINT3_FEE_VAT": "no"}, Terms(fee_ppm=275)),
+    ({"POINT3_FEE_PERCENT": "2.5%"}, Terms(fee_ppm=25_000)),
+    ({"POINT3_CREDIT_DELAY_DAYS": "2", "POINT3_DEPOSIT_MATCH_DAYS": "5", "POINT3_UNEXPLAINED_THRESHOLD_WON": "1,000",
+      "POINT3_PAYOUT_DEPOSIT_DAYS": "7"}, Terms(credit_delay_days=2, match_days=5, unexplained_threshold=1_000,
+                                                 deposit_overdue_days=7)),
+])  # fmt: skip
+def test_reconciliation_settings(env, terms):
+    assert config.reconciliation_terms(env) == terms
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("POINT3_FEE_PERCENT", "3.33333"), ("POINT3_FEE_PERCENT", "abc"), ("POINT3_FEE_PERCENT", "100"),
+    ("POINT3_FEE_PERCENT", "0.033e1"), ("POINT3_FEE_VAT", "maybe"), ("POINT3_CREDIT_DELAY_DAYS", "-1"),
+    ("POINT3_DEPOSIT_MATCH_DAYS", "61"), ("POINT3_UNEXPLAINED_THRESHOLD_WON", "1.5"), ("POINT3_PAYOUT_DEPOSIT_DAYS", "x"),
+])  # fmt: skip
+def test_a_bad_reconciliation_setting_is_one_sentence(variable, value):
+    with pytest.raises(config.ConfigError) as error:
+        config.reconciliation_terms({variable: value})
+    message = str(error.value)
+    assert message.startswith(variable) and repr(value) in message and "\n" not in message
+
+
+@pytest.mark.parametrize(("ppm", "text"), [(0, "0%"), (33_000, "3.3%"), (275, "0.0275%"), (250_000, "25%"),
+                                           (Fraction(36_301, 1), "3.6301%"), (Fraction(-5, 3), "-0.0002%")])
+def test_percent_text(ppm, text):
+    assert percent_text(ppm) == text
+
+
+@pytest.mark.parametrize(("fee_ppm", "fee_vat", "total", "kept"), [
+    (33_000, False, 10_000, 330), (33_000, True, 10_000, 363), (25_000, False, 1_550, 39),  # 38.75 -> 39
+    (25_000, True, 1_550, 43), (0, True, 99_000, 0), (30_000, True, 15, 0),
+])  # fmt: skip
+def test_sandbox_fee_rounds_half_up_like_the_pipeline(fee_ppm, fee_vat, total, kept):
+    from point3_pipeline.sandbox.settlement import SettlementTerms
+
+    assert SettlementTerms(fee_ppm=fee_ppm, fee_vat=fee_vat).fee(total) == kept
+
+
+def test_sandbox_admin_settlement_exports(tmp_path):
+    import httpx
+
+    from tests.conftest import make_sandbox
+
+    with make_sandbox(days=20, per_day=10) as server:
+        bad = httpx.post(server.url + "/_sandbox/settlement", json={"payout": "monthly"})
+        assert bad.status_code == 400 and "payout must be one of weekly, daily" in bad.json()["message"]
+        terms = httpx.post(server.url + "/_sandbox/settlement", json={"fee_ppm": 30_000, "differing_deposit_on": "2026-03-11"})
+        assert terms.json()["result"]["fee_ppm"] == 30_000
+        window = {"startDate": "2026-03-01T00:00:00", "endDate": "2026-03-18T00:00:00"}
+        history = httpx.get(server.url + "/_sandbox/balance-history.csv", params=window).text.splitlines()
+        assert history[0] == "observed_at,balance" and len(history) == 1 + 17 * 48
+        assert history[1].startswith("2026-03-01T00:00:00+09:00,")
+        csv_bytes = httpx.get(server.url + "/_sandbox/deposits.csv", params={**window, "encoding": "cp949"}).content
+        path = tmp_path / "bank.csv"
+        path.write_bytes(csv_bytes)
+    wh = Books(tmp_path / "wh.duckdb").refresh()
+    result = import_deposits(wh, path, now=NOW.replace(year=2026, month=3, day=20))
+    # the Wednesdays' payouts; the 18th's deposit (09:00) is after the export's end
+    assert result.encoding == "cp949" and result.added == 2
+    with wh.connect(read_only=True) as conn:
+        days = [d for (d,) in conn.execute("SELECT deposit_date FROM bank_deposits ORDER BY 1").fetchall()]
+    assert days == [dt.date(2026, 3, 4), dt.date(2026, 3, 11)]
