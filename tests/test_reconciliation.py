@@ -11,7 +11,7 @@ from openpyxl import load_workbook
 from point3_pipeline import sync
 from point3_pipeline.client import Point3Client
 from point3_pipeline.deposits import import_deposits
-from point3_pipeline.imports import ImportRefused, import_balances
+from point3_pipeline.imports import import_balances
 from point3_pipeline.models import KST
 from point3_pipeline.periods import Period
 from point3_pipeline.reports import render_reconciliation_report, verify_report

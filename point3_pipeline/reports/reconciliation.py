@@ -25,7 +25,7 @@ from point3_pipeline.models import KST
 from point3_pipeline.periods import Period
 from point3_pipeline.reports import data
 from point3_pipeline.reports.data import Coverage
-from point3_pipeline.reports.versions import ReportContext, ReportResult, render
+from point3_pipeline.reports.versions import ReportResult, render
 from point3_pipeline.warehouse import Warehouse
 
 SUMMARY, DAYS, PAYOUTS, OBSERVATIONS, MISMATCHES = "요약", "일별 대사", "지급·입금", "잔액 관측", "불일치"
@@ -56,7 +56,7 @@ def render_reconciliation_report(
 ) -> ReportResult:
     """Write the month's reconciliation workbook as a new version, unless nothing it shows changed."""
     terms = terms or rf.Terms()
-    from point3_pipeline.reports.reconciliation_sheets import write_workbook
+    from point3_pipeline.reports.reconciliation_sheets import write_workbook  # it imports this module
 
     return render(
         "reconciliation", warehouse, month, Path(reports_dir), now,
@@ -74,11 +74,11 @@ def build(conn: duckdb.DuckDBPyConnection, period: Period, terms: rf.Terms) -> R
     # From match_days before the month: deposits early in the month may belong to its payouts.
     h = rf.history(conn, start - dt.timedelta(days=terms.match_days), end, terms)
     days = [(d, rf.roll(h, _kst_start(d), _kst_start(d) + dt.timedelta(days=1))) for d in period.days]
-    in_month = [p for p in h.payouts() if p.by > start - dt.timedelta(days=terms.match_days)]
+    candidates = [p for p in h.payouts() if p.by > start - dt.timedelta(days=terms.match_days)]
     deposits = load_deposits(conn, period.first - dt.timedelta(days=2 * terms.match_days),
                              period.last + dt.timedelta(days=terms.match_days))
     matches = [
-        m for m in match(in_month, deposits, terms.match_days)
+        m for m in match(candidates, deposits, terms.match_days)
         if (m.payout is not None and start < m.payout.by <= end)
         or (m.payout is None and m.deposit is not None and period.contains(m.deposit.deposit_date))
     ]
