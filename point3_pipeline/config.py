@@ -307,17 +307,25 @@ _DAY_COUNTS = {  # variable -> (Terms field, largest value)
 }
 
 
+def fee_ppm(text: str) -> int | None:
+    """A fee percent such as "3.3" or "2.75%" as parts per million (exact); None if it is not one."""
+    if not _FEE_PERCENT.fullmatch(text.strip().removesuffix("%")):
+        return None
+    whole, _, decimals = text.strip().removesuffix("%").partition(".")
+    return int(whole) * 10_000 + int(decimals.ljust(4, "0") or 0)
+
+
 def reconciliation_terms(env: Mapping[str, str] = os.environ):
-    """The declared fee, credit timing and tolerances of the reconciliation (rollforward.Terms)."""
+    """The declared fee (the merchant's, and any business's own in the businesses file), credit
+    timing and tolerances of the reconciliation (rollforward.Terms)."""
     from .rollforward import Terms
 
     chosen: dict[str, object] = {}
     fee = _get(env, "POINT3_FEE_PERCENT")
     if fee is not None:
-        if not _FEE_PERCENT.fullmatch(fee.removesuffix("%")):
+        chosen["fee_ppm"] = fee_ppm(fee)
+        if chosen["fee_ppm"] is None:
             raise ConfigError(f"POINT3_FEE_PERCENT must be a percent from 0 to 99.9999 with at most 4 decimals, such as 3.3, not {fee!r}.")
-        whole, _, decimals = fee.removesuffix("%").partition(".")
-        chosen["fee_ppm"] = int(whole) * 10_000 + int(decimals.ljust(4, "0") or 0)
     vat = _get(env, "POINT3_FEE_VAT")
     if vat is not None:
         if vat.lower() not in ("yes", "no", "true", "false", "1", "0"):
@@ -334,4 +342,17 @@ def reconciliation_terms(env: Mapping[str, str] = os.environ):
         if not re.fullmatch(r"[0-9]+", threshold.replace(",", "")) or int(threshold.replace(",", "")) > MAX_AMOUNT:
             raise ConfigError(f"POINT3_UNEXPLAINED_THRESHOLD_WON must be a whole number of won from 0, not {threshold!r}.")
         chosen["unexplained_threshold"] = int(threshold.replace(",", ""))
-    return Terms(**chosen)
+    terms = Terms(**chosen)
+    return dataclasses.replace(terms, business_fees=_business_fees(env, terms))
+
+
+def _business_fees(env: Mapping[str, str], terms) -> tuple:
+    from .businesses import businesses_from_env
+    from .rollforward import BusinessFee
+
+    return tuple(
+        BusinessFee(nickname, b.client_identification, terms.fee_ppm if b.fee_ppm is None else b.fee_ppm,
+                    terms.fee_vat if b.fee_vat is None else b.fee_vat)
+        for b in businesses_from_env(env) if b.fee_ppm is not None or b.fee_vat is not None
+        for nickname in b.client_nicknames
+    )

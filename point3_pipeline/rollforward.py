@@ -40,6 +40,16 @@ PPM = 1_000_000
 
 
 @dataclass(frozen=True)
+class BusinessFee:
+    """A business's own fee contract (the businesses file), for its payments."""
+
+    client_nickname: str
+    client_identification: str | None
+    fee_ppm: int
+    fee_vat: bool
+
+
+@dataclass(frozen=True)
 class Terms:
     """The merchant's declared settlement terms and the reconciliation's tolerances."""
 
@@ -49,10 +59,13 @@ class Terms:
     match_days: int = 3  # a payout's deposit is expected within this many days after it
     unexplained_threshold: int = 0  # won; beyond it the Dagster check warns
     deposit_overdue_days: int = 5  # a payout without a deposit this long before the latest import warns
+    business_fees: tuple[BusinessFee, ...] = ()  # overrides of the fee for some businesses' payments
 
     def describe(self) -> str:
-        return (f"fee {percent_text(self.fee_ppm)}{' + VAT' if self.fee_vat else ''}, credit D+{self.credit_delay_days}, "
-                f"deposit window {self.match_days} days")
+        own = "".join(f"; {b.client_nickname}: {percent_text(b.fee_ppm)}{' + VAT' if b.fee_vat else ''}"
+                      for b in self.business_fees)
+        return (f"fee {percent_text(self.fee_ppm)}{' + VAT' if self.fee_vat else ''}{own}, "
+                f"credit D+{self.credit_delay_days}, deposit window {self.match_days} days")
 
 
 def percent_text(ppm: int | Fraction) -> str:
@@ -197,46 +210,67 @@ _OBSERVATIONS = """
     ORDER BY observed_at
 """
 
-# Sales by the 30-minute slot whose end closes the (slot start, slot end] they fall in. Every
-# boundary the roll-forward uses (observation slots, midnights) is a slot end, so the sums are
-# exact for any interval. The fee is per sale, rounded to the won half up; its VAT 10% of it.
-_SLOT_SALES = """
-    WITH sales AS (
-        SELECT total_charge,
+# Each sale with its fee: the business's declared rate where the businesses file gives one
+# (an entry naming the payment's clientIdentification wins over one naming only its
+# clientNickname), else the merchant's. The fee is per sale, rounded to the won half up; its
+# VAT 10% of it, rounded the same way.
+_PRICED_SALES = """
+    WITH business_fees AS (
+        SELECT unnest($nicknames::VARCHAR[]) AS nickname, unnest($identifications::VARCHAR[]) AS identification,
+               unnest($ppms::BIGINT[]) AS ppm, unnest($vats::BOOLEAN[]) AS vat
+    ),
+    payments_near AS (
+        SELECT signature, payment_date, accepted_at, total_charge, client_nickname, client_identification
+        FROM payments
+        WHERE payment_date BETWEEN CAST(timezone('Asia/Seoul', $lo) AS DATE) - to_days(CAST($delay AS INTEGER) + 1)
+                               AND CAST(timezone('Asia/Seoul', $hi) AS DATE)
+    ),
+    rated AS (
+        SELECT p.*, coalesce(exact.ppm, by_name.ppm, $ppm) AS ppm, coalesce(exact.vat, by_name.vat, $fee_vat) AS vat
+        FROM payments_near AS p
+        LEFT JOIN business_fees AS exact
+            ON exact.nickname = p.client_nickname AND exact.identification = p.client_identification
+        LEFT JOIN business_fees AS by_name
+            ON by_name.nickname = p.client_nickname AND by_name.identification IS NULL
+    ),
+    priced AS (
+        SELECT signature, payment_date, accepted_at, total_charge, vat,
+               (CAST(total_charge AS HUGEINT) * ppm + 500000) // 1000000 AS fee,
                CASE WHEN $delay = 0
                     THEN coalesce(accepted_at, CAST(payment_date AS TIMESTAMP) AT TIME ZONE 'Asia/Seoul')
                     ELSE (CAST(payment_date AS TIMESTAMP) + to_days(CAST($delay AS INTEGER))) AT TIME ZONE 'Asia/Seoul'
                END AS credited_at
-        FROM payments
-        WHERE payment_date BETWEEN CAST(timezone('Asia/Seoul', $lo) AS DATE) - to_days(CAST($delay AS INTEGER) + 1)
-                               AND CAST(timezone('Asia/Seoul', $hi) AS DATE)
-          AND (accepted_at IS NOT NULL OR $delay > 0)
+        FROM rated
     ),
-    fees AS (
-        SELECT credited_at, total_charge,
-               (CAST(total_charge AS HUGEINT) * $ppm + 500000) // 1000000 AS fee
-        FROM sales WHERE credited_at > $lo AND credited_at <= $hi
-    ),
-    final AS (
+    sales AS (
+        SELECT *, CASE WHEN vat THEN (fee + 5) // 10 ELSE 0 END AS fee_vat FROM priced
+    )
+"""
+
+# Sales by the 30-minute slot whose end closes the (slot start, slot end] they fall in. Every
+# boundary the roll-forward uses (observation slots, midnights) is a slot end, so the sums are
+# exact for any interval.
+_SLOT_SALES = _PRICED_SALES + """
+    , final AS (
         SELECT time_bucket(INTERVAL 30 MINUTES, credited_at - INTERVAL 1 MICROSECOND, 'Asia/Seoul')
                    + INTERVAL 30 MINUTES AS slot_end,
-               sum(total_charge) AS sales, count(*) AS sales_count,
-               sum(fee) AS fees, sum(CASE WHEN $fee_vat THEN (fee + 5) // 10 ELSE 0 END) AS fee_vat
-        FROM fees GROUP BY 1
+               sum(total_charge) AS sales, count(*) AS sales_count, sum(fee) AS fees, sum(fee_vat) AS fee_vat
+        FROM sales
+        WHERE credited_at > $lo AND credited_at <= $hi AND (accepted_at IS NOT NULL OR $delay > 0)
+        GROUP BY 1
     )
     SELECT slot_end, CAST(sales AS HUGEINT), sales_count, CAST(fees AS HUGEINT), CAST(fee_vat AS HUGEINT)
     FROM final
 """
 
 # A sale without an accept time (point3's examples have none) happened on its payment day.
-_UNTIMED_SALES = """
+_UNTIMED_SALES = _PRICED_SALES + """
     SELECT 'sale', signature, total_charge,
            CAST(payment_date AS TIMESTAMP) AT TIME ZONE 'Asia/Seoul',
            CAST(payment_date + 1 AS TIMESTAMP) AT TIME ZONE 'Asia/Seoul',
-           CAST((CAST(total_charge AS HUGEINT) * $ppm + 500000) // 1000000 AS HUGEINT) AS fee
-    FROM payments
-    WHERE accepted_at IS NULL AND $delay = 0
-      AND payment_date BETWEEN CAST(timezone('Asia/Seoul', $lo) AS DATE) - 1 AND CAST(timezone('Asia/Seoul', $hi) AS DATE)
+           CAST(fee + fee_vat AS HUGEINT), CAST(fee_vat AS HUGEINT)
+    FROM sales
+    WHERE accepted_at IS NULL AND $delay = 0 AND payment_date >= CAST(timezone('Asia/Seoul', $lo) AS DATE) - 1
     ORDER BY payment_date, signature
 """
 
@@ -260,22 +294,19 @@ def history(conn: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetim
     if len(observations) < 2:
         return History(observations, [], {}, [])
     lo, hi = observations[0].slot, observations[-1].slot
-    params = {"lo": lo, "hi": hi, "delay": terms.credit_delay_days, "ppm": terms.fee_ppm, "fee_vat": terms.fee_vat}
+    params = {"lo": lo, "hi": hi, "delay": terms.credit_delay_days, "ppm": terms.fee_ppm, "fee_vat": terms.fee_vat,
+              "nicknames": [b.client_nickname for b in terms.business_fees],
+              "identifications": [b.client_identification for b in terms.business_fees],
+              "ppms": [b.fee_ppm for b in terms.business_fees], "vats": [b.fee_vat for b in terms.business_fees]}
     flows = {row[0]: tuple(int(v) for v in row[1:]) for row in conn.execute(_SLOT_SALES, params).fetchall()}
     movements = [Movement(*row) for row in conn.execute(_CANCELLATIONS, [lo, hi]).fetchall()]
-    untimed = conn.execute(_UNTIMED_SALES, {k: params[k] for k in ("lo", "hi", "delay", "ppm")}).fetchall()
-    movements += [_untimed_sale(row, terms) for row in untimed]
+    movements += [Movement(*head, fee=int(fee), fee_vat=int(vat))
+                  for *head, fee, vat in conn.execute(_UNTIMED_SALES, params).fetchall()]
     intervals = [Interval(a, b) for a, b in zip(observations, observations[1:])]
     _add_sales(intervals, flows)
     unplaced = place(intervals, movements)
     _classify(intervals)
     return History(observations, intervals, flows, unplaced)
-
-
-def _untimed_sale(row: tuple, terms: Terms) -> Movement:
-    *head, fee = row
-    fee_vat = (int(fee) + 5) // 10 if terms.fee_vat else 0
-    return Movement(*head, fee=int(fee) + fee_vat, fee_vat=fee_vat)
 
 
 def _add_sales(intervals: list[Interval], flows: dict[dt.datetime, tuple[int, int, int, int]]) -> None:

@@ -16,7 +16,7 @@ from point3_pipeline.models import KST
 from point3_pipeline.periods import Period
 from point3_pipeline.reports import render_reconciliation_report, verify_report
 from point3_pipeline.reports.reconciliation import PAYOUTS, build, check_reported_months
-from point3_pipeline.rollforward import Terms
+from point3_pipeline.rollforward import BusinessFee, Terms
 from point3_pipeline.sandbox.settlement import DEPOSIT_SHORTFALL
 from point3_pipeline.warehouse import Warehouse
 from tests.conftest import FAST_RETRY, make_sandbox, sandbox_first_day
@@ -181,3 +181,14 @@ def test_credit_timing_and_daily_payouts(tmp_path, terms):
     if "credit_delay_days" in terms:  # declared at once, the days do not tie
         at_once = render_reconciliation_report(warehouse, FEB, tmp_path / "other", now=now, terms=DECLARED)
         assert at_once.totals["days_not_tying"] > 0
+
+
+def test_a_business_with_its_own_fee(tmp_path):
+    bookshop = "책방 달빛서가"
+    warehouse, now, _ = _books(tmp_path, {**SANDBOX_TERMS, "business_fee_ppm": {bookshop: 15_000}}, deposits=False)
+    own = Terms(fee_ppm=33_000, fee_vat=True, business_fees=(BusinessFee(bookshop, None, 15_000, True),))
+    result = render_reconciliation_report(warehouse, FEB, tmp_path / "reports", now=now, terms=own)
+    assert result.totals["unexplained"] == 0 and result.totals["days_not_tying"] == 0
+    # the merchant's rate for the bookshop too: the fees are overstated, the days do not tie
+    merchant_only = render_reconciliation_report(warehouse, FEB, tmp_path / "other", now=now, terms=DECLARED)
+    assert merchant_only.totals["days_not_tying"] > 0 and merchant_only.totals["fees"] > result.totals["fees"]

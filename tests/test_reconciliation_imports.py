@@ -12,7 +12,7 @@ from point3_pipeline import cli, config
 from point3_pipeline.deposits import Deposit, import_deposits, match
 from point3_pipeline.imports import ImportRefused, import_balances
 from point3_pipeline.reports import render_reconciliation_report
-from point3_pipeline.rollforward import Payout, Terms, percent_text
+from point3_pipeline.rollforward import BusinessFee, Payout, Terms, percent_text
 from tests.report_fixtures import Books, kst
 
 NOW = kst(2025, 12, 2, 9)
@@ -243,6 +243,19 @@ def test_a_change_around_the_month_makes_a_new_version(tmp_path, change):
 ])  # fmt: skip
 def test_reconciliation_settings(env, terms):
     assert config.reconciliation_terms(env) == terms
+
+
+def test_a_business_fee_comes_from_the_businesses_file(tmp_path):
+    path = tmp_path / "businesses.toml"
+    entry = ('[[business]]\nid = "shop"\nname = "책방"\nregistration_number = "101-81-12341"\n'
+             'taxpayer_type = "일반과세자"\nsales = "by_vat"\nclient_nickname = ["책방", "책방 2호점"]\n')
+    path.write_text(entry + 'fee_percent = "1.5"\n', encoding="utf-8")
+    env = {"POINT3_BUSINESSES": str(path), "POINT3_FEE_PERCENT": "3.3", "POINT3_FEE_VAT": "yes"}
+    assert config.reconciliation_terms(env).business_fees == (
+        BusinessFee("책방", None, 15_000, True), BusinessFee("책방 2호점", None, 15_000, True))
+    path.write_text(entry + "fee_percent = 1.5\n", encoding="utf-8")  # a TOML float: refused
+    with pytest.raises(config.ConfigError, match='fee_percent must be a percent .* written as a string, such as "3.3", not 1.5'):
+        config.reconciliation_terms(env)
 
 
 @pytest.mark.parametrize(("variable", "value"), [

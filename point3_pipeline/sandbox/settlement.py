@@ -16,7 +16,7 @@ import datetime as dt
 import io
 import math
 from bisect import bisect_right
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from itertools import accumulate
 from typing import Any
 
@@ -59,6 +59,7 @@ class SettlementTerms:
     payout_delay_days: int = 1  # daily: day D's credits are paid at 00:00 of day D+N (N >= 1)
     missing_deposit_on: dt.date | None = None  # the payout of this KST day never reaches the bank
     differing_deposit_on: dt.date | None = None  # ... reaches it DEPOSIT_SHORTFALL won short
+    business_fee_ppm: dict[str, int] = field(default_factory=dict)  # clientNickname -> its own fee_ppm
 
     def __post_init__(self) -> None:
         for name, low in (("fee_ppm", 0), ("credit_delay_days", 0), ("payout_delay_days", 1)):
@@ -69,6 +70,10 @@ class SettlementTerms:
             raise ValueError(f"fee_ppm must be below {PPM:,} (100%), not {self.fee_ppm}")
         if type(self.fee_vat) is not bool:
             raise ValueError(f"fee_vat must be true or false, not {self.fee_vat!r}")
+        if not isinstance(self.business_fee_ppm, dict) or not all(
+            isinstance(k, str) and type(v) is int and 0 <= v < PPM for k, v in self.business_fee_ppm.items()
+        ):
+            raise ValueError(f"business_fee_ppm must map clientNickname to a fee_ppm below {PPM:,}")
         if self.payout not in PAYOUT_SCHEDULES:
             raise ValueError(f"payout must be one of {', '.join(PAYOUT_SCHEDULES)}, not {self.payout!r}")
         for name in ("missing_deposit_on", "differing_deposit_on"):
@@ -76,9 +81,9 @@ class SettlementTerms:
             if value is not None and (not isinstance(value, dt.date) or isinstance(value, dt.datetime)):
                 raise ValueError(f"{name} must be a date, not {value!r}")
 
-    def fee(self, total: int) -> int:
+    def fee(self, total: int, nickname: str | None = None) -> int:
         """What point3 keeps of one sale: the fee rounded to the won (half up), and its VAT."""
-        fee = (total * self.fee_ppm + PPM // 2) // PPM
+        fee = (total * self.business_fee_ppm.get(nickname, self.fee_ppm) + PPM // 2) // PPM
         return fee + ((fee + 5) // 10 if self.fee_vat else 0)
 
     def credited_at(self, completed_at: float) -> float:
@@ -123,7 +128,8 @@ class SettlementLedger:
             if payment.completed_at is None:
                 continue  # never confirmed: no money moved
             total = payment.record["totalCharge"]
-            events.append((terms.credited_at(payment.completed_at), total - terms.fee(total)))
+            fee = terms.fee(total, payment.record.get("clientNickname"))
+            events.append((terms.credited_at(payment.completed_at), total - fee))
             if payment.cancel_at is not None:
                 events.append((payment.cancel_at, -total))
         events.sort()
