@@ -1,6 +1,7 @@
 """Benchmark: the monthly tax workbook against a bare openpyxl write-only dump of the same rows.
 
     .venv/bin/python bench/report.py [--sizes 10000 100000 300000]
+    .venv/bin/python bench/report.py --reconciliation   # the reconciliation workbook, see reconciliation_bench
 
 For each size a synthetic warehouse (one month, built with one INSERT ... SELECT FROM range(n))
 is rendered in a fresh subprocess per case, so peak memory (ru_maxrss) is the case's own.
@@ -91,9 +92,76 @@ def case_dump(db: Path, out: Path) -> None:
     conn.close()
 
 
+# The month's balance as point3 would have served it every 30 minutes (1,440 observations),
+# less four weekly payouts (Wednesdays 00:00) of everything in by the Monday before, each with
+# its bank deposit the same morning.
+PAYOUT_DAYS = ("2025-11-05", "2025-11-12", "2025-11-19", "2025-11-26")
+
+
+def add_balance_history(path: Path) -> None:
+    import datetime as dt
+    from itertools import accumulate
+
+    from point3_pipeline.models import KST
+    from point3_pipeline.warehouse import Warehouse
+
+    warehouse = Warehouse(path)
+    start = dt.datetime(2025, 11, 1, tzinfo=KST)
+    slots = [start + dt.timedelta(minutes=30 * k) for k in range(30 * 48)]
+    with warehouse.connect() as conn:
+        sums = dict(conn.execute(
+            """
+            SELECT time_bucket(INTERVAL 30 MINUTES, accepted_at - INTERVAL 1 MICROSECOND, 'Asia/Seoul') + INTERVAL 30 MINUTES,
+                   CAST(sum(total_charge) AS BIGINT)
+            FROM payments GROUP BY 1
+            """
+        ).fetchall())
+        credited = dict(zip(slots, accumulate(sums.get(slot, 0) for slot in slots)))
+        paid, rows, deposits = 0, [], []
+        for slot in slots:
+            day = slot.date().isoformat()
+            if day in PAYOUT_DAYS and slot.hour == 0 and slot.minute == 0:
+                due = credited[slot - dt.timedelta(days=2)] - paid
+                paid += due
+                deposits.append([f"bench-{day}", slot.replace(hour=9), slot.date(), True, due, "타행이체",
+                                 "포인트쓰리정산", None, None, 1, 1])  # fmt: skip
+            rows.append([slot + dt.timedelta(minutes=2), credited[slot] - paid])
+        conn.executemany("INSERT INTO settlement_observations VALUES (?, ?)", rows)
+        conn.execute("INSERT INTO reconciliation_imports VALUES (1, 'deposits', 'bench.csv', '', 'utf-8', now(), 4, 4, 0, 0, 0)")
+        conn.executemany("INSERT INTO bank_deposits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", deposits)
+    warehouse.refresh_derived()
+
+
+def case_reconciliation(db: Path, out: Path) -> None:
+    from point3_pipeline.reports import render_reconciliation_report
+    from point3_pipeline.warehouse import Warehouse
+
+    result = render_reconciliation_report(Warehouse(db), MONTH, out)
+    t = result.totals
+    assert t["unexplained"] == 0 and t["payout_count"] == t["payouts_matched"] == 4, t
+    assert t["observation_count"] == 1_440, t
+
+
+CASES = {"render": case_render, "dump": case_dump, "reconciliation": case_reconciliation}
+
+
+def reconciliation_bench(n: int = 100_000) -> None:
+    """The reconciliation workbook of a month with `n` payments, 1,440 observations and 4 payouts,
+    against the tax workbook of the same month. Targets: faster than the tax workbook, under 300 MB."""
+    print(f"{'payments':>9} {'obs.':>6} {'tax s':>8} {'tax MB':>8} {'recon s':>8} {'recon MB':>9} {'ratio':>6}")
+    with tempfile.TemporaryDirectory(prefix="point3-bench-") as tmp:
+        db = Path(tmp) / "bench.duckdb"
+        build(db, n)
+        add_balance_history(db)
+        tax = run_case("render", db, Path(tmp) / "tax")
+        recon = run_case("reconciliation", db, Path(tmp) / "recon")
+        print(f"{n:>9,} {1440:>6,} {tax['seconds']:>8.2f} {tax['peak_mb']:>8.0f} {recon['seconds']:>8.2f} "
+              f"{recon['peak_mb']:>9.0f} {recon['seconds'] / tax['seconds']:>6.2f}", flush=True)
+
+
 def child(case: str, db: Path, out: Path) -> None:
     started = time.perf_counter()
-    (case_render if case == "render" else case_dump)(db, out)
+    CASES[case](db, out)
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(json.dumps({"seconds": seconds, "peak_mb": peak_mb}))
@@ -110,12 +178,16 @@ def run_case(case: str, db: Path, out: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 300_000])
-    parser.add_argument("--child", choices=["render", "dump"])
+    parser.add_argument("--child", choices=sorted(CASES))
+    parser.add_argument("--reconciliation", action="store_true", help="the reconciliation workbook case instead")
     parser.add_argument("--db", type=Path)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.db, args.out)
+        return
+    if args.reconciliation:
+        reconciliation_bench()
         return
     print(f"{'payments':>9} {'dump s':>8} {'dump MB':>8} {'tax s':>8} {'tax MB':>8} {'ratio':>6} {'xlsx MB':>8}")
     for n in args.sizes:

@@ -25,7 +25,7 @@ from dagster_project.partitions import (
     vat_period_partitions,
 )
 from dagster_project.resources import Point3Resource, ReportsResource, WarehouseResource
-from point3_pipeline import reports, summaries, sync
+from point3_pipeline import config, reports, summaries, sync
 from point3_pipeline.config import ConfigError
 from point3_pipeline.periods import HALF, QUARTER, YEAR, Period
 from point3_pipeline.reports import ReportResult
@@ -238,15 +238,31 @@ def monthly_tax_report(
     group_name=GROUP,
     kinds={"excel"},
     automation_condition=RERENDER_CHANGED_PERIODS,
-    description="The month's reconciliation of the settlement balance against the payments.",
+    description="The month's settlement roll-forward: opening + sales − cancellations − fees − payouts = closing, "
+                "payouts matched to bank deposits.",
 )
 def monthly_reconciliation_report(
     context: AssetExecutionContext, warehouse: WarehouseResource, reports_dir: ReportsResource
 ) -> MaterializeResult:
     with _fails_with_its_sentence():
-        result = reports.render_reconciliation_report(warehouse.get(), report_month(context.partition_key), reports_dir.path)
+        result = reports.render_reconciliation_report(warehouse.get(), report_month(context.partition_key),
+                                                      reports_dir.path, terms=reconciliation_terms())
         reports.write_index(warehouse.get(), reports_dir.path)
-    return MaterializeResult(metadata=_report_metadata(result))
+    return MaterializeResult(metadata={**_report_metadata(result), **_roll_forward_metadata(result.totals)})
+
+
+def reconciliation_terms():
+    """The declared fee, credit timing and tolerances; a malformed setting fails the step with its sentence."""
+    try:
+        return config.reconciliation_terms()
+    except config.ConfigError as exc:
+        raise Failure(description=str(exc)) from exc
+
+
+def _roll_forward_metadata(totals: dict[str, int]) -> dict:
+    """The roll-forward's lines by name (absent when no observation reaches the month)."""
+    names = ("opening_balance", "payments_in", "cancellations_out", "fees", "payouts", "closing_balance", "unexplained")
+    return {name: totals[name] for name in names if name in totals}
 
 
 def _vat_period_report(kind: str, name: str, what: str):

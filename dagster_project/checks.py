@@ -10,6 +10,7 @@ from dagster import (
 
 from dagster_project.assets import (
     WAREHOUSE_POOL,
+    reconciliation_terms,
     monthly_reconciliation_report,
     monthly_tax_report,
     payment_cancellations,
@@ -18,6 +19,7 @@ from dagster_project.assets import (
 )
 from dagster_project.resources import ReportsResource, WarehouseResource
 from point3_pipeline import reports, summaries
+from point3_pipeline.reports import reconciliation
 from point3_pipeline.sync import kst_now
 
 
@@ -153,6 +155,47 @@ def _report_checks(report, kind: str) -> list[AssetChecksDefinition]:
     return [every_day_synced, totals_match]
 
 
+@asset_check(
+    asset=monthly_reconciliation_report, pool=WAREHOUSE_POOL,
+    description="Each reported month's unexplained balance change is within POINT3_UNEXPLAINED_THRESHOLD_WON.",
+)  # fmt: skip
+def unexplained_within_threshold(warehouse: WarehouseResource) -> AssetCheckResult:
+    terms = reconciliation_terms()
+    with warehouse.get().connect(read_only=True) as conn:
+        months = reconciliation.check_reported_months(conn, terms)
+    beyond = [m for m in months if abs(m.unexplained) > terms.unexplained_threshold]
+    return AssetCheckResult(
+        passed=not beyond,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "threshold_won": terms.unexplained_threshold,
+            "months_checked": len(months),
+            "months_beyond": _bullets([f"{m.month}: {m.unexplained:+,} won unexplained" for m in beyond]),
+        },
+    )
+
+
+@asset_check(
+    asset=monthly_reconciliation_report, pool=WAREHOUSE_POOL,
+    description="Every payout has its bank deposit within POINT3_PAYOUT_DEPOSIT_DAYS of the latest deposits import.",
+)  # fmt: skip
+def payouts_have_deposits(warehouse: WarehouseResource) -> AssetCheckResult:
+    terms = reconciliation_terms()
+    with warehouse.get().connect(read_only=True) as conn:
+        months = reconciliation.check_reported_months(conn, terms)
+    overdue = [(m.month, p) for m in months for p in m.overdue]
+    return AssetCheckResult(
+        passed=not overdue,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "overdue_after_days": terms.deposit_overdue_days,
+            "payouts_without_deposit": len(overdue),
+            "payouts": _bullets([f"{month}: {p.amount:,} won, left the balance by {p.by:%Y-%m-%d %H:%M} KST"
+                                 for month, p in overdue]),
+        },
+    )
+
+
 checks = [
     no_duplicate_signatures,
     no_duplicate_cancellations,
@@ -162,4 +205,6 @@ checks = [
     no_declaration_conflicts,
     *_report_checks(monthly_tax_report, "tax"),
     *_report_checks(monthly_reconciliation_report, "reconciliation"),
+    unexplained_within_threshold,
+    payouts_have_deposits,
 ]

@@ -11,6 +11,8 @@ VAT is filed per 사업자등록번호, but point3 only tells payments apart by 
     sales = "all_taxable"                # or all_exempt, by_vat (the split rule)
     client_nickname = "아트홀 푸른별"     # or a list of nicknames
     client_identification = "..."        # optional: match only payments with this value
+    fee_percent = "2.5"                  # optional: this business's point3 fee (else POINT3_FEE_PERCENT)
+    fee_vat = true                       # optional: 10% VAT on that fee (else POINT3_FEE_VAT)
 
 Without the file every payment is split by the rule and belongs to no declared business.
 Every mistake is a ConfigError with one sentence naming the file, the entry and the field.
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import duckdb
 
-from point3_pipeline.config import ConfigError
+from point3_pipeline.config import ConfigError, fee_ppm
 
 ENV_VAR = "POINT3_BUSINESSES"
 TAXPAYER_TYPES = ("일반과세자", "간이과세자", "면세사업자")
@@ -36,7 +38,7 @@ _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _REGISTRATION = re.compile(r"^\d{3}-?\d{2}-?\d{5}$")
 _CHECK_WEIGHTS = (1, 3, 7, 1, 3, 7, 1, 3, 5)
 _FIELDS = frozenset({"id", "name", "registration_number", "taxpayer_type", "sales",
-                     "client_nickname", "client_identification"})
+                     "client_nickname", "client_identification", "fee_percent", "fee_vat"})
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class Business:
     sales: str
     client_nicknames: tuple[str, ...]
     client_identification: str | None = None
+    fee_ppm: int | None = None  # the business's own point3 fee, parts per million of each sale
+    fee_vat: bool | None = None  # whether 10% VAT is charged on it
 
 
 def registration_check_digit(first_nine: str) -> int:
@@ -140,9 +144,26 @@ def _parse_entry(entry: dict, where: str, problems: list[str]) -> Business | Non
         problems.append(f"{where}: a 면세사업자 has no taxable sales, so sales must be 'all_exempt', not {sales!r}.")
     nicknames = _nicknames(entry, where, problems)
     identification = _text(entry, "client_identification", where, problems, required=False)
+    fee, fee_vat = _fee(entry, where, problems)
     if len(problems) > before:
         return None
-    return Business(id_, name, number, taxpayer, sales, nicknames, identification)
+    return Business(id_, name, number, taxpayer, sales, nicknames, identification, fee, fee_vat)
+
+
+def _fee(entry: dict, where: str, problems: list[str]) -> tuple[int | None, bool | None]:
+    """The optional fee_percent (a string or whole number: a TOML decimal would be binary
+    floating point) and fee_vat."""
+    value, vat = entry.get("fee_percent"), entry.get("fee_vat")
+    fee = None
+    if value is not None:
+        fee = fee_ppm(str(value)) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+        if fee is None:
+            problems.append(f"{where}: fee_percent must be a percent with at most 4 decimals written as a string, "
+                            f"such as \"3.3\", not {value!r}.")
+    if vat is not None and not isinstance(vat, bool):
+        problems.append(f"{where}: fee_vat must be true or false, not {vat!r}.")
+        vat = None
+    return fee, vat
 
 
 def _registration(entry: dict, where: str, problems: list[str]) -> str | None:

@@ -1,4 +1,5 @@
-"""The `point3` command: sandbox, sync, sweep, settlement, status, reports, key rotation.
+"""The `point3` command: sandbox, sync, sweep, settlement (and its import), deposits import,
+status, reports, key rotation.
 
 Settings come from the environment (see config.py); a missing or malformed one, a folder
 that cannot be written and a bad argument each stop the command with one sentence naming what
@@ -212,6 +213,8 @@ class _BalanceWitness:
 def cmd_settlement(args: argparse.Namespace) -> int:
     from point3_pipeline import sync
 
+    if args.action == "import":
+        return _import(args, "settlement")
     warehouse = _warehouse()  # checked before fetching: point3 keeps no history of the balance
     with _client() as client:
         witness = _BalanceWitness(client, sync.kst_now)
@@ -230,6 +233,33 @@ def cmd_settlement(args: argparse.Namespace) -> int:
     change = "" if observation.change_since_previous is None else f" (change {observation.change_since_previous:+,} won)"
     print(f"settlement balance at {observation.observed_at:%Y-%m-%d %H:%M:%S} KST: {observation.balance:,} won{change}")
     return 0
+
+
+def _import(args: argparse.Namespace, kind: str) -> int:
+    """`point3 settlement import FILE` / `point3 deposits import FILE`: all lines or none."""
+    from point3_pipeline.deposits import import_deposits
+    from point3_pipeline.imports import ImportRefused, import_balances
+
+    if args.file is None:
+        raise SystemExit(f"point3 {kind} import: give the CSV file to import")
+    warehouse = _warehouse()
+    try:
+        result = (import_balances if kind == "settlement" else import_deposits)(warehouse, args.file)
+    except ImportRefused as exc:
+        print(f"point3: {exc}", file=sys.stderr)
+        return 1
+    what = "observations" if kind == "settlement" else "deposits"
+    skipped = f", {result.skipped:,} withdrawals skipped" if result.skipped else ""
+    print(f"{args.file} ({result.encoding}): {result.data_lines:,} lines, {result.added:,} {what} added, "
+          f"{result.duplicates:,} already stored{skipped}, {len(result.conflicts):,} conflicting")
+    for conflict in result.conflicts:
+        print(f"  not stored: {conflict}")
+    warehouse.publish()
+    return 0
+
+
+def cmd_deposits(args: argparse.Namespace) -> int:
+    return _import(args, "deposits")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -265,9 +295,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.kind == "index":
         print(reports.write_index(warehouse, reports_dir))
         return 0
-    # tax and vat are one workbook: tax-workbook's render_tax_report takes any period.
-    render = reports.render_reconciliation_report if args.kind == "reconciliation" else reports.render_tax_report
-    result = render(warehouse, args.period, reports_dir)
+    # tax and vat are one workbook: render_tax_report takes any period.
+    if args.kind == "reconciliation":
+        result = reports.render_reconciliation_report(warehouse, args.period, reports_dir, terms=config.reconciliation_terms())
+    else:
+        result = reports.render_tax_report(warehouse, args.period, reports_dir)
     state = "written" if result.created else "unchanged since the latest version"
     final = "final" if result.is_final else f"NOT final: {result.days_synced}/{result.days_in_month} days synced"
     print(f"{result.kind} report {result.month} v{result.version} {state}: {result.path} ({final})")
@@ -398,8 +430,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how many days back from today to re-read (default %(default)s)")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("settlement", help="take one observation of the settlement balance")
+    p = sub.add_parser("settlement", help="take one observation of the settlement balance, or import earlier ones")
+    p.add_argument("action", nargs="?", choices=["import"], help="import: store observations from FILE (observed_at,balance)")
+    p.add_argument("file", nargs="?", type=Path, metavar="FILE.csv")
     p.set_defaults(func=cmd_settlement)
+
+    p = sub.add_parser("deposits", help="bank deposits for the reconciliation")
+    deposits_sub = p.add_subparsers(dest="deposits_command", required=True, metavar="ACTION")
+    d = deposits_sub.add_parser("import", help="import a bank's 거래내역 CSV (UTF-8 or CP949)")
+    d.add_argument("file", type=Path, metavar="FILE.csv")
+    d.set_defaults(func=cmd_deposits)
 
     p = sub.add_parser("status", help="coverage, last runs, rejected records, the balance and the tax split")
     p.add_argument("--period", type=_period,

@@ -14,6 +14,12 @@
 | POINT3_MAX_BODY_BYTES           | optional: largest response body read                           |
 | POINT3_MAX_PAGES_PER_WINDOW     | optional: most pages read for one day window                   |
 | POINT3_MAX_RECORDS_PER_WINDOW   | optional: most records read for one day window                 |
+| POINT3_FEE_PERCENT              | optional: point3's fee, percent of each sale (e.g. 3.3; default 0) |
+| POINT3_FEE_VAT                  | optional: yes if 10% VAT is charged on the fee (default no)    |
+| POINT3_CREDIT_DELAY_DAYS        | optional: a sale raises the balance on day D+N (default 0: at once) |
+| POINT3_DEPOSIT_MATCH_DAYS       | optional: days after a payout its bank deposit may arrive (default 3) |
+| POINT3_UNEXPLAINED_THRESHOLD_WON | optional: unexplained balance change a check tolerates (default 0) |
+| POINT3_PAYOUT_DEPOSIT_DAYS      | optional: days a payout may lack a deposit after an import (default 5) |
 
 The optional bounds default to `limits.DEFAULT_LIMITS`. A missing or malformed setting raises
 ConfigError with one sentence naming the variable.
@@ -67,6 +73,12 @@ ENV_VARS = (
     "POINT3_START_DATE",
     "POINT3_BUSINESSES",
     *LIMIT_VARS,
+    "POINT3_FEE_PERCENT",
+    "POINT3_FEE_VAT",
+    "POINT3_CREDIT_DELAY_DAYS",
+    "POINT3_DEPOSIT_MATCH_DAYS",
+    "POINT3_UNEXPLAINED_THRESHOLD_WON",
+    "POINT3_PAYOUT_DEPOSIT_DAYS",
 )
 
 
@@ -311,3 +323,64 @@ def businesses(env: Mapping[str, str] = os.environ) -> list[Business]:
     from point3_pipeline.businesses import businesses_from_env  # it imports ConfigError from here
 
     return businesses_from_env(env)
+
+
+# --- the reconciliation's settings --------------------------------------------------------------
+
+_FEE_PERCENT = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,4})?")
+_DAY_COUNTS = {  # variable -> (Terms field, largest value)
+    "POINT3_CREDIT_DELAY_DAYS": ("credit_delay_days", 60),
+    "POINT3_DEPOSIT_MATCH_DAYS": ("match_days", 60),
+    "POINT3_PAYOUT_DEPOSIT_DAYS": ("deposit_overdue_days", 365),
+}
+
+
+def fee_ppm(text: str) -> int | None:
+    """A fee percent such as "3.3" or "2.75%" as parts per million (exact); None if it is not one."""
+    if not _FEE_PERCENT.fullmatch(text.strip().removesuffix("%")):
+        return None
+    whole, _, decimals = text.strip().removesuffix("%").partition(".")
+    return int(whole) * 10_000 + int(decimals.ljust(4, "0") or 0)
+
+
+def reconciliation_terms(env: Mapping[str, str] = os.environ):
+    """The declared fee (the merchant's, and any business's own in the businesses file), credit
+    timing and tolerances of the reconciliation (rollforward.Terms)."""
+    from .rollforward import Terms
+
+    chosen: dict[str, object] = {}
+    fee = _get(env, "POINT3_FEE_PERCENT")
+    if fee is not None:
+        chosen["fee_ppm"] = fee_ppm(fee)
+        if chosen["fee_ppm"] is None:
+            raise ConfigError(f"POINT3_FEE_PERCENT must be a percent from 0 to 99.9999 with at most 4 decimals, such as 3.3, not {fee!r}.")
+    vat = _get(env, "POINT3_FEE_VAT")
+    if vat is not None:
+        if vat.lower() not in ("yes", "no", "true", "false", "1", "0"):
+            raise ConfigError(f"POINT3_FEE_VAT must be yes or no, not {vat!r}.")
+        chosen["fee_vat"] = vat.lower() in ("yes", "true", "1")
+    for variable, (name, most) in _DAY_COUNTS.items():
+        value = _get(env, variable)
+        if value is not None:
+            if not re.fullmatch(r"[0-9]+", value) or int(value) > most:
+                raise ConfigError(f"{variable} must be a whole number of days from 0 to {most}, not {value!r}.")
+            chosen[name] = int(value)
+    threshold = _get(env, "POINT3_UNEXPLAINED_THRESHOLD_WON")
+    if threshold is not None:
+        if not re.fullmatch(r"[0-9]+", threshold.replace(",", "")) or int(threshold.replace(",", "")) > MAX_AMOUNT:
+            raise ConfigError(f"POINT3_UNEXPLAINED_THRESHOLD_WON must be a whole number of won from 0, not {threshold!r}.")
+        chosen["unexplained_threshold"] = int(threshold.replace(",", ""))
+    terms = Terms(**chosen)
+    return dataclasses.replace(terms, business_fees=_business_fees(env, terms))
+
+
+def _business_fees(env: Mapping[str, str], terms) -> tuple:
+    from .businesses import businesses_from_env
+    from .rollforward import BusinessFee
+
+    return tuple(
+        BusinessFee(nickname, b.client_identification, terms.fee_ppm if b.fee_ppm is None else b.fee_ppm,
+                    terms.fee_vat if b.fee_vat is None else b.fee_vat)
+        for b in businesses_from_env(env) if b.fee_ppm is not None or b.fee_vat is not None
+        for nickname in b.client_nicknames
+    )

@@ -341,22 +341,23 @@ def test_reconciliation_ties_and_flags(tmp_path):
     books.payment("r2", kst(2025, 11, 2, 10), total=22_000)
     books.observation(kst(2025, 11, 1, 23, 45), 61_000)  # +11,000: ties
     books.cancel("r1", kst(2025, 11, 2, 12))
-    # day 2: +22,000 in, -11,000 out, and a 30,000 payout point3 does not report
+    # day 2: +22,000 in, -11,000 out, and a 30,000 payout point3 does not report: found as a payout
     books.observation(kst(2025, 11, 2, 23, 45), 61_000 + 22_000 - 11_000 - 30_000)
     books.synced(dt.date(2025, 11, 1), dt.date(2025, 11, 30))
     wh = books.refresh()
     result = render_reconciliation_report(wh, NOV, tmp_path / "r", now=NOW)
     t = result.totals
     assert (t["opening_balance"], t["closing_balance"]) == (50_000, 42_000)
-    assert (t["payments_in"], t["cancellations_out"], t["unexplained"]) == (33_000, 11_000, -30_000)
-    assert (t["days_not_tying"], t["days_without_observations"], t["observation_count"]) == (1, 28, 2)
+    assert (t["payments_in"], t["cancellations_out"], t["payouts"], t["unexplained"]) == (33_000, 11_000, 30_000, 0)
+    assert (t["days_not_tying"], t["days_without_observations"], t["observation_count"]) == (0, 28, 2)
+    assert t["payouts_without_deposit"] == 1
     wb = load_workbook(result.path)
     days = {r[0].value.day: [c.value for c in r] for r in wb["일별 대사"].iter_rows() if isinstance(r[0].value, dt.datetime)}
-    assert days[1][8:13] == [11_000, 0, 11_000, 11_000, 0]
-    assert days[2][8:13] == [22_000, 11_000, 11_000, -19_000, -30_000]
-    assert days[3][5] is None and "관측 없음" in days[3][13]
+    assert days[1][8:14] == [11_000, 0, 0, 0, 0, 61_000]
+    assert days[2][8:14] == [22_000, 11_000, 0, 30_000, 0, 42_000]
+    assert days[3][5] is None and "관측 없음" in days[3][14]
     mismatches = [c.value for r in wb["불일치"].iter_rows() for c in r]
-    assert -30_000 in mismatches
+    assert 30_000 in mismatches and "입금 없음" in mismatches
     assert verify_report(wh, result.path) == []
 
 
@@ -450,7 +451,8 @@ def test_sums_of_amounts_near_two_to_the_63_are_exact(tmp_path):
 
     reconciliation = render_reconciliation_report(wh, NOV, out, now=NOW)
     t = reconciliation.totals
-    assert (t["payments_in"], t["cancellations_out"], t["actual_change"]) == (sum(totals), HUGE[1][1], 2**64 - 1)
+    assert (t["payments_in"], t["cancellations_out"]) == (sum(totals), HUGE[1][1])
+    assert t["closing_balance"] - t["opening_balance"] == 2**64 - 1 and t["payouts"] == 0
     assert t["unexplained"] == 2**64 - 1 - (sum(totals) - HUGE[1][1])
     assert verify_report(wh, reconciliation.path) == []
 

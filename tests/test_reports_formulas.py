@@ -134,7 +134,7 @@ def test_reconciliation_totals(recalculated):
     rows = _totals_rows(results["reconciliation"].path, "일별 대사")
     got = _computed(values["reconciliation"], "일별 대사", rows["합계 total"])
     assert [got[i] for i in range(8, 13)] == [
-        totals["payments_in"], totals["cancellations_out"], totals["expected_change"],
-        totals["actual_change"], totals["unexplained"],
+        totals["payments_in"], totals["cancellations_out"], totals["fees"], totals["payouts"], totals["unexplained"],
     ]  # fmt: skip
-    assert totals["closing_balance"] - totals["opening_balance"] == totals["actual_change"] == 123_456
+    assert totals["closing_balance"] - totals["opening_balance"] == 123_456
+    assert totals["closing_balance"] - totals["expected_closing"] == totals["unexplained"]

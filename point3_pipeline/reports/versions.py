@@ -209,8 +209,10 @@ def render(
     now: dt.datetime | None,
     totals_of: Callable[[duckdb.DuckDBPyConnection, Period, Coverage], dict[str, int]],
     write: Callable[[ReportContext, Path], None],
+    fingerprint_parts: Callable[[duckdb.DuckDBPyConnection, Period], list[str]] | None = None,
 ) -> ReportResult:
-    """Write the next version of a month's workbook if its data changed since the latest one."""
+    """Write the next version of a month's workbook if its data changed since the latest one.
+    `fingerprint_parts`: what else the workbook shows (beyond the month's own rows), as its kind knows it."""
     month = Period.parse(month_text)
     now = (now or dt.datetime.now(KST)).astimezone(KST)
     reports_dir = Path(reports_dir)
@@ -221,6 +223,8 @@ def render(
         try:
             cover = data.coverage(conn, month, now.date())
             print_ = fingerprint(conn, kind, month, cover)
+            if fingerprint_parts is not None:
+                print_ = conn.execute("SELECT md5(?)", ["\n".join([print_, *fingerprint_parts(conn, month)])]).fetchone()[0]
             previous = latest_version(conn, kind, month)
             # Unchanged data and its workbook still there: nothing to write. (A workbook gone
             # from this folder, or a folder changed, gets a fresh version.)

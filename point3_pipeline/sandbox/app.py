@@ -301,6 +301,33 @@ def create_app(state: SandboxState) -> Starlette:
     async def admin_payments(request: Request) -> Response:
         return ok(state.add_payment(**await _json_object(request)))
 
+    async def admin_settlement(request: Request) -> Response:
+        if request.method == "POST":
+            state.set_settlement_terms(**await _json_object(request))
+        return ok(state.settlement_terms.to_json())
+
+    def _range(request: Request) -> tuple[dt.datetime, dt.datetime]:
+        start = _date_param(request, "startDate", required=True)
+        end = _date_param(request, "endDate", required=True)
+        if end < start:
+            raise ApiError(400, "endDate must not be before startDate")
+        return start, end
+
+    async def admin_balance_history(request: Request) -> Response:
+        start, end = _range(request)
+        lines = ["observed_at,balance"]
+        lines += [f"{slot.isoformat()},{balance}" for slot, balance in state.balance_history(start, end)]
+        return Response("\n".join(lines) + "\n", media_type="text/csv; charset=utf-8")
+
+    async def admin_deposits(request: Request) -> Response:
+        start, end = _range(request)
+        encoding = request.query_params.get("encoding", "utf-8-sig")
+        if encoding not in ("utf-8", "utf-8-sig", "cp949"):
+            raise ApiError(400, f"encoding must be utf-8, utf-8-sig or cp949, not {encoding[:20]!r}")
+        text = state.deposits_csv(start, end)
+        charset = "cp949" if encoding == "cp949" else "utf-8"
+        return Response(text.encode(encoding), media_type=f"text/csv; charset={charset}")
+
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         message = "method not allowed" if status == 405 else f"no such endpoint: {request.url.path[:200]}"
@@ -331,5 +358,9 @@ def create_app(state: SandboxState) -> Starlette:
         Route("/_sandbox/inject", admin(admin_inject), methods=["POST", "DELETE"]),
         Route("/_sandbox/orders", admin(admin_orders), methods=["GET"]),
         Route("/_sandbox/payments", admin(admin_payments), methods=["POST"]),
+        Route("/_sandbox/settlement", admin(admin_settlement), methods=["GET", "POST"]),
+        # startDate and endDate (KST, endDate exclusive) as the date endpoint takes them
+        Route("/_sandbox/balance-history.csv", admin(admin_balance_history), methods=["GET"]),
+        Route("/_sandbox/deposits.csv", admin(admin_deposits), methods=["GET"]),
     ]
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found, Exception: internal_error})

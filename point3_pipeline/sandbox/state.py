@@ -32,7 +32,7 @@ from point3_pipeline.sandbox.errors import ApiError
 from point3_pipeline.sandbox.faults import Faults
 from point3_pipeline.sandbox.hostile import junk_page, junk_payments
 from point3_pipeline.sandbox.rules import amount_problems, culture_problems
-from point3_pipeline.sandbox.settlement import SettlementLedger
+from point3_pipeline.sandbox.settlement import SettlementLedger, SettlementTerms, bank_csv
 from point3_pipeline.sandbox.stall import StallGate
 from point3_pipeline.sandbox.store import InjectedRecord, Payment, PaymentStore
 
@@ -234,6 +234,32 @@ class SandboxState:
             moment = self.clock.timestamp() if now is None else now.timestamp()
             return self._ledger.balance(self.store, moment)
 
+    @property
+    def settlement_terms(self) -> SettlementTerms:
+        with self._lock:
+            return self._ledger.terms
+
+    def set_settlement_terms(self, **changes: Any) -> SettlementTerms:
+        """Change fees, credit timing, payouts or the deposit faults (fields of SettlementTerms)."""
+        with self._lock:
+            merged = {**self._ledger.terms.to_json(), **changes}
+            self._ledger.set_terms(SettlementTerms.from_json(merged))
+            return self._ledger.terms
+
+    def balance_history(self, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, int]]:
+        """The balance /api/settlement served at each 30-minute refresh from `start` to `end`
+        (exclusive, and never past now): what a merchant would have seen had it looked."""
+        with self._lock:
+            end_epoch = min(end.timestamp(), self.clock.timestamp())
+            rows = self._ledger.history(self.store, _epoch(start), end_epoch)
+        return [(dt.datetime.fromtimestamp(slot, KST), balance) for slot, balance in rows]
+
+    def deposits_csv(self, start: dt.datetime, end: dt.datetime) -> str:
+        """The bank's 거래내역 CSV of the payouts made from `start` to `end` (never past now)."""
+        with self._lock:
+            end_epoch = min(end.timestamp(), self.clock.timestamp())
+            return bank_csv(self._ledger.deposits(self.store, _epoch(start), end_epoch))
+
     def page(self, start: dt.datetime, end: dt.datetime | None, page: int, count: int) -> list[bytes]:
         """One page of the date endpoint, each record already JSON."""
         if page < 1 or count < 1:
@@ -323,6 +349,18 @@ class SandboxState:
             payment = Payment(record, accepted, completed_at=now)
             self.store.insert(payment)
             return payment.to_dict(now)
+
+    def add_uncredited_payment(self, at: dt.datetime, total: int) -> dict[str, Any]:
+        """A payment the lookups list as completed at `at` but the settlement balance never
+        got: the discrepancy a reconciliation must show."""
+        with self._lock:
+            epoch = _epoch(at)
+            record = self._factory.record(epoch)
+            vat = round(total / 11)
+            record.update(totalCharge=total, vat=vat, taxFreeAmount=total - vat)
+            # completed_at None keeps it out of the ledger; no auto-cancel keeps it active
+            self.store.insert(Payment(record, epoch, completed_at=None))
+            return dict(record)
 
     def inject_raw(self, day: dt.date, raw: bytes, copies: int = 1) -> None:
         """Serve `copies` of `raw` verbatim (any bytes) first in the date endpoint's listing of

@@ -1,0 +1,468 @@
+"""The settlement roll-forward (미정산금 잔액 대사): opening + sales − cancellations − fees −
+payouts = closing, from the balance history and the payments.
+
+point3 reports only the current balance, refreshed every 30 minutes: an observation is the
+balance as at the start of its refresh slot, and everything up to and including that instant
+is in it. Between two observations (an interval, (opening slot, closing slot]) the balance
+should move by the sales credited (less the declared fee and its VAT) and the cancellations
+in it. What else moved it is one of two things:
+- a payout: the balance fell by more than the interval's cancellations explain;
+- unexplained (미확인): anything else, never hidden.
+
+Cancellations carry bounds, not a time: after the last read that saw the payment active (or
+its acceptance, if it was already cancelled when first seen) and no later than the read that
+saw it cancelled. One whose bounds fit inside one interval belongs there. Any other is placed
+by the balance: in the first interval within its bounds whose unexplained fall it (alone or
+with one other such cancellation) explains to the won; if none, at its detection.
+
+A balance "as at" an instant T rests on the last observation at or before T (its slot) and
+the next one: it is that observation's balance plus the sales and fees credited since its
+slot. The interval that straddles T counts its cancellations, payout and unexplained after T
+(with its closing observation). So a period's lines always add up: opening + sales −
+cancellations − fees − payouts + unexplained = closing.
+
+Money is int won; the fee rate is parts per million; no floats anywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import duckdb
+
+from point3_pipeline.models import KST
+
+SLOT = dt.timedelta(minutes=30)
+PPM = 1_000_000
+
+
+@dataclass(frozen=True)
+class BusinessFee:
+    """A business's own fee contract (the businesses file), for its payments."""
+
+    client_nickname: str
+    client_identification: str | None
+    fee_ppm: int
+    fee_vat: bool
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The merchant's declared settlement terms and the reconciliation's tolerances."""
+
+    fee_ppm: int = 0  # the fee as parts per million of each sale (33_000 = 3.3%)
+    fee_vat: bool = False  # 10% VAT is charged on the fee
+    credit_delay_days: int = 0  # 0: a sale raises the balance at once; N: at 00:00 KST of day D+N
+    match_days: int = 3  # a payout's deposit is expected within this many days after it
+    unexplained_threshold: int = 0  # won; beyond it the Dagster check warns
+    deposit_overdue_days: int = 5  # a payout without a deposit this long before the latest import warns
+    business_fees: tuple[BusinessFee, ...] = ()  # overrides of the fee for some businesses' payments
+
+    def describe(self) -> str:
+        own = "".join(f"; {b.client_nickname}: {percent_text(b.fee_ppm)}{' + VAT' if b.fee_vat else ''}"
+                      for b in self.business_fees)
+        return (f"fee {percent_text(self.fee_ppm)}{' + VAT' if self.fee_vat else ''}{own}, "
+                f"credit D+{self.credit_delay_days}, deposit window {self.match_days} days")
+
+
+def percent_text(ppm: int | Fraction) -> str:
+    """A parts-per-million rate as a percent with up to 4 decimals, e.g. 33000 -> '3.3%'."""
+    units = round(Fraction(ppm))  # a ppm is 1/10,000 of a percent
+    whole, rest = divmod(abs(units), 10_000)
+    sign = "-" if units < 0 else ""
+    return f"{sign}{whole}.{rest:04d}".rstrip("0").rstrip(".") + "%"
+
+
+@dataclass(frozen=True)
+class Observation:
+    observed_at: dt.datetime
+    slot: dt.datetime  # the balance is as at this instant
+    balance: int
+    source: str  # 'api' or 'imported'
+
+
+@dataclass
+class Interval:
+    """(opening.slot, closing.slot] and what moved the balance in it."""
+
+    opening: Observation
+    closing: Observation
+    sales: int = 0
+    sales_count: int = 0
+    fees: int = 0  # fee and its VAT
+    fee_vat: int = 0
+    cancellations: int = 0
+    cancellation_count: int = 0
+    payout: int = 0
+    unexplained: int = 0
+    placed: list[Movement] = field(default_factory=list)  # untimed sales and cancellations put here
+
+    @property
+    def actual(self) -> int:
+        return self.closing.balance - self.opening.balance
+
+    @property
+    def expected(self) -> int:
+        return self.sales - self.fees - self.cancellations - self.payout
+
+
+@dataclass(frozen=True)
+class Movement:
+    """A sale without an accept time, or a cancellation: known only to lie in (after, by]."""
+
+    kind: str  # 'sale' or 'cancellation'
+    signature: str
+    amount: int  # totalCharge
+    after: dt.datetime
+    by: dt.datetime
+    fee: int = 0  # a sale's fee with its VAT
+    fee_vat: int = 0
+
+    @property
+    def effect(self) -> int:
+        """What it does to the balance."""
+        return self.amount - self.fee if self.kind == "sale" else -self.amount
+
+
+@dataclass(frozen=True)
+class Payout:
+    after: dt.datetime  # the balance fell in (after, by]
+    by: dt.datetime
+    amount: int
+    opening: Observation
+    closing: Observation
+
+
+@dataclass(frozen=True)
+class AsAt:
+    """A balance as at an instant, and the observations it rests on."""
+
+    at: dt.datetime
+    balance: int
+    rests_on: Observation
+    next_observation: Observation | None
+
+    @property
+    def exact(self) -> bool:
+        return self.rests_on.slot == self.at
+
+    def basis(self) -> str:
+        o = self.rests_on
+        text = f"{o.observed_at.astimezone(KST):%m-%d %H:%M} 관측 ({o.slot.astimezone(KST):%H:%M} 갱신분)"
+        if self.exact:
+            return text
+        nxt = self.next_observation
+        after = f", 다음 관측 {nxt.observed_at.astimezone(KST):%m-%d %H:%M}" if nxt else ", 이후 관측 없음"
+        return f"{text} + 이후 결제·수수료{after}"
+
+
+@dataclass
+class Roll:
+    """One period's roll-forward (a month or a day)."""
+
+    start: dt.datetime
+    end: dt.datetime
+    opening: AsAt
+    closing: AsAt
+    sales: int = 0
+    sales_count: int = 0
+    cancellations: int = 0
+    cancellation_count: int = 0
+    fees: int = 0
+    fee_vat: int = 0
+    payouts: int = 0
+    unexplained: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def expected_closing(self) -> int:
+        return self.opening.balance + self.sales - self.cancellations - self.fees - self.payouts
+
+
+@dataclass
+class History:
+    """Everything the roll-forward knows between two instants."""
+
+    observations: list[Observation]
+    intervals: list[Interval]
+    slot_flows: dict[dt.datetime, tuple[int, int, int, int]]  # closing slot -> (sales, count, fees, fee VAT)
+    unplaced: list[Movement]
+
+    def payouts(self) -> list[Payout]:
+        return [Payout(i.opening.slot, i.closing.slot, i.payout, i.opening, i.closing) for i in self.intervals if i.payout]
+
+
+# --- reading the warehouse ---------------------------------------------------------------------
+
+_OBSERVATIONS = """
+    WITH bounds AS (
+        SELECT coalesce((SELECT max(refresh_slot) FROM settlement_balance_history WHERE refresh_slot <= ?),
+                        (SELECT min(refresh_slot) FROM settlement_balance_history)) AS lo,
+               coalesce((SELECT min(refresh_slot) FROM settlement_balance_history WHERE refresh_slot >= ?),
+                        (SELECT max(refresh_slot) FROM settlement_balance_history)) AS hi
+    )
+    SELECT observed_at, refresh_slot, balance, source
+    FROM settlement_balance_history, bounds
+    WHERE refresh_slot BETWEEN bounds.lo AND bounds.hi
+    ORDER BY observed_at
+"""
+
+# Each sale with its fee: the business's declared rate where the businesses file gives one
+# (an entry naming the payment's clientIdentification wins over one naming only its
+# clientNickname), else the merchant's. The fee is per sale, rounded to the won half up; its
+# VAT 10% of it, rounded the same way.
+_PRICED_SALES = """
+    WITH business_fees AS (
+        SELECT unnest($nicknames::VARCHAR[]) AS nickname, unnest($identifications::VARCHAR[]) AS identification,
+               unnest($ppms::BIGINT[]) AS ppm, unnest($vats::BOOLEAN[]) AS vat
+    ),
+    payments_near AS (
+        SELECT signature, payment_date, accepted_at, total_charge, client_nickname, client_identification
+        FROM payments
+        WHERE payment_date BETWEEN CAST(timezone('Asia/Seoul', $lo) AS DATE) - to_days(CAST($delay AS INTEGER) + 1)
+                               AND CAST(timezone('Asia/Seoul', $hi) AS DATE)
+    ),
+    rated AS (
+        SELECT p.*, coalesce(exact.ppm, by_name.ppm, $ppm) AS ppm, coalesce(exact.vat, by_name.vat, $fee_vat) AS vat
+        FROM payments_near AS p
+        LEFT JOIN business_fees AS exact
+            ON exact.nickname = p.client_nickname AND exact.identification = p.client_identification
+        LEFT JOIN business_fees AS by_name
+            ON by_name.nickname = p.client_nickname AND by_name.identification IS NULL
+    ),
+    priced AS (
+        SELECT signature, payment_date, accepted_at, total_charge, vat,
+               (CAST(total_charge AS HUGEINT) * ppm + 500000) // 1000000 AS fee,
+               CASE WHEN $delay = 0
+                    THEN coalesce(accepted_at, CAST(payment_date AS TIMESTAMP) AT TIME ZONE 'Asia/Seoul')
+                    ELSE (CAST(payment_date AS TIMESTAMP) + to_days(CAST($delay AS INTEGER))) AT TIME ZONE 'Asia/Seoul'
+               END AS credited_at
+        FROM rated
+    ),
+    sales AS (
+        SELECT *, CASE WHEN vat THEN (fee + 5) // 10 ELSE 0 END AS fee_vat FROM priced
+    )
+"""
+
+# Sales by the 30-minute slot whose end closes the (slot start, slot end] they fall in. Every
+# boundary the roll-forward uses (observation slots, midnights) is a slot end, so the sums are
+# exact for any interval.
+_SLOT_SALES = _PRICED_SALES + """
+    , final AS (
+        SELECT time_bucket(INTERVAL 30 MINUTES, credited_at - INTERVAL 1 MICROSECOND, 'Asia/Seoul')
+                   + INTERVAL 30 MINUTES AS slot_end,
+               sum(total_charge) AS sales, count(*) AS sales_count, sum(fee) AS fees, sum(fee_vat) AS fee_vat
+        FROM sales
+        WHERE credited_at > $lo AND credited_at <= $hi AND (accepted_at IS NOT NULL OR $delay > 0)
+        GROUP BY 1
+    )
+    SELECT slot_end, CAST(sales AS HUGEINT), sales_count, CAST(fees AS HUGEINT), CAST(fee_vat AS HUGEINT)
+    FROM final
+"""
+
+# A sale without an accept time (point3's examples have none) happened on its payment day.
+_UNTIMED_SALES = _PRICED_SALES + """
+    SELECT 'sale', signature, total_charge,
+           CAST(payment_date AS TIMESTAMP) AT TIME ZONE 'Asia/Seoul',
+           CAST(payment_date + 1 AS TIMESTAMP) AT TIME ZONE 'Asia/Seoul',
+           CAST(fee + fee_vat AS HUGEINT), CAST(fee_vat AS HUGEINT)
+    FROM sales
+    WHERE accepted_at IS NULL AND $delay = 0 AND payment_date >= CAST(timezone('Asia/Seoul', $lo) AS DATE) - 1
+    ORDER BY payment_date, signature
+"""
+
+# A reverted cancellation (is_anomaly) is a finding for the tax workbook, not money out.
+_CANCELLATIONS = """
+    SELECT 'cancellation', signature, total_charge,
+           CASE WHEN first_seen_canceled OR canceled_after IS NULL
+                THEN coalesce(accepted_at, CAST(payment_date AS TIMESTAMP) AT TIME ZONE 'Asia/Seoul')
+                ELSE canceled_after END AS after,
+           detected_at
+    FROM cancellations
+    WHERE NOT is_anomaly AND detected_at > ?
+      AND coalesce(accepted_at, CAST(payment_date AS TIMESTAMP) AT TIME ZONE 'Asia/Seoul') < ?
+    ORDER BY detected_at, signature
+"""
+
+
+def history(conn: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime, terms: Terms) -> History:
+    """The observations bracketing [start, end], the intervals between them and what moved in each."""
+    observations = [Observation(*row) for row in conn.execute(_OBSERVATIONS, [start, end]).fetchall()]
+    if len(observations) < 2:
+        return History(observations, [], {}, [])
+    lo, hi = observations[0].slot, observations[-1].slot
+    params = {"lo": lo, "hi": hi, "delay": terms.credit_delay_days, "ppm": terms.fee_ppm, "fee_vat": terms.fee_vat,
+              "nicknames": [b.client_nickname for b in terms.business_fees],
+              "identifications": [b.client_identification for b in terms.business_fees],
+              "ppms": [b.fee_ppm for b in terms.business_fees], "vats": [b.fee_vat for b in terms.business_fees]}
+    flows = {row[0]: tuple(int(v) for v in row[1:]) for row in conn.execute(_SLOT_SALES, params).fetchall()}
+    movements = [Movement(*row) for row in conn.execute(_CANCELLATIONS, [lo, hi]).fetchall()]
+    movements += [Movement(*head, fee=int(fee), fee_vat=int(vat))
+                  for *head, fee, vat in conn.execute(_UNTIMED_SALES, params).fetchall()]
+    intervals = [Interval(a, b) for a, b in zip(observations, observations[1:])]
+    _add_sales(intervals, flows)
+    unplaced = place(intervals, movements)
+    _classify(intervals)
+    return History(observations, intervals, flows, unplaced)
+
+
+def _add_sales(intervals: list[Interval], flows: dict[dt.datetime, tuple[int, int, int, int]]) -> None:
+    closings = [i.closing.slot for i in intervals]
+    for slot_end, (sales, count, fees, fee_vat) in flows.items():
+        k = bisect_left(closings, slot_end)  # the first interval whose closing slot is at or after it
+        if k == len(intervals) or intervals[k].opening.slot >= slot_end:
+            continue  # outside the observed span
+        i = intervals[k]
+        i.sales += sales
+        i.sales_count += count
+        i.fees += fees + fee_vat
+        i.fee_vat += fee_vat
+
+
+def place(intervals: list[Interval], movements: list[Movement]) -> list[Movement]:
+    """Put each untimed sale and cancellation in an interval (see the module's note); those
+    that fall outside every interval are returned."""
+    openings = [i.opening.slot for i in intervals]
+    uncertain: list[Movement] = []
+    for m in movements:
+        k = bisect_right(openings, m.after) - 1  # the last interval opening at or before its lower bound
+        if k >= 0 and m.by <= intervals[k].closing.slot:
+            _take(intervals[k], m)
+        else:
+            uncertain.append(m)
+    for i in intervals:
+        if not uncertain or _residual(i) == 0:
+            continue
+        for m in _explaining(i, [m for m in uncertain if m.after < i.closing.slot and m.by > i.opening.slot]):
+            _take(i, m)
+            uncertain.remove(m)
+    closings = [i.closing.slot for i in intervals]
+    outside = []
+    for m in uncertain:  # not explained by the balance: at its latest time, where it shows
+        k = bisect_left(closings, m.by)
+        if k < len(intervals) and intervals[k].opening.slot < m.by:
+            _take(intervals[k], m)
+        else:
+            outside.append(m)
+    return outside
+
+
+def _take(interval: Interval, m: Movement) -> None:
+    interval.placed.append(m)
+    if m.kind == "sale":
+        interval.sales += m.amount
+        interval.sales_count += 1
+        interval.fees += m.fee
+        interval.fee_vat += m.fee_vat
+    else:
+        interval.cancellations += m.amount
+        interval.cancellation_count += 1
+
+
+def _residual(i: Interval) -> int:
+    return i.actual - (i.sales - i.fees - i.cancellations)
+
+
+def _explaining(i: Interval, candidates: list[Movement]) -> list[Movement]:
+    """One movement, or two, whose effects add up to what the interval's flows leave unexplained."""
+    residual = _residual(i)
+    by_effect: dict[int, Movement] = {}
+    for m in candidates:
+        if m.effect == residual:
+            return [m]
+        other = by_effect.get(residual - m.effect)
+        if other is not None:
+            return [other, m]
+        by_effect.setdefault(m.effect, m)
+    return []
+
+
+def _classify(intervals: list[Interval]) -> None:
+    """What the expected flows leave: a payout where the balance fell by more than the
+    cancellations explain, else unexplained."""
+    for i in intervals:
+        residual = _residual(i)
+        if residual < 0 and i.actual < -i.cancellations:
+            i.payout = -residual
+        else:
+            i.unexplained = residual
+
+
+# --- periods -----------------------------------------------------------------------------------
+
+
+def as_at(h: History, moment: dt.datetime) -> AsAt | None:
+    """The balance as at `moment`, or None before the first observation."""
+    slots = [o.slot for o in h.observations]
+    a = bisect_right(slots, moment) - 1
+    if a < 0:
+        return None
+    rest = h.observations[a]
+    nxt = h.observations[a + 1] if a + 1 < len(h.observations) else None
+    sales, _, fees, _ = _flows_between(h, rest.slot, moment)
+    return AsAt(moment, rest.balance + sales - fees, rest, nxt)
+
+
+def _flows_between(h: History, lo: dt.datetime, hi: dt.datetime) -> tuple[int, int, int, int]:
+    totals = [0, 0, 0, 0]
+    for slot_end, values in h.slot_flows.items():
+        if lo < slot_end <= hi:
+            for n, v in enumerate(values):
+                totals[n] += v
+    return tuple(totals)  # type: ignore[return-value]
+
+
+def roll(h: History, start: dt.datetime, end: dt.datetime) -> Roll | None:
+    """The roll-forward of (start, end]; None when no observation reaches into it. Without an
+    observation at or before `start` it starts at the first one; without one at or after
+    `end` it stops at the last one (each said in its notes)."""
+    if len(h.observations) < 2:
+        return None
+    first, last = h.observations[0].slot, h.observations[-1].slot
+    notes = []
+    if first > start:
+        notes.append(f"이전 관측 없음: {first.astimezone(KST):%m-%d %H:%M}부터 (no earlier observation)")
+    if last < end:
+        notes.append(f"이후 관측 없음: {last.astimezone(KST):%m-%d %H:%M}까지 (no later observation)")
+    lo, hi = max(start, first), min(end, last)
+    if lo >= hi:
+        return None
+    opening, closing = as_at(h, lo), as_at(h, hi)
+    r = Roll(lo, hi, opening, closing, notes=notes)
+    r.sales, r.sales_count, fees, r.fee_vat = _flows_between(h, lo, hi)
+    r.fees = fees + r.fee_vat
+    for i in h.intervals:
+        if lo < i.closing.slot <= hi:
+            r.cancellations += i.cancellations
+            r.cancellation_count += i.cancellation_count
+            r.payouts += i.payout
+            r.unexplained += i.unexplained
+            for m in i.placed:
+                if m.kind == "sale":  # untimed: counted with its interval's closing side
+                    r.sales += m.amount
+                    r.sales_count += 1
+                    r.fees += m.fee
+                    r.fee_vat += m.fee_vat
+    return r
+
+
+def implied_fee_ppm(h: History, start: dt.datetime, end: dt.datetime) -> Fraction | None:
+    """The fee rate (ppm of sales, its VAT included when charged) that best explains the
+    balance's growth between payouts in (start, end]: per interval with sales and no payout
+    or cancellation, the share of its sales that did not reach the balance; their median
+    weighted by sales, so an interval holding a cancellation point3 does not date (or another
+    discrepancy) does not pull it."""
+    shares = sorted(
+        (Fraction((i.sales - i.actual) * PPM, i.sales), i.sales)
+        for i in h.intervals
+        if start < i.closing.slot <= end and i.sales > 0 and not i.payout and not i.cancellation_count
+    )
+    half, seen = sum(w for _, w in shares), 0
+    for share, weight in shares:
+        seen += weight
+        if 2 * seen >= half:
+            return share
+    return None

@@ -1,0 +1,194 @@
+"""The settlement roll-forward against the sandbox: payouts found, fees implied, deposits matched,
+discrepancies shown; the balance and deposit imports; the version fingerprint."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from openpyxl import load_workbook
+
+from point3_pipeline import sync
+from point3_pipeline.client import Point3Client
+from point3_pipeline.deposits import import_deposits
+from point3_pipeline.imports import import_balances
+from point3_pipeline.models import KST
+from point3_pipeline.periods import Period
+from point3_pipeline.reports import render_reconciliation_report, verify_report
+from point3_pipeline.reports.reconciliation import PAYOUTS, build, check_reported_months
+from point3_pipeline.rollforward import BusinessFee, Terms
+from point3_pipeline.sandbox.settlement import DEPOSIT_SHORTFALL
+from point3_pipeline.warehouse import Warehouse
+from tests.conftest import FAST_RETRY, make_sandbox, sandbox_first_day
+
+pytestmark = pytest.mark.slow
+
+FEB = "2026-02"
+FEB_START = dt.datetime(2026, 2, 1, tzinfo=KST)
+MAR_START = dt.datetime(2026, 3, 1, tzinfo=KST)
+HISTORY_FROM = dt.datetime(2026, 1, 20, tzinfo=KST)
+SANDBOX_TERMS = {"fee_ppm": 33_000, "fee_vat": True}
+DECLARED = Terms(fee_ppm=33_000, fee_vat=True)
+FEB_WEDNESDAYS = [dt.date(2026, 2, d) for d in (4, 11, 18, 25)]
+
+
+def _checks(warehouse, monkeypatch, **env: str) -> dict[str, tuple]:
+    """The two reconciliation checks, invoked on `warehouse` with these settings."""
+    monkeypatch.setenv("POINT3_START_DATE", "2026-02-01")  # what the Dagster tests load the partitions with
+    for name, value in {"POINT3_FEE_PERCENT": "3.3", "POINT3_FEE_VAT": "yes", **env}.items():
+        monkeypatch.setenv(name, value)
+    from dagster_project.checks import payouts_have_deposits, unexplained_within_threshold
+    from dagster_project.resources import WarehouseResource
+
+    resource = WarehouseResource(path=str(warehouse.path))
+    out = {}
+    for name, check in (("unexplained_within_threshold", unexplained_within_threshold),
+                        ("payouts_have_deposits", payouts_have_deposits)):
+        result = check(warehouse=resource)
+        out[name] = (result.passed, result.severity, {k: v.value for k, v in result.metadata.items()})
+    return out
+
+
+def _books(tmp_path, terms: dict, *, uncredited: dt.datetime | None = None, deposits: bool = True) -> tuple:
+    """The sandbox's history synced once (so every cancellation is first seen cancelled), its
+    served balance history and its bank deposits imported."""
+    with make_sandbox(days=60, per_day=30, seed=5) as server:
+        state = server.state
+        state.set_settlement_terms(**terms)
+        if uncredited is not None:
+            state.add_uncredited_payment(uncredited, 12_345)
+        warehouse = Warehouse(tmp_path / "point3.duckdb")
+        with Point3Client(server.url, server.key, retry=FAST_RETRY, page_size=100) as client:
+            now = state.clock.now()
+            sync.sync_range(client, warehouse, sandbox_first_day(server), now.date(), clock=state.clock.now)
+        warehouse.refresh_derived()
+        history = tmp_path / "balances.csv"
+        history.write_text("observed_at,balance\n" + "".join(
+            f"{slot.isoformat()},{balance}\n" for slot, balance in state.balance_history(HISTORY_FROM, now)))
+        bank = tmp_path / "bank.csv"
+        bank.write_bytes(state.deposits_csv(HISTORY_FROM, now).encode("cp949"))
+        payouts = [(t, a) for t, a in state._ledger._payouts(state.store, now.timestamp())]
+    import_balances(warehouse, history, now=now)
+    if deposits:
+        import_deposits(warehouse, bank, now=now)
+    return warehouse, now, payouts
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("clean")
+    warehouse, now, payouts = _books(tmp_path, SANDBOX_TERMS)
+    result = render_reconciliation_report(warehouse, FEB, tmp_path / "reports", now=now, terms=DECLARED)
+    return warehouse, now, payouts, result
+
+
+def test_clean_month_ties_with_weekly_payouts_found(clean):
+    warehouse, _, payouts, result = clean
+    t = result.totals
+    feb = [(dt.datetime.fromtimestamp(at, KST), amount) for at, amount in payouts
+           if FEB_START < dt.datetime.fromtimestamp(at, KST) <= MAR_START]
+    assert [at.date() for at, _ in feb] == FEB_WEDNESDAYS
+    assert t["unexplained"] == 0 and t["days_not_tying"] == 0 and t["days_without_observations"] == 0
+    assert t["payouts"] == sum(a for _, a in feb) and t["payout_count"] == 4
+    assert t["closing_balance"] == t["opening_balance"] + t["payments_in"] - t["cancellations_out"] - t["fees"] - t["payouts"]
+    assert t["observation_count"] == t["imported_observation_count"] == 28 * 48
+    assert (t["payouts_matched"], t["payouts_without_deposit"], t["deposits_without_payout"]) == (4, 0, 0)
+    assert verify_report(warehouse, result.path) == []
+    with warehouse.connect(read_only=True) as conn:
+        rec = build(conn, Period.parse(FEB), DECLARED)
+    found = [(p.after, p.by, p.amount) for p in rec.history.payouts() if FEB_START < p.by <= MAR_START]
+    assert [(by - after, by, amount) for after, by, amount in found] == [
+        (dt.timedelta(minutes=30), at, amount) for at, amount in feb
+    ]  # each payout's bounds are the 30 minutes before it
+
+
+def test_the_tie_to_the_tax_workbook_is_timing_only(clean):
+    _, _, _, result = clean
+    t = result.totals
+    # the same sales, counted when the balance moved instead of by payment day: close, not equal
+    assert t["tax_sales"] == t["total_charge"]
+    assert abs(t["tax_sales"] - t["payments_in"]) < t["payments_in"] // 10
+
+
+def test_workbook_lists_the_payouts_and_their_deposits(clean):
+    _, _, _, result = clean
+    rows = [[c.value for c in r] for r in load_workbook(result.path)[PAYOUTS].iter_rows()]
+    kinds = [r[0] for r in rows if isinstance(r[0], str) and r[0].startswith(("맞음", "금액", "입금", "지급 없음"))]
+    assert kinds == ["맞음 matched"] * 4
+
+
+@pytest.mark.parametrize("fee_vat", [False, True])
+def test_implied_fee_is_the_sandbox_rate(tmp_path, fee_vat):
+    sandbox_rate = 25_000  # 2.5%
+    warehouse, now, _ = _books(tmp_path, {"fee_ppm": sandbox_rate, "fee_vat": fee_vat}, deposits=False)
+    # declared nothing: the rate comes from the balance alone
+    result = render_reconciliation_report(warehouse, FEB, tmp_path / "reports", now=now, terms=Terms())
+    charged = sandbox_rate * 11 // 10 if fee_vat else sandbox_rate
+    assert abs(result.totals["fee_ppm_implied"] - charged) <= 1_000  # 0.1 percentage point
+
+
+def test_a_missing_and_a_changed_deposit_are_reported(tmp_path, monkeypatch):
+    terms = {**SANDBOX_TERMS, "missing_deposit_on": "2026-02-11", "differing_deposit_on": "2026-02-18"}
+    warehouse, now, _ = _books(tmp_path, terms)
+    result = render_reconciliation_report(warehouse, FEB, tmp_path / "reports", now=now, terms=DECLARED)
+    t = result.totals
+    assert (t["payouts_matched"], t["payouts_without_deposit"], t["deposits_without_payout"]) == (3, 1, 0)
+    assert t["deposit_difference"] == -DEPOSIT_SHORTFALL and t["unexplained"] == 0
+    assert t["payouts_overdue"] == 1  # deposits were imported more than 5 days after it
+    rows = {r[0].value: [c.value for c in r] for r in load_workbook(result.path)[PAYOUTS].iter_rows()
+            if isinstance(r[0].value, str)}
+    assert rows["입금 없음 no deposit"][2].date() == dt.date(2026, 2, 11)
+    assert rows["금액 차이 differs"][6] == -DEPOSIT_SHORTFALL
+    with warehouse.connect(read_only=True) as conn:
+        checks = check_reported_months(conn, DECLARED)
+    assert [(c.month, c.unexplained, [p.by.date() for p in c.overdue]) for c in checks] == [
+        (FEB, 0, [dt.date(2026, 2, 11)])]
+    checks = _checks(warehouse, monkeypatch)
+    assert checks["unexplained_within_threshold"][0]
+    passed, severity, metadata = checks["payouts_have_deposits"]
+    assert not passed and severity.value == "WARN" and metadata["payouts_without_deposit"] == 1
+    # given more days than have passed since the payout, nothing is overdue yet
+    assert _checks(warehouse, monkeypatch, POINT3_PAYOUT_DEPOSIT_DAYS="365")["payouts_have_deposits"][0]
+
+
+def test_unexplained_equals_a_payment_the_balance_never_got(tmp_path, monkeypatch):
+    at = dt.datetime(2026, 2, 10, 14, 7, tzinfo=KST)
+    warehouse, now, _ = _books(tmp_path, SANDBOX_TERMS, uncredited=at)
+    result = render_reconciliation_report(warehouse, FEB, tmp_path / "reports", now=now, terms=DECLARED)
+    fee = (12_345 * 33_000 + 500_000) // 1_000_000
+    expected_gap = -(12_345 - fee - (fee + 5) // 10)
+    assert result.totals["unexplained"] == expected_gap
+    assert result.totals["days_not_tying"] == 1 and result.totals["payouts_without_deposit"] == 0
+    wb = load_workbook(result.path)
+    days = {r[0].value.date(): [c.value for c in r] for r in wb["일별 대사"].iter_rows() if isinstance(r[0].value, dt.datetime)}
+    assert days[dt.date(2026, 2, 10)][12] == expected_gap
+    passed, _, metadata = _checks(warehouse, monkeypatch)["unexplained_within_threshold"]
+    assert not passed and f"{FEB}: {expected_gap:+,} won unexplained" in metadata["months_beyond"]
+    assert _checks(warehouse, monkeypatch, POINT3_UNEXPLAINED_THRESHOLD_WON=str(-expected_gap))["unexplained_within_threshold"][0]
+
+
+@pytest.mark.parametrize("terms", [
+    {"credit_delay_days": 1},  # sales credited the next day at 00:00
+    {"payout": "daily", "payout_delay_days": 2},  # D+2 daily payouts
+])  # fmt: skip
+def test_credit_timing_and_daily_payouts(tmp_path, terms):
+    warehouse, now, payouts = _books(tmp_path, {**SANDBOX_TERMS, **terms}, deposits=False)
+    declared = Terms(fee_ppm=33_000, fee_vat=True, credit_delay_days=terms.get("credit_delay_days", 0))
+    result = render_reconciliation_report(warehouse, FEB, tmp_path / "reports", now=now, terms=declared)
+    feb = [a for at, a in payouts if FEB_START.timestamp() < at <= MAR_START.timestamp()]
+    assert result.totals["unexplained"] == 0 and result.totals["payouts"] == sum(feb)
+    assert result.totals["payout_count"] == len(feb) == (28 if "payout" in terms else 4)
+    if "credit_delay_days" in terms:  # declared at once, the days do not tie
+        at_once = render_reconciliation_report(warehouse, FEB, tmp_path / "other", now=now, terms=DECLARED)
+        assert at_once.totals["days_not_tying"] > 0
+
+
+def test_a_business_with_its_own_fee(tmp_path):
+    bookshop = "책방 달빛서가"
+    warehouse, now, _ = _books(tmp_path, {**SANDBOX_TERMS, "business_fee_ppm": {bookshop: 15_000}}, deposits=False)
+    own = Terms(fee_ppm=33_000, fee_vat=True, business_fees=(BusinessFee(bookshop, None, 15_000, True),))
+    result = render_reconciliation_report(warehouse, FEB, tmp_path / "reports", now=now, terms=own)
+    assert result.totals["unexplained"] == 0 and result.totals["days_not_tying"] == 0
+    # the merchant's rate for the bookshop too: the fees are overstated, the days do not tie
+    merchant_only = render_reconciliation_report(warehouse, FEB, tmp_path / "other", now=now, terms=DECLARED)
+    assert merchant_only.totals["days_not_tying"] > 0 and merchant_only.totals["fees"] > result.totals["fees"]
