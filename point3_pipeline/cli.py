@@ -167,7 +167,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from point3_pipeline import sync
 
     warehouse = _warehouse()
-    options = {"progress": _print_progress, "limits": config.limits(_env()), "refresh_derived": True}
+    progress = cli_merchants.in_this_merchant(_print_progress)
+    options = {"progress": progress, "limits": config.limits(_env()), "refresh_derived": True}
     with _client() as client:
         if args.since is not None:
             until = args.until or sync.kst_now().date()
@@ -187,7 +188,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     warehouse = _warehouse()
     with _client() as client:
         return _run_sync(warehouse, lambda: sync.sweep(
-            client, warehouse, days=args.days, progress=_print_progress, limits=config.limits(_env()), refresh_derived=True))
+            client, warehouse, days=args.days, progress=cli_merchants.in_this_merchant(_print_progress),
+            limits=config.limits(_env()), refresh_derived=True))
 
 
 class _BalanceWitness:

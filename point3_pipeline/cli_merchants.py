@@ -1,8 +1,8 @@
 """Which merchant a `point3` command works on, and running one command for every merchant.
 
 `--merchant ID` picks one merchant of the merchants file (POINT3_MERCHANTS); `--all` runs the
-command for each, the commands that mostly wait for point3 or write a merchant's own files on
-the fleet's bounded thread pool, the others one merchant after another. Without either, a
+command for each, the commands that mostly wait for point3 (PARALLEL_COMMANDS) on the fleet's
+bounded thread pool, the others one merchant after another. Without either, a
 deployment without the file works as it always did (the merchant `default` of the POINT3_*
 variables) and a file with exactly one merchant means that one.
 
@@ -22,16 +22,21 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from point3_pipeline import catalog, fleet
 from point3_pipeline.config import ConfigError
 from point3_pipeline.merchants import DEFAULT_ID, ENV_VAR, Merchant, Merchants, load_merchants
 
+T = TypeVar("T")
 _ENV: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("point3_env", default=None)
 _PREFIX: contextvars.ContextVar[str | None] = contextvars.ContextVar("point3_output_prefix", default=None)
 
 # The commands that mostly wait for point3 or write one merchant's own files: in parallel under --all.
-PARALLEL_COMMANDS = frozenset({"sync", "sweep", "settlement", "publish", "report"})
+# Not `report` yet: a render points openpyxl's sheet temp files (a module global) at its own
+# merchant's folder (reports/workbook.py, sheet_files_in), so two renders in one process would
+# write into, and remove, each other's files.
+PARALLEL_COMMANDS = frozenset({"sync", "sweep", "settlement", "publish"})
 # What --all refuses, and why: each acts on one merchant's own thing, by a person's choice.
 ONE_AT_A_TIME = {
     "key": "key rotate replaces one merchant's key at a time: run it with --merchant ID",
@@ -102,6 +107,22 @@ def select(merchant_id: str | None, every: bool, env: Mapping[str, str] = os.env
 def refusal(command: str, action: str | None) -> str | None:
     """Why --all cannot run this command, or None."""
     return ONE_AT_A_TIME.get(f"{command} {action}") or ONE_AT_A_TIME.get(command)
+
+
+def in_this_merchant(callback: Callable[..., T]) -> Callable[..., T]:
+    """`callback` run with this thread's merchant settings and output prefix, from whichever
+    thread the library calls it (a sync reports progress from its window readers)."""
+    env, prefix = _ENV.get(), _PREFIX.get()
+
+    def run(*args, **kwargs) -> T:
+        tokens = _ENV.set(env), _PREFIX.set(prefix)
+        try:
+            return callback(*args, **kwargs)
+        finally:
+            _PREFIX.reset(tokens[1])
+            _ENV.reset(tokens[0])
+
+    return run
 
 
 @contextlib.contextmanager

@@ -205,6 +205,8 @@ class MerchantStatus:
     failing: tuple[str, ...] = ()
 
     def line(self) -> str:
+        if self.source == "none":
+            return f"{self.merchant_id}: FAILING: " + "; ".join(self.failing)
         if self.first_day is None:
             coverage_text = "no complete day yet"
         else:
@@ -240,7 +242,7 @@ def merchant_status(merchant: Merchant) -> MerchantStatus:
         if not _is_locked(exc):
             failing.insert(0, str(exc))
     except duckdb.Error as exc:
-        failing.insert(0, f"the warehouse cannot be read: {first_line(exc)}")
+        failing.insert(0, f"the warehouse {warehouse.path} cannot be read ({first_line(exc)})")
     return _published_status(merchant, failing)
 
 
