@@ -1,30 +1,33 @@
-"""The hourly run for many merchants: one after another, and in parallel with point3_pipeline.fleet.
-Prints, never asserts.
+"""The hourly run for many merchants: one after another and in parallel with point3_pipeline.fleet
+(the library legs), and through Dagster (its own leg). Prints, never asserts.
 
     .venv/bin/python bench/merchants.py [--merchants 50] [--per-day 40] [--latency-ms 40] [--workers 16]
 
-Each merchant has its own in-process sandbox (its own key and history) and its own warehouse.
-The history (--history-days) is synced first without latency; then the sandboxes answer every
-request --latency-ms late and the hourly run (`fleet.sync_and_publish`: the incremental run
-over the last days, the derived tables, the published copy) is timed for all merchants,
-serially and then on the fleet's thread pool. Through Dagster is not measured yet: the
-definitions do not have merchants.
+One sandbox process serves every merchant (`point3 sandbox --merchants N`: a key, a history
+and a settlement contract each; volumes vary around --per-day) and writes the merchants file
+with their key files; being its own process, its CPU is not the client's. Each merchant has
+its own warehouse under a temp root. The history (--history-days) is synced first without
+latency; then the sandbox answers every request --latency-ms late and the hourly run
+(`fleet.sync_and_publish`: the incremental run over the last days, the derived tables, the
+published copy) is timed for all merchants, serially and then on the fleet's thread pool.
+The issue's floors: parallel at least 4x faster than serial; Dagster within 2x of parallel.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import os
 import tempfile
 import time
 from pathlib import Path
 
+import httpx
+
 from point3_pipeline import fleet
-from point3_pipeline.merchants import Merchant
-from point3_pipeline.models import KST
-from point3_pipeline.sandbox import SandboxConfig, SandboxServer
+from point3_pipeline.merchants import Merchant, load_merchants_file
+from point3_pipeline.models import KST, format_api_datetime
+from point3_pipeline.sandbox.process import cpu_seconds, spawn
 
 NOW = dt.datetime(2026, 3, 18, 15, 0, tzinfo=KST)
 
@@ -33,27 +36,23 @@ def hourly(merchant: Merchant, client, warehouse):
     return fleet.sync_and_publish(merchant, client, warehouse, clock=lambda: NOW)
 
 
-def merchant_for(number: int, sandbox: SandboxServer, root: Path, history_days: int) -> Merchant:
-    folder = root / f"shop-{number}"
-    folder.mkdir(parents=True)
-    key_file = folder / "key"
-    key_file.write_text(sandbox.key)
-    key_file.chmod(0o600)
-    return Merchant(id=f"shop-{number}", name=f"shop {number}", api_url=sandbox.url,
-                    start_date=(NOW - dt.timedelta(days=history_days - 1)).date(),
-                    warehouse_path=folder / "warehouse" / "point3.duckdb", reports_dir=folder / "reports",
-                    key_file=key_file, folder=folder)
-
-
-def timed_run(merchants: list[Merchant], workers: int) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds of this process (every thread, the sandboxes' included) and
-    how many merchants succeeded."""
-    started, cpu = time.perf_counter(), time.process_time()
+def timed_run(merchants: list[Merchant], workers: int, sandbox_pid: int) -> dict[str, float]:
+    """Wall seconds, CPU seconds of this process and of the sandbox, and how many merchants succeeded."""
+    started, cpu, sandbox_cpu = time.perf_counter(), time.process_time(), cpu_seconds(sandbox_pid)
     outcomes = fleet.run_each(merchants, fleet.with_client(hourly, page_size=30), max_workers=workers)
     failed = [o for o in outcomes if not o.ok]
     for outcome in failed:
         print(f"  {outcome.merchant_id} failed: {outcome.error}")
-    return time.perf_counter() - started, time.process_time() - cpu, len(outcomes) - len(failed)
+    return {"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu,
+            "sandbox_cpu": cpu_seconds(sandbox_pid) - sandbox_cpu, "ok": len(outcomes) - len(failed)}
+
+
+def dagster_leg(merchants_file: Path, merchants: list[Merchant], latency_ms: int) -> dict[str, float] | None:
+    """THE DAGSTER LEG (filled in by the Dagster multi-merchant work): the same hourly run for
+    every merchant of `merchants_file` through the Dagster definitions, against the same
+    sandbox (already answering `latency_ms` late), returning the dict timed_run returns; None
+    while the definitions cannot run it."""
+    return None
 
 
 def main() -> None:
@@ -64,28 +63,41 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=40)
     parser.add_argument("--workers", type=int, default=16)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="point3-bench-merchants-") as tmp, contextlib.ExitStack() as stack:
-        sandboxes = [
-            stack.enter_context(SandboxServer(SandboxConfig(
-                seed=100 + n, days=args.history_days, per_day=args.per_day, future_days=0, start_at=NOW, speed=0,
-                key=f"sk_bench_merchant_{n:04d}")))
-            for n in range(args.merchants)
-        ]  # fmt: skip
-        merchants = [merchant_for(n, s, Path(tmp), args.history_days) for n, s in enumerate(sandboxes)]
-        seconds, _, ok = timed_run(merchants, args.workers)
-        print(f"{args.merchants} merchants, history of {args.history_days} days x {args.per_day} payments synced "
-              f"without latency in {seconds:.1f} s ({ok} succeeded)")
-        load = os.getloadavg()[0]
-        for sandbox in sandboxes:
-            sandbox.state.set_faults(latency_ms=args.latency_ms)
-        serial, serial_cpu, ok_serial = timed_run(merchants, 1)
-        parallel, parallel_cpu, ok_parallel = timed_run(merchants, args.workers)
-        print(f"hourly run, {args.latency_ms} ms added latency per request "
-              f"({os.cpu_count()} cores, load average {load:.1f} before the runs):")
-        print(f"  serially (library):              {serial:6.2f} s wall, {serial_cpu:6.2f} s CPU ({ok_serial} succeeded)")
-        print(f"  in parallel ({args.workers:>2} workers, fleet):  {parallel:6.2f} s wall, {parallel_cpu:6.2f} s CPU "
-              f"({ok_parallel} succeeded), {serial / parallel:.1f}x faster")
-        print("  through Dagster:               not measured (the definitions have no merchants yet)")
+    with tempfile.TemporaryDirectory(prefix="point3-bench-merchants-") as tmp:
+        folder = Path(tmp)
+        process, ready = spawn(
+            ["--merchants", str(args.merchants), "--days", str(args.history_days), "--per-day", str(args.per_day),
+             "--future-days", "0", "--start-at", format_api_datetime(NOW), "--speed", "0",
+             "--write-merchants", str(folder / "firm")],
+            folder / "ready.json", stdout=open(folder / "sandbox.log", "w"), stderr=open(folder / "sandbox.err", "w"))
+        try:
+            merchants_file = folder / "firm" / "merchants.toml"
+            merchants = list(load_merchants_file(merchants_file, today=NOW.date()).merchants)
+            first = timed_run(merchants, args.workers, process.pid)
+            print(f"{len(merchants)} merchants (one sandbox process), history of {args.history_days} days x "
+                  f"~{args.per_day} payments synced without latency in {first['wall']:.1f} s ({first['ok']} succeeded)")
+            httpx.post(ready["url"] + "/_sandbox/faults", json={"latency_ms": args.latency_ms}).raise_for_status()
+            load_before = os.getloadavg()
+            serial = timed_run(merchants, 1, process.pid)
+            parallel = timed_run(merchants, args.workers, process.pid)
+            dagster = dagster_leg(merchants_file, merchants, args.latency_ms)
+            load_after = os.getloadavg()
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+    print(f"hourly run, {args.latency_ms} ms added latency per request, {os.cpu_count()} cores, load average "
+          f"(1/5/15 min) {'/'.join(f'{x:.1f}' for x in load_before)} before, "
+          f"{'/'.join(f'{x:.1f}' for x in load_after)} after:")
+    for label, leg in (("serially (library)", serial), (f"in parallel ({args.workers} workers, fleet)", parallel),
+                       ("through Dagster", dagster)):
+        if leg is None:
+            print(f"  {label:<34} not measured (see dagster_leg)")
+            continue
+        speedup = f", {serial['wall'] / leg['wall']:.1f}x serial" if leg is not serial else ""
+        print(f"  {label:<34} {leg['wall']:6.2f} s wall, {leg['cpu']:6.2f} s client CPU, "
+              f"{leg['sandbox_cpu']:6.2f} s sandbox CPU ({leg['ok']} succeeded){speedup}")
+    if dagster is not None:
+        print(f"  Dagster / parallel library: {dagster['wall'] / parallel['wall']:.2f}x (floor: within 2x)")
 
 
 if __name__ == "__main__":
