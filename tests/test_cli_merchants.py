@@ -144,13 +144,16 @@ def test_options_go_before_or_after_the_command(sandbox, merchants_file, capsys)
 @pytest.mark.slow
 def test_a_merchants_files_and_reports_never_hold_another_merchants_payments_or_keys(sandbox, merchants_file, capsys):
     month = kst_now().strftime("%Y-%m")
+    printed = ""
     for argv in (["sync", "--all"], ["settlement", "--all"], ["report", "tax", "--period", month, "--all"],
                  ["report", "reconciliation", "--period", month, "--all"],
-                 ["export", "filing", "--period", month, "--all"]):
+                 ["export", "filing", "--period", month, "--all"], ["status", "--all"]):
         code, out, err = run(capsys, *argv)
         assert code == 0, (argv, err)
+        printed += out + err
     loaded = load_merchants_file(merchants_file)
     keys = [state.key.encode() for state in sandbox.states]
+    assert not any(key.decode() in printed for key in keys)
     for m, state in zip(loaded.merchants, sandbox.states):
         mine = signatures_of(state)
         others = set().union(*(signatures_of(s) for s in sandbox.states if s is not state))
