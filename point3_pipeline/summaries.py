@@ -62,9 +62,9 @@ def vat_rule_violations(conn: duckdb.DuckDBPyConnection) -> tuple[int, list[tupl
 
 
 def latest_reports(conn: duckdb.DuckDBPyConnection, kind: str) -> dict[Period, PreviousVersion]:
-    """The latest version of each month's `kind` report, oldest month first."""
-    months = sorted({row[1] for row in all_versions(conn) if row[0] == kind})
-    return {month: latest_version(conn, kind, month) for month in (Period.parse(f"{m:%Y-%m}") for m in months)}
+    """The latest version of each period's `kind` report, oldest period first."""
+    periods = sorted({Period.parse(row[1]) for row in all_versions(conn) if row[0] == kind})
+    return {period: latest_version(conn, kind, period) for period in periods}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""reports_dir/index.html: every workbook by month and kind, for the accountant's browser."""
+"""reports_dir/index.html: every workbook by period and kind, for the accountant's browser."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ from point3_pipeline.models import KST
 from point3_pipeline.reports.versions import all_versions
 from point3_pipeline.warehouse import Warehouse
 
-KIND_KO = {"tax": "부가세·문화비", "reconciliation": "정산 대사"}
+KIND_KO = {"tax": "월간 부가세", "vat": "부가세 신고 자료", "reconciliation": "정산 대사"}
+# The figures shown per kind: the filing view's for the tax workbooks, the payments' otherwise.
+FIGURES = {
+    "filing": (("과세 공급가액", "taxable_supply"), ("부가세", "vat"), ("면세", "exempt_amount"),
+               ("미분류", "unclassified_amount"), ("결제금액 순액", "total_charge")),
+    "payments": (("결제 건수", "payment_count"), ("결제금액", "total_charge"), ("부가세", "vat"),
+                 ("취소 금액", "canceled_total"), ("순 결제금액", "net_total")),
+}  # fmt: skip
 _STYLE = """
 body { font-family: "Malgun Gothic", "Apple SD Gothic Neo", sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin-bottom: 2em; }
@@ -41,23 +48,28 @@ def write_index(warehouse: Warehouse, reports_dir: Path) -> Path:
         "<!DOCTYPE html>",
         '<html lang="ko"><head><meta charset="utf-8"><title>point3 보고서</title>',
         f"<style>{_STYLE}</style></head><body>",
-        "<h1>point3 월간 보고서</h1>",
-        f"<p>생성 {e(_time(dt.datetime.now(KST)))} KST · 각 달의 최신 버전이 맨 위에 있습니다.</p>",
+        "<h1>point3 보고서</h1>",
+        f"<p>생성 {e(_time(dt.datetime.now(KST)))} KST · 각 기간의 최신 버전이 맨 위에 있습니다.</p>",
     ]
     if not versions:
         out.append("<p>아직 만든 보고서가 없습니다.</p>")
-    months = sorted({v[1] for v in versions}, reverse=True)
-    for month in months:
-        out.append(f"<h2>{e(f'{month:%Y-%m}')}</h2>")
-        out.append(
-            "<table><tr><th>종류</th><th>버전</th><th>데이터 기준 (KST)</th><th>생성 (KST)</th>"
-            "<th>동기화된 날</th><th>결제 건수</th><th>결제금액</th><th>공급가액</th><th>부가세</th>"
-            "<th>취소 금액</th><th>순 결제금액</th><th>변경</th></tr>"
-        )
+    periods = list(dict.fromkeys(v[1] for v in versions))  # newest period first, as all_versions orders them
+    for period in periods:
+        out.append(f"<h2>{e(period)}</h2>")
         latest: set[str] = set()
+        shown: str | None = None
         for kind, _, version, name, created, as_of, _newest, synced, days, final, changes, totals in (
-            v for v in versions if v[1] == month
+            v for v in versions if v[1] == period
         ):
+            figures = FIGURES["filing" if kind in ("tax", "vat") else "payments"]
+            if shown != kind:
+                if shown is not None:
+                    out.append("</table>")
+                out.append(
+                    "<table><tr><th>종류</th><th>버전</th><th>데이터 기준 (KST)</th><th>생성 (KST)</th><th>동기화된 날</th>"
+                    + "".join(f"<th>{e(label)}</th>" for label, _ in figures) + "<th>변경</th></tr>"
+                )
+                shown = kind
             href = Path(name).as_posix()
             css = "" if kind not in latest else ' class="old"'
             latest.add(kind)
@@ -68,7 +80,7 @@ def write_index(warehouse: Warehouse, reports_dir: Path) -> Path:
                 f"<td>{e(_time(as_of))}</td><td>{e(_time(created))}</td><td>{coverage}</td>"
                 + "".join(
                     f'<td class="n">{e(_won(totals.get(k)))}</td>'
-                    for k in ("payment_count", "total_charge", "supply_value", "vat", "canceled_total", "net_total")
+                    for _, k in figures
                 )
                 + f'<td class="n">{changes if version > 1 else ""}</td></tr>'
             )

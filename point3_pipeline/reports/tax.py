@@ -105,12 +105,9 @@ def _status_lines(ctx: ReportContext) -> list[list]:
     cover = ctx.coverage
     if not cover.is_final:
         lines.append(line(cover.warning_ko(), "warning"))
-    unclassified = ctx.totals.get("unclassified_count", 0)
+    unclassified = _unclassified_warning(ctx)
     if unclassified:
-        lines.append(line(
-            f"주의: 미분류 결제 {unclassified}건이 있어 최종본이 아닙니다 — 검증 시트의 결제를 `point3 classify`로 분류하십시오.",
-            "warning",
-        ))  # fmt: skip
+        lines.append(line(unclassified, "warning"))
     if not cover.is_final or unclassified:
         lines.append(line("Warning: this report is not final (days not synced or payments unclassified).", "note"))
     return lines
@@ -156,12 +153,16 @@ def _summary(wb: Workbook, ctx: ReportContext, figures: FilingFigures):
     return ws
 
 
-def _unclassified_only(ctx: ReportContext) -> list[list]:
-    # header_rows already carries the coverage warning; the unclassified one is the tax workbook's own
+def _unclassified_warning(ctx: ReportContext) -> str | None:
     unclassified = ctx.totals.get("unclassified_count", 0)
     if not unclassified:
-        return []
-    return [line(f"주의: 미분류 결제 {unclassified}건이 있어 최종본이 아닙니다 — 검증 시트의 결제를 `point3 classify`로 분류하십시오.", "warning")]
+        return None
+    return f"주의: 미분류 결제 {unclassified}건이 있어 최종본이 아닙니다 — 검증 시트의 결제를 `point3 classify`로 분류하십시오."
+
+
+def _unclassified_only(ctx: ReportContext) -> list[list]:
+    # header_rows already carries the coverage warning; the unclassified one is the tax workbook's own
+    return [line(_unclassified_warning(ctx), "warning")] if _unclassified_warning(ctx) else []
 
 
 def _sum_row(label: str, rows: list[list], first: int, last: int) -> list:
@@ -290,7 +291,7 @@ def _payment_month(wb: Workbook, ctx: ReportContext, figures: FilingFigures):
 
 
 def _detail(wb: Workbook, ctx: ReportContext, figures: FilingFigures):
-    warning = ctx.coverage.warning_ko() or (_unclassified_only(ctx) or [[None]])[0][0]
+    warning = ctx.coverage.warning_ko() or _unclassified_warning(ctx)
     above = [
         line(f"신고내역 — {ctx.period.label_ko}: 이 기간의 매출과 이 기간에 속하는 취소 (취소는 음수)", "title"),
         [Styled(warning, "warning")] if warning else line("모든 날이 동기화됐습니다 (all days synced).", "note"),
