@@ -47,6 +47,7 @@ from point3_pipeline.reports.workbook import (
     free_sheet,
     line,
     print_header,
+    print_on_a3,
     write_rows,
 )
 from point3_pipeline.warehouse import Warehouse
@@ -127,7 +128,7 @@ def _business_figures(figures: FilingFigures, style: str = "text", **criteria) -
 
 
 def _summary(wb: Workbook, ctx: ReportContext, figures: FilingFigures):
-    ws = free_sheet(wb, SUMMARY, [30, 16, 12, 16, 14, 16, 14, 16, 11, 11])
+    ws = free_sheet(wb, SUMMARY, [30, 21, 21, 16, 14, 16, 14, 16, 11, 11])
     t = ctx.totals
     rows = header_rows(ctx, f"{report_title(ctx)} — {ctx.period.label_ko}")
     rows[1:1] = _unclassified_only(ctx)
@@ -201,8 +202,8 @@ def _summary_notes(ctx: ReportContext, t: dict[str, int]) -> list[list]:
 # --- 일별 -------------------------------------------------------------------------------------
 
 DAILY_COLUMNS = [
-    Column("귀속일", "filing day", "date", 12), Column("요일", "weekday", width=6), Column("동기화", "synced", width=9),
-    Column("매출 건수", "sales", "count", 10), Column("취소 건수", "cancellations", "count", 10),
+    Column("귀속일", "filing day", "date", 12), Column("요일", "weekday", width=9), Column("동기화", "synced", width=9),
+    Column("매출 건수", "sales", "count", 11), Column("취소 건수", "cancellations", "count", 14),
     Column("과세 공급가액", "taxable supply", "won", 15), Column("부가세", "VAT", "won", 13),
     Column("면세", "exempt", "won", 15), Column("미분류", "unclassified", "won", 13),
     Column("결제금액 순액", "net total", "won", 15),
@@ -242,7 +243,7 @@ PM_HEADER = [
 
 
 def _payment_month(wb: Workbook, ctx: ReportContext, figures: FilingFigures):
-    ws = free_sheet(wb, PAYMENT_MONTH, [30, 13, 15, 15, 13, 15, 13, 16, 16, 15])
+    ws = free_sheet(wb, PAYMENT_MONTH, [30, 15, 17, 17, 15, 15, 13, 17, 17, 15])
     rows = [
         line(f"결제월 기준 (관리용) — {ctx.period.label_ko}에 결제된 매출과 그중 취소된 것", "title"),
         *_status_lines(ctx),
@@ -274,11 +275,11 @@ def _payment_month(wb: Workbook, ctx: ReportContext, figures: FilingFigures):
     )])  # fmt: skip
     earlier = sum(int(r["earlier_total"]) for r in by_key.values())
     filing_net = figures.total("total_charge")
-    rows += [[], line("신고 기준과의 대사 (결제금액)", "section"), [Styled(h, "header") for h in (
+    rows += [[], line("신고 기준과의 대사 (결제금액): 결제월 순액 + 이후 기간에 속하는 취소 − 이전 결제의 이 달 취소 = 신고 기준 순액", "section"), [Styled(h, "header") for h in (
         "", "결제월 순액", "+ 이후 기간에 속하는 취소", "− 이전 결제의 이 달 취소", "= 신고 기준 순액", "신고내역 합계", "차이")]]
     row = len(rows) + 1
     rows.append([
-        Styled("결제월 순액 + 이후 기간 취소 − 이전 결제의 이 달 취소 = 신고 기준", "label"),
+        Styled("대사 (0이면 일치)", "label"),
         Figure(f"=J{total_row}", sums[8]), Figure(f"=I{total_row}", sums[7]), earlier,
         Figure(f"=B{row}+C{row}-D{row}", sums[8] + sums[7] - earlier),
         figures.amount("total_charge"), Figure(f"=F{row}-E{row}", filing_net - (sums[8] + sums[7] - earlier)),
@@ -299,6 +300,7 @@ def _detail(wb: Workbook, ctx: ReportContext, figures: FilingFigures):
     ]
     assert len(above) == filing.DETAIL_ABOVE
     sheet = Sheet(wb, DETAIL, DETAIL_COLUMNS, above=above)
+    print_on_a3(sheet.ws)
     for row in data.stream(ctx.conn, report_sql("filing_detail"), {}):
         sheet.row(row)
     if sheet.data_rows == 0:
@@ -310,11 +312,11 @@ def _detail(wb: Workbook, ctx: ReportContext, figures: FilingFigures):
 # --- 검증 ---------------------------------------------------------------------------------------
 
 CHECK_COLUMNS = [
-    Column("검사", "check", width=26), Column("서명", "signature", width=34), Column("사업자", "business", width=18),
+    Column("검사", "check", width=36), Column("서명", "signature", width=34), Column("사업자", "business", width=18),
     Column("결제일", "payment date", "date", 11), Column("주문번호", "order id", width=20),
     Column("상품명", "product", width=24), Column("결제금액", "total", "won", 12),
     Column("taxFreeAmount", "point3 taxFreeAmount", "won", 12), Column("부가세 (point3)", "point3 vat", "won", 11),
-    Column("과세구분", "tax class", width=14), Column("내용", "detail", width=48),
+    Column("과세구분", "tax class", width=16), Column("내용", "detail", width=60),
 ]  # fmt: skip
 CHECK_NAMES = {
     1: "미분류 (부가세 + taxFreeAmount ≠ 결제금액)",
@@ -340,8 +342,9 @@ def _checks(wb: Workbook, ctx: ReportContext):
     above += [[Styled(name, "label"), Styled(counts.get(k, 0), number_format=COUNT_SUFFIX)] for k, name in CHECK_NAMES.items()]
     above.append([])
     sheet = Sheet(wb, CHECKS, CHECK_COLUMNS, above=above)
-    for k, *row in data.stream(ctx.conn, report_sql("checks"), params):
-        sheet.row([CHECK_NAMES[k], *row])
+    print_on_a3(sheet.ws)
+    for k, *row, detail in data.stream(ctx.conn, report_sql("checks"), params):
+        sheet.row([CHECK_NAMES[k], *row, Styled(detail, "wrap")])
     if sheet.data_rows == 0:
         sheet.note_row("문제 없음 (no findings)")
     sheet.finish()
@@ -392,6 +395,7 @@ def _changes(wb: Workbook, ctx: ReportContext):
         line(f"바뀐 신고 행 {ctx.changes}건 (movements changed), 이유와 함께", "section"),
     ]  # fmt: skip
     sheet = Sheet(wb, CHANGES, CHANGE_COLUMNS, above=above)
+    print_on_a3(sheet.ws)
     if has_filing_snapshot(prev):
         sql, params = changed_movements_sql(ctx)
         for row in data.stream(ctx.conn, sql, params):

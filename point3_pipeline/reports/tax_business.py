@@ -16,14 +16,14 @@ from openpyxl import Workbook
 from point3_pipeline.reports.filing import Business, FilingFigures
 from point3_pipeline.reports.workbook import Styled, free_sheet, line, write_rows
 
-WIDTHS = [34, 30, 15, 15, 15, 15, 15, 15, 15]
+WIDTHS = [40, 38, 15, 15, 15, 15, 15, 15, 15]
 # Which return line and which 집계표 column each known method's sales go to, as far as point3's
 # data tells: a card payment is a card slip; for the others point3 does not say.
 RETURN_LINES = {
     "CARD": ("(3)란 신용카드·현금영수증 발행분", "신용·직불·선불카드", None),
     "EASY_PAY": (
         "(3)란 또는 (4)란: 확인 필요",
-        "신용·직불·선불카드 또는 직불·선불 전자지급수단: 확인 필요",
+        "카드 또는 직불·선불 전자지급수단: 확인 필요",
         "간편결제가 카드로 결제됐는지 선불 잔액(전자지급수단)으로 결제됐는지 point3가 알려주지 않습니다.",
     ),
     "BANK_TRANSFER": (
@@ -77,16 +77,18 @@ def return_rows(figures: FilingFigures, key: str) -> list[list]:
     f = figures
     rows = [
         line("1. 부가가치세 신고서 — 과세표준 및 매출세액 (이 사업자의 point3 매출분)", "section"),
-        [header("구분"), header("신고서 란"), header("공급가액"), header("세액"), header("비고")],
-        [Styled("과세 세금계산서 발급분", "label"), "(1)란", None, None,
-         Styled("point3 자료에 없음: 따로 발급한 세금계산서가 있으면 그 금액을 넣으십시오.", "note")],
+        [header("구분"), header("신고서 란"), header("공급가액"), header("세액")],
+        [Styled("과세 세금계산서 발급분", "label"), Styled("(1)란: point3 자료에 없음", "wrap")],
     ]  # fmt: skip
+    notes = []
     for method_key, label, _, (return_line, _, note) in _method_rows(f, key):
         rows.append([
-            Styled(f"과세 · {label} 결제분", "label"), return_line,
+            Styled(f"과세 · {label} 결제분", "label"), Styled(return_line, "wrap"),
             f.amount("taxable_supply", sheet_key=key, method_key=method_key),
-            f.amount("vat", sheet_key=key, method_key=method_key), Styled(note, "note") if note else None,
+            f.amount("vat", sheet_key=key, method_key=method_key),
         ])  # fmt: skip
+        if note and note not in notes:
+            notes.append(note)
     rows += [
         [Styled("과세표준 합계 (과세 매출 전체)", "label"), "과세분 합계",
          f.amount("taxable_supply", "total", sheet_key=key), f.amount("vat", "total", sheet_key=key)],
@@ -95,6 +97,8 @@ def return_rows(figures: FilingFigures, key: str) -> list[list]:
          f.amount("vat", sheet_key=key, tax_class="impossible_vat")],
         [Styled("  그중 과세·면세 혼합 결제의 과세분", "label"), "과세분 = 부가세 × 11 (±5원)",
          f.amount("taxable_supply", sheet_key=key, tax_class="mixed"), f.amount("vat", sheet_key=key, tax_class="mixed")],
+        line("주: 세금계산서를 따로 발급했다면 그 매출은 point3 자료로 알 수 없습니다: (1)란에 직접 넣으십시오.", "note"),
+        *(line(f"주: {n}", "note") for n in notes),
         [],
         line("2. 면세 수입금액과 미분류", "section"),
         [header("구분"), header("신고서"), header("금액")],
@@ -114,7 +118,7 @@ def card_slip_rows(figures: FilingFigures, key: str) -> list[list]:
     ]
     for method_key, label, _, (_, column, _) in _method_rows(f, key):
         rows.append([
-            Styled(label, "label"), column,
+            Styled(label, "label"), Styled(column, "wrap"),
             f.amounts(("taxable_supply", "vat"), sheet_key=key, method_key=method_key),
             f.amount("exempt_amount", sheet_key=key, method_key=method_key),
             f.amounts(("taxable_supply", "vat", "exempt_amount"), sheet_key=key, method_key=method_key),

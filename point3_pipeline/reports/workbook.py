@@ -332,6 +332,12 @@ def print_header(ws, *, report: str, business: str, period: str, version: int, a
     ws.page_margins.header = ws.page_margins.footer = 0.25
 
 
+def print_on_a3(ws) -> None:
+    """A wide list (every payment with its amounts and notes) prints on A3, still one page wide:
+    on A4 its text would shrink below reading size."""
+    ws.page_setup.paperSize = Worksheet.PAPERSIZE_A3
+
+
 def setup_print(ws) -> None:
     ws.page_setup.orientation = "landscape"
     ws.page_setup.paperSize = Worksheet.PAPERSIZE_A4

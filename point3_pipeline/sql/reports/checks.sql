@@ -34,7 +34,8 @@ findings AS (
            || CAST(CAST(total_charge AS HUGEINT) - tax_free_amount - recorded_vat AS VARCHAR) || '원' AS detail
     FROM split WHERE tax_class = 'unclassified'
     UNION ALL
-    SELECT 2, signature, '부가세가 결제금액의 1/11보다 ' || CAST(-vat_remainder AS VARCHAR) || '원 × 1/11 넘게 큼 (과세로 신고, 확인 필요)'
+    SELECT 2, signature, '부가세가 결제금액의 1/11을 넘음: 결제금액 − 11 × 부가세 = ' || CAST(vat_remainder AS VARCHAR)
+           || '원 (과세로 신고, 확인 필요)'
     FROM split WHERE tax_class = 'impossible_vat'
     UNION ALL
     SELECT 3, signature, '과세분 ' || CAST(taxable_supply + vat AS VARCHAR) || '원 (공급가액 ' || CAST(taxable_supply AS VARCHAR)
