@@ -17,6 +17,7 @@ from importlib import resources
 import duckdb
 
 from point3_pipeline.periods import Period
+from point3_pipeline.warehouse import WarehouseError
 
 BATCH = 5000
 WEEKDAYS_KO = "월화수목금토일"
@@ -111,6 +112,14 @@ def month_totals(conn: duckdb.DuckDBPyConnection, period: Period) -> dict[str, i
 
 def prepare_filing(conn: duckdb.DuckDBPyConnection, period: Period) -> None:
     """Build the period's `filing_movements` and `filing_businesses` temp tables on `conn`."""
+    built = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'payment_tax_split' AND table_type = 'BASE TABLE'"
+    ).fetchone()[0]
+    if not built:
+        raise WarehouseError(
+            "the warehouse has no tax split (payment_tax_split) yet: run `point3 sync` (it rebuilds the derived "
+            "tables) before rendering a tax workbook."
+        )
     conn.execute(report_sql("filing_movements"), _bounds(period))
     conn.execute(report_sql("filing_businesses"))
 
