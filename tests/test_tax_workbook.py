@@ -208,7 +208,7 @@ def test_the_month_workbook_reconciles_the_payment_month_view_on_one_line(tmp_pa
     books.synced(dt.date(2025, 10, 1), dt.date(2025, 11, 30))
     result = render_tax_report(books.refresh(), "2025-11", tmp_path / "r", now=kst(2025, 12, 2, 9))
     frame = pd.read_excel(result.path, sheet_name=tax.PAYMENT_MONTH, header=None)
-    line = next(r for r in frame.itertuples(index=False) if str(r[0]).startswith("결제월 순액 +"))
+    line = next(r for r in frame.itertuples(index=False) if r[0] == "대사 (0이면 일치)")
     # payment month: 38,500 sold, 11,000 + 22,000 cancelled since → 5,500; + December's 22,000 − October's 3,300
     assert [int(v) for v in line[1:7]] == [5_500, 22_000, 3_300, 24_200, 24_200, 0]
     assert result.totals["total_charge"] == 38_500 - 11_000 - 3_300

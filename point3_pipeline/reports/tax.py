@@ -41,6 +41,7 @@ from point3_pipeline.reports.versions import (
 )
 from point3_pipeline.reports.workbook import (
     Column,
+    cached_formulas,
     Figure,
     Sheet,
     Styled,
@@ -80,13 +81,16 @@ def report_title(ctx: ReportContext) -> str:
 def write_tax_workbook(ctx: ReportContext, path: Path) -> None:
     figures = filing.load(ctx.conn, ctx.period)
     wb = Workbook(write_only=True)
-    printed = [(_summary(wb, ctx, figures), ALL_BUSINESSES)]
-    for business in figures.businesses:
-        title = [line(f"{business.display_name} — {ctx.period.label_ko} 신고 자료 (v{ctx.version})", "title"), *_status_lines(ctx)]
-        printed.append((write_business_sheet(wb, figures, business, title), f"{business.display_name} ({business.number_text})"))
-    printed.append((_daily(wb, ctx, figures), ALL_BUSINESSES))
-    if ctx.period.kind == MONTH:
-        printed.append((_payment_month(wb, ctx, figures), ALL_BUSINESSES))
+    # write-only sheets are serialised as rows are appended: the figure sheets while their
+    # formulas' cached values can be written, the long lists (no formulas) without the detour
+    with cached_formulas():
+        printed = [(_summary(wb, ctx, figures), ALL_BUSINESSES)]
+        for business in figures.businesses:
+            title = [line(f"{business.display_name} — {ctx.period.label_ko} 신고 자료 (v{ctx.version})", "title"), *_status_lines(ctx)]
+            printed.append((write_business_sheet(wb, figures, business, title), f"{business.display_name} ({business.number_text})"))
+        printed.append((_daily(wb, ctx, figures), ALL_BUSINESSES))
+        if ctx.period.kind == MONTH:
+            printed.append((_payment_month(wb, ctx, figures), ALL_BUSINESSES))
     printed.append((_detail(wb, ctx, figures), ALL_BUSINESSES))
     printed.append((_checks(wb, ctx), ALL_BUSINESSES))
     if ctx.previous is not None:
@@ -325,7 +329,7 @@ CHECK_NAMES = {
     4: "사업자 신고와 금액이 맞지 않음",
     5: "사람 분류가 금액과 맞지 않음",
     6: "알 수 없는 결제수단",
-    7: "0원 이하 금액",
+    7: "0원 이하 결제금액, 음수 금액",
     8: "문화비 유형 미상",
     9: "주문번호 중복",
     10: "거부된 레코드 (동기화가 받지 않은 레코드와 이유)",

@@ -34,7 +34,7 @@ from point3_pipeline.models import KST
 from point3_pipeline.periods import MONTH, Period
 from point3_pipeline.reports import data
 from point3_pipeline.reports.data import Coverage, report_sql
-from point3_pipeline.reports.workbook import cached_formulas, sheet_files_in
+from point3_pipeline.reports.workbook import sheet_files_in
 from point3_pipeline.warehouse import Warehouse, is_disk_full, no_space_left, remove_litter
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,7 @@ def _write_workbook(ctx: ReportContext, write: Callable[[ReportContext, Path], N
     remove_litter(reports_dir, f"{SHEET_FILES}*")
     sheet_files = reports_dir / f"{SHEET_FILES}{os.getpid()}"
     try:
-        with sheet_files_in(sheet_files), cached_formulas():
+        with sheet_files_in(sheet_files):
             write(ctx, tmp)
     except OSError as exc:
         if is_disk_full(exc):

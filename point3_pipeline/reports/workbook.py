@@ -9,9 +9,9 @@ Formulas carry their cached value. A formula cell in an .xlsx file is `<f>` (the
 and `<v>` (its last computed value); Excel recalculates on open, but pandas.read_excel, mail
 and file previewers and LibreOffice's default load only read `<v>`. openpyxl writes every
 formula with an empty `<v>` and has no way to give one. The smallest honest way around it:
-while a workbook is written (`cached_formulas`), openpyxl's cell writer is wrapped so that a
-`FormulaCell` is written as `<f>` plus the `<v>` we computed in SQL from the very rows the
-formula adds up; every other cell goes through openpyxl's own writer unchanged. No sheet XML is
+while the sheets with formulas are written (`cached_formulas`), openpyxl's cell writer is
+wrapped so that a `FormulaCell` is written as `<f>` plus the `<v>` we computed in SQL from the
+very rows the formula adds up; every other cell goes through openpyxl's own writer unchanged. No sheet XML is
 rewritten after the save (that would mean re-reading and recompressing a 300,000-row sheet),
 and tests recalculate the formulas to prove the cached values are what they compute.
 """
@@ -423,10 +423,20 @@ def _cell(ws, item):
     return styled(ws, item, "text")
 
 
+class _TemplateCell(Cell):
+    """A formatted cell reused for every row of its column. openpyxl first tries it as a value
+    and formats its repr into the error it then catches: a short repr keeps that cheap."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<template cell>"
+
+
 def _template(ws, kind: str) -> WriteOnlyCell | None:
     fmt = _FORMATS.get(kind)
     if fmt is None:
         return None
-    cell = WriteOnlyCell(ws)
+    cell = _TemplateCell(worksheet=ws, column=1, row=1)
     cell.number_format = fmt
     return cell

@@ -56,10 +56,12 @@ findings AS (
     SELECT 6, signature, coalesce('알 수 없는 코드: ' || payment_method_type, '결제수단 없음')
     FROM split WHERE is_unknown_method
     UNION ALL
-    SELECT 7, signature, concat_ws(', ', CASE WHEN total_charge <= 0 THEN '결제금액' END,
-                                   CASE WHEN tax_free_amount <= 0 THEN 'taxFreeAmount' END,
-                                   CASE WHEN recorded_vat <= 0 THEN '부가세' END) || ' ≤ 0'
-    FROM split WHERE total_charge <= 0 OR tax_free_amount <= 0 OR recorded_vat <= 0
+    -- vat 0 is an exempt sale and taxFreeAmount 0 a docs-shaped record (their classes say so):
+    -- what is left is a total of 0 or less, or a negative amount
+    SELECT 7, signature, concat_ws(', ', CASE WHEN total_charge <= 0 THEN '결제금액 ≤ 0' END,
+                                   CASE WHEN tax_free_amount < 0 THEN 'taxFreeAmount < 0' END,
+                                   CASE WHEN recorded_vat < 0 THEN '부가세 < 0' END)
+    FROM split WHERE total_charge <= 0 OR tax_free_amount < 0 OR recorded_vat < 0
     UNION ALL
     SELECT 8, signature, CASE WHEN culture_expense_type IS NULL THEN '유형 없음' ELSE '알 수 없는 유형: ' || culture_expense_type END
     FROM split WHERE culture_expense_type IS NULL OR culture_expense_type NOT IN (SELECT culture_expense_type FROM cultures)
