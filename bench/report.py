@@ -120,8 +120,15 @@ def case_dump(db: Path, out: Path, period: str) -> None:
         data.prepare_filing(conn, Period.parse(period))
         wb = Workbook(write_only=True)
         ws = wb.create_sheet("rows")
-        for row in data.stream(conn, data.report_sql("filing_detail"), {}):
-            ws.append([v.replace(tzinfo=None) if hasattr(v, "tzinfo") and v.tzinfo else v for v in row])
+        cursor = conn.execute(data.report_sql("filing_detail"))
+        times = [i for i, d in enumerate(cursor.description) if "TIME ZONE" in str(d[1]).upper()]
+        while batch := cursor.fetchmany(data.BATCH):
+            for row in batch:
+                row = list(row)
+                for i in times:  # Excel has no time zones (the connection reads KST)
+                    if row[i] is not None:
+                        row[i] = row[i].replace(tzinfo=None)
+                ws.append(row)
         out.mkdir(parents=True, exist_ok=True)
         wb.save(out / "dump.xlsx")
 

@@ -177,6 +177,7 @@ def render(
     # One connection and one transaction: the fingerprint, the figures and the rows all see
     # the same warehouse state, and the version is recorded only if the file was written.
     with warehouse.connect() as conn:
+        conn.execute(report_sql("limit_memory"))
         conn.execute("BEGIN TRANSACTION")
         try:
             cover = data.coverage(conn, period, now.date())

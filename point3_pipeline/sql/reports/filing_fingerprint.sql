@@ -12,13 +12,14 @@ businesses AS (
     FROM filing_businesses
 ),
 
+-- one md5 per row, then one over them: a year of rows never becomes one string in memory
 rows AS (
-    SELECT coalesce(md5(string_agg(
+    SELECT coalesce(md5(string_agg(md5(
         concat_ws('|', signature, movement, filing_date, business_key, business_name, payment_date, accepted_at,
                   order_id_from_client, purchasing_product_name, payment_method_type, tax_class, class_source,
                   classification_note, classified_by, culture_key, total_charge, taxable_supply, vat, exempt_amount,
-                  unclassified_amount, cancel_date_unknown, straddles_period, canceled_after, canceled_detected_at),
-        chr(10) ORDER BY signature, movement)), '') AS digest
+                  unclassified_amount, cancel_date_unknown, straddles_period, canceled_after, canceled_detected_at)),
+        '' ORDER BY signature, movement)), '') AS digest
     FROM movements
 ),
 

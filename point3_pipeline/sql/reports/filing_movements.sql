@@ -8,7 +8,12 @@
 -- never API text: a SUMIFS criterion reads * ? ~ and a leading = < > as operators.
 CREATE OR REPLACE TEMP TABLE filing_movements AS
 WITH split AS (
-    SELECT * FROM payment_tax_split
+    SELECT signature, payment_date, accepted_at, business_id, business_name, registration_number, taxpayer_type,
+           payment_method_type, payment_method_name, is_unknown_method, payment_method_sort_order,
+           culture_expense_type, tax_class, tax_class_name, tax_class_sort_order, class_source, classification_note,
+           classified_by, total_charge, taxable_supply, vat, exempt_amount, unclassified_amount, is_canceled,
+           cancel_date, cancel_date_unknown, canceled_after, canceled_detected_at
+    FROM payment_tax_split
 ),
 
 cultures AS (
