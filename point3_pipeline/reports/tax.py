@@ -316,7 +316,7 @@ def _detail(wb: Workbook, ctx: ReportContext, figures: FilingFigures):
 # --- 검증 ---------------------------------------------------------------------------------------
 
 CHECK_COLUMNS = [
-    Column("검사", "check", width=36), Column("서명", "signature", width=34), Column("사업자", "business", width=18),
+    Column("검사", "check", width=36), Column("서명", "signature", width=36), Column("사업자", "business", width=18),
     Column("결제일", "payment date", "date", 11), Column("주문번호", "order id", width=20),
     Column("상품명", "product", width=24), Column("결제금액", "total", "won", 12),
     Column("taxFreeAmount", "point3 taxFreeAmount", "won", 12), Column("부가세 (point3)", "point3 vat", "won", 11),
@@ -358,7 +358,7 @@ def _checks(wb: Workbook, ctx: ReportContext):
 # --- 변경내역 -------------------------------------------------------------------------------------
 
 CHANGE_COLUMNS = [
-    Column("변경", "change", width=24), Column("서명", "signature", width=34), Column("구분", "movement", width=7),
+    Column("변경", "change", width=24), Column("서명", "signature", width=36), Column("구분", "movement", width=7),
     Column("귀속일", "filing day", "date", 11), Column("이유", "why", width=44),
     Column("이전 결제금액", "total before", "won", 12), Column("현재 결제금액", "total now", "won", 12),
     Column("이전 공급가액", "supply before", "won", 12), Column("현재 공급가액", "supply now", "won", 12),
