@@ -236,3 +236,32 @@ def test_migration_006_keeps_month_versions_as_month_periods(tmp_path):
         assert c.execute("SELECT period, signature FROM report_payment_snapshots").fetchall() == [("2025-11", "s1")]
         with pytest.raises(duckdb.ConstraintException):
             c.execute("INSERT INTO report_versions SELECT * FROM report_versions")
+
+
+def test_a_version_written_before_the_filing_view_is_followed_by_one_that_says_so(tmp_path):
+    books = _docs_shaped_month(tmp_path)
+    wh = books.refresh()
+    out = tmp_path / "r"
+    old = out / "2025-11" / "point3-tax-2025-11-v1.xlsx"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"a workbook of the payment-month view")
+    with wh.connect() as conn:  # as migration 006 leaves a month's version of the old workbook
+        conn.execute(
+            "INSERT INTO report_versions VALUES ('tax', '2025-11', DATE '2025-11-01', DATE '2025-11-30', 1, 'old', "
+            "'2025-11/point3-tax-2025-11-v1.xlsx', now(), NULL, NULL, 30, 30, true, 0, '{\"supply_value\": 1}')"
+        )
+    result = render_tax_report(wh, "2025-11", out, now=kst(2025, 12, 2, 9))
+    assert (result.version, result.changes, old.read_bytes()) == (2, 0, b"a workbook of the payment-month view")
+    texts = [c.value for r in load_workbook(result.path)[tax.CHANGES].iter_rows() for c in r if isinstance(c.value, str)]
+    assert any("이전 방식으로 만들어져 행 단위로 비교할 수 없습니다" in t for t in texts)
+    assert verify_report(wh, result.path) == []
+
+
+def test_a_business_name_with_header_codes_prints_as_text(tmp_path):
+    books = Books(tmp_path / "wh.duckdb")
+    books.payment("amp", kst(2025, 11, 3, 10), nickname="A&B &P &N " + "가" * 80)
+    books.synced(dt.date(2025, 11, 1), dt.date(2025, 11, 30))
+    result = render_tax_report(books.refresh(), "2025-11", tmp_path / "r", now=kst(2025, 12, 2, 9))
+    ws = next(ws for ws in load_workbook(result.path).worksheets if ws.title.startswith("B01"))
+    center = ws.oddHeader.center.text
+    assert center.startswith("A&&B &&P &&N 가") and "&" not in center.replace("&&", "")

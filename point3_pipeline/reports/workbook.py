@@ -313,18 +313,19 @@ def figure_cell(ws, formula: str, cached, style: str = "text", number_format: st
     return cell
 
 
-def _header_text(text: str) -> str:
-    # & starts a header code (&P, &N, ...): text from a file or the API gets it doubled
-    return clean_text(text).replace("&", "&&")
+def _header_text(text: str, limit: int) -> str:
+    # & starts a header code (&P, &N, ...): text from a file or the API gets it doubled, after
+    # the cut (Excel refuses a header of more than 255 characters), so no lone & is left
+    return clean_text(text)[:limit].replace("&", "&&")
 
 
 def print_header(ws, *, report: str, business: str, period: str, version: int, as_of: str) -> None:
     """Every printed page: report, business and period on top; version, as-of and page N of M
     at the bottom (Excel's and LibreOffice's own &P / &N fields)."""
-    ws.oddHeader.left.text = _header_text(report)[:80]
-    ws.oddHeader.center.text = _header_text(business)[:80]
-    ws.oddHeader.right.text = _header_text(period)[:60]
-    ws.oddFooter.left.text = _header_text(f"v{version} · 데이터 기준 {as_of}")[:100]
+    ws.oddHeader.left.text = _header_text(report, 60)
+    ws.oddHeader.center.text = _header_text(business, 60)
+    ws.oddHeader.right.text = _header_text(period, 40)
+    ws.oddFooter.left.text = _header_text(f"v{version} · 데이터 기준 {as_of}", 60)
     ws.oddFooter.right.text = "&P / &N 쪽"
     for part in (ws.oddHeader.left, ws.oddHeader.center, ws.oddHeader.right, ws.oddFooter.left, ws.oddFooter.right):
         part.size = 8
