@@ -48,6 +48,8 @@ DATE = "yyyy-mm-dd"
 # Excel and LibreOffice read a leading = + - @ as the start of a formula (DDE and
 # HYPERLINK tricks included); such API text is written as an explicit text cell.
 FORMULA_PREFIXES = ("=", "+", "-", "@")
+# A text starting with one of these (or empty) takes text_cell's careful path: # for error codes.
+_NOT_PLAIN_START = "=+-@#"
 
 _HEADER_FONT = Font(bold=True)
 _HEADER_FILL = PatternFill("solid", fgColor="DDE4EE")
@@ -237,8 +239,15 @@ class Sheet:
     def row(self, values: Sequence) -> int:
         out = []
         for value, template in zip(values, self._templates):
-            if value is None:
+            # the common cases first, without a call: a long list is hundreds of thousands of rows
+            kind = type(value)
+            if kind is str and value[:1] not in _NOT_PLAIN_START and value.isprintable() and len(value) <= EXCEL_CELL_LIMIT:
+                out.append(value)  # no control characters, nothing openpyxl would read as a formula or error
+            elif value is None:
                 out.append(None)
+            elif kind is int and template is not None and -EXCEL_EXACT_INT <= value <= EXCEL_EXACT_INT:
+                template.value = value
+                out.append(template)
             elif isinstance(value, (Figure, Styled)):
                 out.append(_cell(self.ws, value))
             elif isinstance(value, str):
