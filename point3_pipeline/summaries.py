@@ -10,7 +10,7 @@ import duckdb
 
 from point3_pipeline.periods import Period
 from point3_pipeline.reports.data import coverage
-from point3_pipeline.reports.versions import PreviousVersion, all_versions, latest_version
+from point3_pipeline.reports.versions import PreviousVersion, all_versions, latest_version, period_of
 
 
 def _row(conn: duckdb.DuckDBPyConnection, sql: str, names: tuple[str, ...]) -> dict[str, int]:
@@ -63,7 +63,7 @@ def vat_rule_violations(conn: duckdb.DuckDBPyConnection) -> tuple[int, list[tupl
 
 def latest_reports(conn: duckdb.DuckDBPyConnection, kind: str) -> dict[Period, PreviousVersion]:
     """The latest version of each period's `kind` report, oldest period first."""
-    periods = sorted({Period.parse(row[1]) for row in all_versions(conn) if row[0] == kind})
+    periods = sorted({period_of(row[1], row[8]) for row in all_versions(conn) if row[0] == kind})
     return {period: latest_version(conn, kind, period) for period in periods}
 
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from point3_pipeline.models import KST
-from point3_pipeline.reports.versions import all_versions
+from point3_pipeline.reports.versions import all_versions, period_of
 from point3_pipeline.warehouse import Warehouse
 
 KIND_KO = {"tax": "월간 부가세", "vat": "부가세 신고 자료", "reconciliation": "정산 대사"}
@@ -53,13 +53,14 @@ def write_index(warehouse: Warehouse, reports_dir: Path) -> Path:
     ]
     if not versions:
         out.append("<p>아직 만든 보고서가 없습니다.</p>")
-    periods = list(dict.fromkeys(v[1] for v in versions))  # newest period first, as all_versions orders them
+    labelled = [(period_of(v[1], v[8]).label, v) for v in versions]
+    periods = list(dict.fromkeys(label for label, _ in labelled))  # newest period first, as all_versions orders them
     for period in periods:
         out.append(f"<h2>{e(period)}</h2>")
         latest: set[str] = set()
         shown: str | None = None
         for kind, _, version, name, created, as_of, _newest, synced, days, final, changes, totals in (
-            v for v in versions if v[1] == period
+            v for label, v in labelled if label == period
         ):
             figures = FIGURES["filing" if kind in ("tax", "vat") else "payments"]
             if shown != kind:

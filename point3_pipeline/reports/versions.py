@@ -31,7 +31,7 @@ from pathlib import Path
 import duckdb
 
 from point3_pipeline.models import KST
-from point3_pipeline.periods import MONTH, Period
+from point3_pipeline.periods import KINDS, MONTH, Period
 from point3_pipeline.reports import data
 from point3_pipeline.reports.data import Coverage, report_sql
 from point3_pipeline.reports.workbook import sheet_files_in
@@ -169,8 +169,10 @@ def render(
     now: dt.datetime | None,
     totals_of: Callable[[duckdb.DuckDBPyConnection, Period, Coverage], dict[str, int]],
     write: Callable[[ReportContext, Path], None],
+    fingerprint_parts: Callable[[duckdb.DuckDBPyConnection, Period], list[str]] | None = None,
 ) -> ReportResult:
-    """Write the next version of a period's workbook if what it shows changed since the latest one."""
+    """Write the next version of a period's workbook if what it shows changed since the latest one.
+    `fingerprint_parts`: what else the workbook shows (beyond the period's own rows), as its kind knows it."""
     period = Period.parse(period_text)
     now = (now or dt.datetime.now(KST)).astimezone(KST)
     reports_dir = Path(reports_dir)
@@ -182,6 +184,8 @@ def render(
         try:
             cover = data.coverage(conn, period, now.date())
             print_ = fingerprint(conn, kind, period, cover)
+            if fingerprint_parts is not None:
+                print_ = conn.execute("SELECT md5(?)", ["\n".join([print_, *fingerprint_parts(conn, period)])]).fetchone()[0]
             previous = latest_version(conn, kind, period)
             # Unchanged data and its workbook still there: nothing to write. (A workbook gone
             # from this folder, or a folder changed, gets a fresh version.)
@@ -279,8 +283,18 @@ def _write_workbook(ctx: ReportContext, write: Callable[[ReportContext, Path], N
         shutil.rmtree(sheet_files, ignore_errors=True)
 
 
+def period_of(first: dt.date, days: int) -> Period:
+    """The period starting on `first` that is `days` long (the kinds' lengths never overlap)."""
+    for kind in KINDS:
+        period = Period.containing(kind, first)
+        if period.first == first and len(period.days) == days:
+            return period
+    raise ValueError(f"no report period starts on {first} and lasts {days} days")
+
+
 def all_versions(conn: duckdb.DuckDBPyConnection) -> list[tuple]:
-    """Every recorded version, newest period first: (kind, period label, version, file_name,
-    created_at, as_of, newest_sync_at, days_synced, days_in_period, is_final, changes, totals)."""
+    """Every recorded version, newest period first: (kind, period_first, version, file_name,
+    created_at, as_of, newest_sync_at, days_synced, days_in_period, is_final, changes, totals);
+    period_of(period_first, days_in_period) is its period."""
     rows = conn.execute(report_sql("versions_all")).fetchall()
     return [(*row[:11], json.loads(row[11])) for row in rows]
