@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 FLOOR_RATIO, FLOOR_MB = 1.5, 400
+MONTH = "2025-11"
 
 SYNTHETIC = """
 INSERT INTO payments
@@ -76,7 +77,7 @@ FROM range(CAST($first AS DATE), CAST($after AS DATE), INTERVAL 1 DAY) AS r(d)
 """
 
 
-def build(path: Path, period_label: str, n: int) -> None:
+def build(path: Path, n: int, period_label: str = MONTH) -> None:
     import datetime as dt
 
     from point3_pipeline.models import KST
@@ -99,7 +100,7 @@ def build(path: Path, period_label: str, n: int) -> None:
         conn.execute("COMMIT")
 
 
-def case_render(db: Path, out: Path, period: str) -> None:
+def case_render(db: Path, out: Path, period: str = MONTH) -> None:
     import datetime as dt
 
     from point3_pipeline.models import KST
@@ -109,7 +110,7 @@ def case_render(db: Path, out: Path, period: str) -> None:
     render_tax_report(Warehouse(db), period, out, now=dt.datetime(2026, 2, 1, 9, tzinfo=KST))
 
 
-def case_dump(db: Path, out: Path, period: str) -> None:
+def case_dump(db: Path, out: Path, period: str = MONTH) -> None:
     from openpyxl import Workbook
 
     from point3_pipeline.periods import Period
@@ -133,15 +134,18 @@ def case_dump(db: Path, out: Path, period: str) -> None:
         wb.save(out / "dump.xlsx")
 
 
+CASES = {"render": case_render, "dump": case_dump}
+
+
 def child(case: str, db: Path, out: Path, period: str) -> None:
     started = time.perf_counter()
-    (case_render if case == "render" else case_dump)(db, out, period)
+    CASES[case](db, out, period)
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(json.dumps({"seconds": seconds, "peak_mb": peak_mb}))
 
 
-def run_case(case: str, db: Path, out: Path, period: str) -> dict:
+def run_case(case: str, db: Path, out: Path, period: str = MONTH) -> dict:
     result = subprocess.run(
         [sys.executable, __file__, "--child", case, "--db", str(db), "--out", str(out), "--period", period],
         check=True, capture_output=True, text=True,
@@ -152,7 +156,7 @@ def run_case(case: str, db: Path, out: Path, period: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=["2025-11:100000", "2025-Q4:300000"], help="PERIOD:PAYMENTS")
-    parser.add_argument("--child", choices=["render", "dump"])
+    parser.add_argument("--child", choices=sorted(CASES))
     parser.add_argument("--db", type=Path)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--period")
@@ -165,7 +169,7 @@ def main() -> None:
         period, n = case.split(":")
         with tempfile.TemporaryDirectory(prefix="point3-bench-") as tmp:
             db = Path(tmp) / "bench.duckdb"
-            build(db, period, int(n))
+            build(db, int(n), period)
             dump = run_case("dump", db, Path(tmp) / "dump", period)
             tax = run_case("render", db, Path(tmp) / "reports", period)
             size = sum(p.stat().st_size for p in (Path(tmp) / "reports").rglob("*.xlsx")) / 2**20
