@@ -200,7 +200,7 @@ def _report_metadata(result: ReportResult) -> dict:
         "version": result.version,
         "written": result.created,  # False: nothing changed since this version
         "as_of": result.as_of.isoformat(timespec="seconds") if result.as_of else "no day synced",
-        "days_synced": f"{result.days_synced} / {result.days_in_month}",
+        "days_synced": f"{result.days_synced} / {result.days_in_period}",
         "is_final": result.is_final,
         "changes_since_previous_version": result.changes,
         **{f"total_{name}": value for name, value in result.totals.items()},

@@ -304,8 +304,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         result = reports.render_tax_report(warehouse, args.period, reports_dir)
     state = "written" if result.created else "unchanged since the latest version"
-    final = "final" if result.is_final else f"NOT final: {result.days_synced}/{result.days_in_month} days synced"
-    print(f"{result.kind} report {result.month} v{result.version} {state}: {result.path} ({final})")
+    final = "final" if result.is_final else f"NOT final: {result.days_synced}/{result.days_in_period} days synced"
+    print(f"{result.kind} report {result.period} v{result.version} {state}: {result.path} ({final})")
     reports.write_index(warehouse, reports_dir)
     warehouse.publish()  # the report's version record is warehouse data too
     return 0

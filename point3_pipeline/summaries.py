@@ -11,7 +11,7 @@ import duckdb
 from point3_pipeline.businesses import format_registration_number
 from point3_pipeline.periods import Period
 from point3_pipeline.reports.data import coverage
-from point3_pipeline.reports.versions import PreviousVersion, all_versions, latest_version
+from point3_pipeline.reports.versions import PreviousVersion, all_versions, latest_version, period_of
 
 
 def _row(conn: duckdb.DuckDBPyConnection, sql: str, names: tuple[str, ...]) -> dict[str, int]:
@@ -164,9 +164,9 @@ def rejected_reasons(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
 
 
 def latest_reports(conn: duckdb.DuckDBPyConnection, kind: str) -> dict[Period, PreviousVersion]:
-    """The latest version of each month's `kind` report, oldest month first."""
-    months = sorted({row[1] for row in all_versions(conn) if row[0] == kind})
-    return {month: latest_version(conn, kind, month) for month in (Period.parse(f"{m:%Y-%m}") for m in months)}
+    """The latest version of each period's `kind` report, oldest period first."""
+    periods = sorted({period_of(row[1], row[8]) for row in all_versions(conn) if row[0] == kind})
+    return {period: latest_version(conn, kind, period) for period in periods}
 
 
 @dataclass(frozen=True)

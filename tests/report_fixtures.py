@@ -8,6 +8,7 @@ import hashlib
 import json
 
 from point3_pipeline.models import KST
+from point3_pipeline.tax_split import refresh_tax_split
 from point3_pipeline.warehouse import Warehouse
 
 
@@ -129,9 +130,14 @@ class Books:
                 [record_hash, reason, raw_text, day],
             )
 
-    def refresh(self) -> Warehouse:
+    def refresh(self, businesses=()) -> Warehouse:
         if self._conn is not None:
             self._cm.__exit__(None, None, None)
             self._conn = None
+        # the tax split as Warehouse.refresh_derived will build it once it is wired in
         self.warehouse.refresh_derived()
+        with self.warehouse.connect() as conn:
+            conn.execute("BEGIN TRANSACTION")
+            refresh_tax_split(conn, list(businesses))
+            conn.execute("COMMIT")
         return self.warehouse

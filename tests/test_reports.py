@@ -20,7 +20,7 @@ from point3_pipeline.reports import (
     verify_report,
     write_index,
 )
-from point3_pipeline.reports import tax
+from point3_pipeline.reports import filing, tax
 from point3_pipeline.reports.versions import latest_version
 from point3_pipeline.periods import Period
 from point3_pipeline.warehouse import NoSpaceLeft
@@ -32,7 +32,10 @@ NOW = kst(2025, 12, 2, 9)
 INJECTIONS = ['=HYPERLINK("http://x","y")', "+SUM(1,2)", "-10+20", "@cmd", "=1+1", "#N/A", "#DIV/0!"]
 # The only formulas a workbook may hold: sums and counts over ranges, and sums or differences of
 # such terms and cell references (never a function that reaches outside, like HYPERLINK).
-_TERM = r"(?:(?:SUM|SUBTOTAL|COUNTA|COUNTIF|SUMIF)\([^()]*\)|\$?[A-Z]{1,3}\$?\d+)"
+_RANGE = r"(?:'[^'!]+'!)?\$?[A-Z]{1,3}\$?\d+(?::\$?[A-Z]{1,3}\$?\d+)?"
+_KEY = r'"(?:B\d\d|[A-Z_]+|OTHER-[0-9a-f]{10}|NONE|[a-z_]+|매출|취소|정상)"'
+_ARGS = rf"(?:{_RANGE}|{_KEY})(?:,(?:{_RANGE}|{_KEY}))*"
+_TERM = rf"(?:(?:SUM|SUBTOTAL|COUNTA|COUNTIF|SUMIF|SUMIFS|COUNTIFS)\({_ARGS}\)|{_RANGE}|0)"
 TOTALS_FORMULA = re.compile(rf"^={_TERM}(?:[+\-]{_TERM})*$")
 
 # (signature, accepted_at, total, code, cancelled at (detected) or None)
@@ -62,21 +65,25 @@ def _books(tmp_path) -> Books:
 
 
 def _expected(code=None, day=None) -> dict[str, int]:
-    """November's figures computed from PAYMENTS, independently of the warehouse."""
-    rows = [
-        p for p in PAYMENTS
-        if p[1].date().month == 11 and (code is None or (p[3] or "unknown") == code) and (day is None or p[1].day == day)
-    ]  # fmt: skip
-    vat = [total // 11 for _, _, total, _, _ in rows]
-    canceled = [p for p in rows if p[4]]
+    """November's filing figures computed from PAYMENTS, independently of the warehouse: the
+    month's sales minus the cancellations detected in November (whatever their payment's month)."""
+    def keep(p, on):
+        return (code is None or (p[3] or "unknown") == code) and (day is None or on.day == day)
+
+    sales = [p for p in PAYMENTS if p[1].month == 11 and keep(p, p[1])]
+    cancels = [p for p in PAYMENTS if p[4] and p[4].month == 11 and p[4].year == 2025 and keep(p, p[4])]
+    vat = lambda rows: sum(p[2] // 11 for p in rows)  # noqa: E731
+    total = lambda rows: sum(p[2] for p in rows)  # noqa: E731
     return {
-        "payment_count": len(rows),
-        "total_charge": sum(p[2] for p in rows),
-        "supply_value": sum(p[2] for p in rows) - sum(vat),
-        "vat": sum(vat),
-        "canceled_count": len(canceled),
-        "canceled_total": sum(p[2] for p in canceled),
-        "net_total": sum(p[2] for p in rows) - sum(p[2] for p in canceled),
+        "sale_count": len(sales),
+        "canceled_count": len(cancels),
+        "sales_total": total(sales),
+        "canceled_total": total(cancels),
+        "total_charge": total(sales) - total(cancels),
+        "taxable_supply": total(sales) - vat(sales) - (total(cancels) - vat(cancels)),
+        "vat": vat(sales) - vat(cancels),
+        "exempt_amount": 0,
+        "unclassified_amount": 0,
     }
 
 
@@ -104,50 +111,64 @@ def _by_first_cell(ws, key_col: int = 0) -> dict:
     return {row[key_col].value: [c.value for c in row] for row in ws.iter_rows() if row[key_col].value is not None}
 
 
+def _business_sheet(path):
+    wb = load_workbook(path, data_only=True)
+    return next(ws for ws in wb.worksheets if ws.title.startswith("B01"))
+
+
 def test_totals_match_independent_figures(november_v1):
     wh, result = november_v1
     expected = _expected()
     assert {k: result.totals[k] for k in expected} == expected
-    assert result.totals["earlier_canceled_count"] == 1 and result.totals["earlier_canceled_total"] == 3_300
+    assert result.totals["straddling_count"] == 1  # "old": last seen active in October, detected in November
     assert all(type(v) is int for v in result.totals.values())
-    assert result.is_final and result.days_synced == result.days_in_month == 30
+    assert result.is_final and result.days_synced == result.days_in_period == 30
     assert result.as_of == kst(2025, 12, 1, 3)
     assert verify_report(wh, result.path) == []
 
 
 @pytest.mark.parametrize("code", ["a", "b", "c", "d", "f", "g", "unknown"])
-def test_per_culture_code(november_v1, code):
+def test_per_culture_code_beside_the_split(november_v1, code):
     wh, result = november_v1
-    rows = _by_first_cell(_sheet_rows(result.path, tax.CULTURE), key_col=1)
-    key = "—" if code == "unknown" else code
-    row = rows[key]
-    figures = dict(zip(tax.FIGURE_KEYS, row[3:]))
+    ws = _business_sheet(result.path)
+    rows = [[c.value for c in r] for r in ws.iter_rows()]
+    culture = rows.index(next(r for r in rows if str(r[0]).startswith("6. 문화비")))
+    row = next(r for r in rows[culture:] if r[1] == code)
     expected = _expected(code=code)
-    assert {k: figures[k] for k in expected} == expected
+    assert row[2:9] == [expected["sale_count"], expected["canceled_count"], expected["taxable_supply"],
+                        expected["vat"], 0, 0, expected["total_charge"]]  # fmt: skip
 
 
-@pytest.mark.parametrize("day", [1, 2, 3, 15, 20, 30])
+@pytest.mark.parametrize("day", [1, 2, 3, 5, 15, 20, 30])
 def test_per_day(november_v1, day):
     wh, result = november_v1
-    ws = _sheet_rows(result.path, tax.DAILY)
+    ws = load_workbook(result.path, data_only=True)[tax.DAILY]
     rows = {r[0].value.date(): [c.value for c in r] for r in ws.iter_rows() if isinstance(r[0].value, dt.datetime)}
     assert len(rows) == 30
-    figures = dict(zip(tax.FIGURE_KEYS, rows[dt.date(2025, 11, day)][3:]))
     expected = _expected(day=day)
-    assert {k: figures[k] for k in expected} == expected
+    got = rows[dt.date(2025, 11, day)]
+    assert got[3:10] == [expected["sale_count"], expected["canceled_count"], expected["taxable_supply"],
+                         expected["vat"], 0, 0, expected["total_charge"]]  # fmt: skip
 
 
-def test_cancellation_sheet_lists_both_kinds(november_v1):
+def test_cancellations_are_filed_in_the_period_they_belong_to(november_v1, tmp_path):
     wh, result = november_v1
-    ws = _sheet_rows(result.path, tax.CANCELLATIONS)
-    listed = {(r[0].value, r[3].value) for r in ws.iter_rows() if r[0].value in (tax.THIS_MONTH, tax.EARLIER)}
-    assert listed == {(tax.THIS_MONTH, "p02"), (tax.THIS_MONTH, "p05"), (tax.EARLIER, "old")}
+    rows = [[c.value for c in r] for r in _sheet_rows(result.path, filing.DETAIL).iter_rows()]
+    cancels = {(r[6], r[1].date(), r[15], r[22]) for r in rows if r[0] == filing.CANCELLATION_KO}
+    # p05 (15 Nov) was cancelled on 1 Dec: December's cancellation, not November's
+    assert cancels == {
+        ("p02", dt.date(2025, 11, 2), -22_000, None),
+        ("old", dt.date(2025, 11, 5), -3_300, "경계 불확실: 취소 하한이 이전 기간"),
+    }
+    december = render_tax_report(wh, "2025-12", tmp_path / "r", now=NOW)
+    assert (december.totals["canceled_count"], december.totals["canceled_total"]) == (1, 44_000)
+    assert december.totals["sale_count"] == 1  # "dec"
 
 
 def test_api_text_is_never_a_formula(tmp_path):
     books = Books(tmp_path / "wh.duckdb")
     for n, text in enumerate(INJECTIONS):
-        books.payment(f"inj{n}", kst(2025, 11, 2, 10, n), product=text, order_id=text, nickname=text)
+        books.payment(f"inj{n}", kst(2025, 11, 2, 10, n), product=text, order_id=text, nickname=text, method=text)
     books.synced(dt.date(2025, 11, 1), dt.date(2025, 11, 30))
     wh = books.refresh()
     for render in (render_tax_report, render_reconciliation_report):
@@ -157,15 +178,16 @@ def test_api_text_is_never_a_formula(tmp_path):
         for ws in wb.worksheets:
             for row in ws.iter_rows():
                 formulas = [c for c in row if c.data_type == "f"]
-                if formulas:
-                    assert str(row[0].value).startswith(("합계", "취소 canceled", "순액", "소득공제용", "지출증빙용")), (
-                        ws.title, row[0].value, formulas[0].value,
-                    )  # fmt: skip
-                    assert all(TOTALS_FORMULA.match(c.value) for c in formulas), [c.value for c in formulas]
+                if render is render_reconciliation_report and formulas:
+                    assert str(row[0].value).startswith(("합계", "취소 canceled", "순액")), (ws.title, row[0].value)
+                assert all(TOTALS_FORMULA.match(c.value) for c in formulas), [c.value for c in formulas]
                 assert not [c for c in row if c.data_type == "e"], (ws.title, [c.value for c in row])
                 texts |= {c.value for c in row if c.data_type == "s"}
         if render is render_tax_report:
             assert set(INJECTIONS) <= texts
+            # an API method code is never a formula criterion: unknown codes get a key of their own
+            assert not any(text in c.value for ws in wb.worksheets for r in ws.iter_rows() for c in r
+                           if c.data_type == "f" for text in INJECTIONS)  # fmt: skip
         assert verify_report(wh, result.path) == []
 
 
@@ -200,26 +222,35 @@ def test_a_workbook_gone_from_the_folder_is_written_again(november):
     assert verify_report(wh, again.path) == []
 
 
-def test_late_cancellation_makes_v2_and_keeps_v1(november):
+def test_a_closed_month_is_not_restated_by_a_later_cancellation_but_a_late_payment_makes_v2(november):
     books, wh, out = november
     v1 = render_tax_report(wh, NOV, out, now=NOW)
     v1_bytes = v1.path.read_bytes()
     same = render_tax_report(wh, NOV, out, now=NOW + dt.timedelta(hours=1))
     assert (same.created, same.version, same.path) == (False, 1, v1.path)
 
+    # A sweep in December sees p04 (3 Nov) cancelled: December's cancellation, November stays filed.
     books.cancel("p04", kst(2025, 12, 3, 4))
     wh = books.refresh()
-    v2 = render_tax_report(wh, NOV, out, now=NOW + dt.timedelta(days=2))
+    swept = render_tax_report(wh, NOV, out, now=NOW + dt.timedelta(days=2))
+    assert (swept.created, swept.version) == (False, 1)
+    december = render_tax_report(wh, "2025-12", out, now=NOW + dt.timedelta(days=2))
+    assert december.totals["canceled_total"] == 44_000 + 33_000
+
+    # A payment of 20 November appears late (a gap filled): a new version says what and why.
+    books.payment("late", kst(2025, 11, 20, 9), total=2_200, seen_at=kst(2025, 12, 4, 1))
+    wh = books.refresh()
+    v2 = render_tax_report(wh, NOV, out, now=NOW + dt.timedelta(days=3))
     assert (v2.created, v2.version, v2.changes) == (True, 2, 1)
     assert v2.path != v1.path and v1.path.read_bytes() == v1_bytes
-    assert v2.totals["canceled_total"] == v1.totals["canceled_total"] + 33_000
+    assert v2.totals["total_charge"] == v1.totals["total_charge"] + 2_200
     ws = _sheet_rows(v2.path, tax.CHANGES)
-    changed = [r for r in ws.iter_rows() if r[1].value and str(r[1].value).startswith("p")]
-    assert [(r[0].value, r[1].value, r[11].value, r[12].value) for r in changed] == [
-        ("취소 canceled", "p04", "정상", "취소")
+    changed = [[c.value for c in r] for r in ws.iter_rows() if r[1].value == "late"]
+    assert [(r[0], r[2], r[4], r[5], r[6]) for r in changed] == [
+        ("신규 매출 new sale", "매출", "처음 본 시각 2025-12-04 01:00 KST (늦게 나타난 결제)", None, 2_200)
     ]
-    diffs = {r[1].value: r[4].value for r in ws.iter_rows() if r[1].value in ("canceled_total", "net_total")}
-    assert diffs == {"canceled_total": 33_000, "net_total": -33_000}
+    diffs = {r[1].value: r[4].value for r in ws.iter_rows() if r[1].value in ("total_charge", "sale_count")}
+    assert diffs == {"total_charge": 2_200, "sale_count": 1}
     assert tax.CHANGES not in load_workbook(v1.path).sheetnames
     assert verify_report(wh, v1.path) == [] and verify_report(wh, v2.path) == []
 
@@ -229,9 +260,10 @@ def test_empty_month(tmp_path):
     books.synced(dt.date(2025, 11, 1), dt.date(2025, 11, 30))
     wh = books.refresh()
     result = render_tax_report(wh, NOV, tmp_path / "r", now=NOW)
-    assert result.totals["payment_count"] == 0 and result.totals["net_total"] == 0 and result.is_final
+    assert result.totals["sale_count"] == 0 and result.totals["total_charge"] == 0 and result.is_final
     summary = _by_first_cell(_sheet_rows(result.path, tax.SUMMARY))
-    assert "이 달 결제 없음" in summary["가맹점"][2]
+    assert "이 기간 결제 없음" in summary["가맹점"][2]
+    assert any(tax.NO_BUSINESSES_FILE == v for row in summary.values() for v in row)
     recon = render_reconciliation_report(wh, NOV, tmp_path / "r", now=NOW)
     assert recon.created and verify_report(wh, recon.path) == [] and verify_report(wh, result.path) == []
     texts = [c.value for r in load_workbook(recon.path)["요약"].iter_rows() for c in r if isinstance(c.value, str)]
@@ -245,24 +277,28 @@ def test_month_with_only_cancellations(tmp_path):
     books.synced(dt.date(2025, 10, 1), dt.date(2025, 11, 30))
     wh = books.refresh()
     result = render_tax_report(wh, NOV, tmp_path / "r", now=NOW)
-    assert result.totals["payment_count"] == 0
-    assert (result.totals["earlier_canceled_count"], result.totals["earlier_canceled_total"]) == (1, 5_500)
-    ws = _sheet_rows(result.path, tax.CANCELLATIONS)
-    assert [r[3].value for r in ws.iter_rows() if r[0].value == tax.EARLIER] == ["oct"]
+    t = result.totals
+    assert (t["sale_count"], t["canceled_count"], t["canceled_total"], t["total_charge"]) == (0, 1, 5_500, -5_500)
+    assert (t["taxable_supply"], t["vat"]) == (-5_000, -500)
+    rows = [[c.value for c in r] for r in _sheet_rows(result.path, filing.DETAIL).iter_rows()]
+    assert [r[6] for r in rows if r[0] == filing.CANCELLATION_KO] == ["oct"]
     assert verify_report(wh, result.path) == []
 
 
-def test_a_payment_already_cancelled_when_first_seen_is_not_a_cancellation_of_this_month(tmp_path):
-    """A first backfill in November finds an October payment already cancelled: that is
-    October's cancellation (October's report shows it), not one detected in November."""
+def test_a_payment_already_cancelled_when_first_seen_belongs_to_its_own_month(tmp_path):
+    """A first backfill in November finds an October payment already cancelled: its date is
+    unknown (취소일 미상), so October files it, not November."""
     books = Books(tmp_path / "wh.duckdb")
     books.payment("oct", kst(2025, 10, 20, 10), total=5_500, canceled_when_seen=True, seen_at=kst(2025, 11, 4, 1))
     books.synced(dt.date(2025, 10, 1), dt.date(2025, 11, 30))
     wh = books.refresh()
     november = render_tax_report(wh, NOV, tmp_path / "r", now=NOW)
     october = render_tax_report(wh, "2025-10", tmp_path / "r", now=NOW)
-    assert (november.totals["earlier_canceled_count"], november.totals["earlier_canceled_total"]) == (0, 0)
-    assert (october.totals["canceled_count"], october.totals["canceled_total"]) == (1, 5_500)
+    assert (november.totals["canceled_count"], november.totals["canceled_total"]) == (0, 0)
+    t = october.totals
+    assert (t["sale_count"], t["canceled_count"], t["canceled_date_unknown_count"], t["total_charge"]) == (1, 1, 1, 0)
+    rows = [[c.value for c in r] for r in _sheet_rows(october.path, filing.DETAIL).iter_rows()]
+    assert [r[22] for r in rows if r[0] == filing.CANCELLATION_KO] == ["취소일 미상: 처음 볼 때 이미 취소됨, 결제일에 귀속"]
 
 
 def test_partly_unsynced_month_says_so(tmp_path):
@@ -275,7 +311,7 @@ def test_partly_unsynced_month_says_so(tmp_path):
     wh = books.refresh()
     result = render_tax_report(wh, NOV, tmp_path / "r", now=NOW)
     assert not result.is_final and result.days_synced == 29
-    for title in (tax.SUMMARY, tax.PAYMENTS, tax.DAILY):
+    for title in (tax.SUMMARY, filing.DETAIL, tax.DAILY):
         warning = _sheet_rows(result.path, title)["A2"].value
         assert warning.startswith("주의: 1일(11월 5일)이 동기화되지 않았습니다") and "최종본이 아닙니다" in warning
 
@@ -293,23 +329,22 @@ def test_verify_report_catches_tampering(november):
     _, wh, out = november
     result = render_tax_report(wh, NOV, out, now=NOW)
     wb = load_workbook(result.path)
-    ws = wb[tax.PAYMENTS]
-    for row in ws.iter_rows():
-        if row[2].value == "p03":
-            row[8].value += 1000
+    for row in wb[filing.DETAIL].iter_rows():
+        if row[6].value == "p03":
+            row[15].value += 1000
     wb.save(result.path)
     problems = verify_report(wh, result.path)
     assert any("total_charge" in p for p in problems)
 
     wb = load_workbook(result.path)
-    ws = wb[tax.PAYMENTS]
-    for row in ws.iter_rows():
-        if row[2].value == "p03":
-            row[8].value -= 1000
-        if row[0].value == "합계 (전체) total":
-            row[8].value = "=SUM(I5:I6)"
+    for row in wb[filing.DETAIL].iter_rows():
+        if row[6].value == "p03":
+            row[15].value -= 1000
+    for row in wb[tax.SUMMARY].iter_rows():
+        if row[0].value == "전체 (이 키의 모든 결제)":
+            row[3].value = row[3].value.replace("$5:", "$6:")
     wb.save(result.path)
-    assert any("totals formula in column I" in p for p in verify_report(wh, result.path))
+    assert any("takes rows 6:" in p for p in verify_report(wh, result.path))
 
 
 def test_index_lists_every_version_escaped(tmp_path):
@@ -319,9 +354,9 @@ def test_index_lists_every_version_escaped(tmp_path):
     books.synced(dt.date(2025, 10, 1), dt.date(2025, 11, 30))
     wh = books.refresh()
     out = tmp_path / "reports"
-    made = [render_tax_report(wh, m, out, now=NOW) for m in ("2025-10", NOV)]
+    made = [render_tax_report(wh, m, out, now=NOW) for m in ("2025-10", NOV, "2025-Q4")]
     made.append(render_reconciliation_report(wh, NOV, out, now=NOW))
-    books.cancel("a1", kst(2025, 12, 5))
+    books.payment("late", kst(2025, 11, 3, 10), seen_at=kst(2025, 12, 5))
     wh = books.refresh()
     made.append(render_tax_report(wh, NOV, out, now=NOW))
     index = write_index(wh, out)
@@ -330,8 +365,9 @@ def test_index_lists_every_version_escaped(tmp_path):
     for r in made:
         href = r.path.relative_to(out).as_posix()
         assert f'href="{href}"' in text and (out / href).exists()
-    assert text.count("<a href=") == 4 and "<script>" not in text
-    assert "부가세·문화비" in text and "정산 대사" in text
+    assert text.count("<a href=") == 5 and "<script>" not in text
+    assert "월간 부가세" in text and "부가세 신고 자료" in text and "정산 대사" in text
+    assert text.index("<h2>2025-Q4</h2>") < text.index("<h2>2025-11</h2>") < text.index("<h2>2025-10</h2>")
 
 
 def test_reconciliation_ties_and_flags(tmp_path):
@@ -441,12 +477,15 @@ def test_sums_of_amounts_near_two_to_the_63_are_exact(tmp_path):
 
     out = tmp_path / "reports"
     result = render_tax_report(wh, NOV, out, now=NOW)
-    assert (result.totals["total_charge"], result.totals["net_total"]) == (sum(totals), sum(totals) - HUGE[1][1])
+    # h3 breaks vat + taxFreeAmount = totalCharge: unclassified, the whole total 미분류
+    filed = HUGE[0][1] + HUGE[2][1]  # h2 was cancelled the next day, in November
+    assert (result.totals["total_charge"], result.totals["unclassified_amount"]) == (filed, HUGE[2][1])
+    assert result.totals["unclassified_count"] == 1 and not result.is_final
     # beyond what a spreadsheet number holds exactly: the digits, as text, never rounded
     summary = _by_first_cell(_sheet_rows(result.path, tax.SUMMARY))
-    assert summary["이 달 결제 (전체)"][3] == str(sum(totals))
+    assert summary["전체 (이 키의 모든 결제)"][7] == str(filed)
     checks = [c.value for r in _sheet_rows(result.path, tax.CHECKS).iter_rows() for c in r]
-    assert f"차이 difference {-BIGINT_MAX}원" in checks
+    assert f"부가세 + taxFreeAmount ≠ 결제금액: 차이 {-BIGINT_MAX}원" in checks
     assert verify_report(wh, result.path) == []
 
     reconciliation = render_reconciliation_report(wh, NOV, out, now=NOW)

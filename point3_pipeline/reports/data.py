@@ -1,23 +1,31 @@
-"""The month's figures, read from the warehouse: coverage, totals and row streams.
+"""A period's figures, read from the warehouse: coverage, the filing movements and row streams.
 
-A payment belongs to the month of its KST payment_date. Gross figures count every payment
-of the month; cancelled ones (isCanceled now true) are also summed apart and net = gross -
-cancelled, as in culture_vat_daily. Sums of won are HUGEINT in SQL (DuckDB's sum of a BIGINT,
-so no month overflows) and Python ints on the way out; counts are BIGINT.
+Every statement lives in sql/reports/ with its values bound. The tax and VAT workbooks read
+one source, payment_tax_split, through the period's `filing_movements` temp table
+(`prepare_filing`): a sale on its payment day, a cancellation on the day it belongs to. Sums of
+won are HUGEINT in SQL and Python ints on the way out; counts are BIGINT.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import resources
 
 import duckdb
 
 from point3_pipeline.periods import Period
+from point3_pipeline.warehouse import WarehouseError
 
 BATCH = 5000
 WEEKDAYS_KO = "월화수목금토일"
+
+
+@functools.cache
+def report_sql(name: str) -> str:
+    return resources.files("point3_pipeline.sql").joinpath("reports", f"{name}.sql").read_text(encoding="utf-8")
 
 
 def day_ko(day: dt.date) -> str:
@@ -26,15 +34,15 @@ def day_ko(day: dt.date) -> str:
 
 @dataclass(frozen=True)
 class Coverage:
-    """Which days of the month rest on a complete sync taken after the day was over."""
+    """Which days of the period rest on a complete sync taken after the day was over."""
 
     period: Period
     synced: dict[dt.date, dt.datetime]  # day -> its last complete sync
-    newest_sync_at: dt.datetime | None  # newest sync of any of the month's days, complete or not
+    newest_sync_at: dt.datetime | None  # newest sync of any of the period's days, complete or not
     today: dt.date
 
     @property
-    def days_in_month(self) -> int:
+    def days_in_period(self) -> int:
         return len(self.period.days)
 
     @property
@@ -72,7 +80,7 @@ class Coverage:
         if self.is_final:
             return None
         return (
-            f"Warning: {len(self.missing)} of {self.days_in_month} days have no complete sync taken "
+            f"Warning: {len(self.missing)} of {self.days_in_period} days have no complete sync taken "
             "after the day ended; this report is not final."
         )
 
@@ -90,95 +98,49 @@ def coverage(conn: duckdb.DuckDBPyConnection, period: Period, today: dt.date) ->
     return Coverage(period, synced, newest, today)
 
 
-SUM_KEYS = (
-    "payment_count", "total_charge", "supply_value", "vat",
-    "canceled_count", "canceled_total", "canceled_supply_value", "canceled_vat",
-    "net_count", "net_total", "net_supply_value", "net_vat",
-)  # fmt: skip
+def _bounds(period: Period) -> dict[str, dt.date]:
+    return {"first": period.first, "last": period.last}
 
-def _sums(counted: str = "*") -> str:
-    """The SUM_KEYS aggregates over payment rows; `counted` is what count() counts (a column
-    of the outer side's partner in a LEFT JOIN, so empty groups count 0)."""
-    return f"""
-    CAST(count({counted}) AS BIGINT),
-    coalesce(sum(total_charge), 0),
-    coalesce(sum(tax_free_amount), 0),
-    coalesce(sum(vat), 0),
-    CAST(count({counted}) FILTER (WHERE is_canceled) AS BIGINT),
-    coalesce(sum(total_charge) FILTER (WHERE is_canceled), 0),
-    coalesce(sum(tax_free_amount) FILTER (WHERE is_canceled), 0),
-    coalesce(sum(vat) FILTER (WHERE is_canceled), 0),
-    CAST(count({counted}) FILTER (WHERE NOT is_canceled) AS BIGINT),
-    coalesce(sum(total_charge) FILTER (WHERE NOT is_canceled), 0),
-    coalesce(sum(tax_free_amount) FILTER (WHERE NOT is_canceled), 0),
-    coalesce(sum(vat) FILTER (WHERE NOT is_canceled), 0)
-    """
 
 def month_totals(conn: duckdb.DuckDBPyConnection, period: Period) -> dict[str, int]:
-    row = conn.execute(
-        f"SELECT {_sums()} FROM payments WHERE payment_date BETWEEN ? AND ?", [period.first, period.last]
-    ).fetchone()
-    totals = dict(zip(SUM_KEYS, row))
-    earlier = conn.execute(
-        f"""
-        SELECT CAST(count(*) AS BIGINT), coalesce(sum(total_charge), 0)
-        FROM ({EARLIER_CANCELLATIONS})
-        """,
-        [period.first, period.last, period.first],
-    ).fetchone()
-    totals["earlier_canceled_count"], totals["earlier_canceled_total"] = earlier
-    return totals
+    """The period's payments by payment day (gross, cancelled now, net) and the earlier
+    payments' cancellations seen happening in it: the reconciliation workbook's figures."""
+    cursor = conn.execute(report_sql("payment_month_totals"), _bounds(period))
+    names = [d[0] for d in cursor.description]
+    return dict(zip(names, (int(v) for v in cursor.fetchone())))
 
 
-# Payments of earlier months whose cancellation was detected this month (still cancelled).
-# A payment already cancelled the first time the pipeline saw it (a first backfill) was not
-# cancelled this month: its own month's report lists it as cancelled.
-EARLIER_CANCELLATIONS = """
-    SELECT c.signature, c.payment_date, c.accepted_at, c.total_charge, c.tax_free_amount, c.vat,
-           c.culture_expense_type, c.order_id_from_client, c.purchasing_product_name,
-           c.detected_at, c.canceled_after, c.first_seen_canceled
-    FROM cancellations AS c
-    WHERE c.detected_date BETWEEN ? AND ? AND c.payment_date < ? AND c.is_canceled_now
-      AND NOT c.first_seen_canceled
-"""
-
-
-def per_culture_type(conn: duckdb.DuckDBPyConnection, period: Period) -> list[tuple]:
-    """(code, name_ko, deduction_group, *SUM_KEYS) for every code, zeros included, in sort order."""
-    return conn.execute(
-        f"""
-        WITH p AS (
-            SELECT coalesce(culture_expense_type, 'unknown') AS code, total_charge, tax_free_amount, vat, is_canceled
-            FROM payments WHERE payment_date BETWEEN ? AND ?
+def prepare_filing(conn: duckdb.DuckDBPyConnection, period: Period) -> None:
+    """Build the period's `filing_movements` and `filing_businesses` temp tables on `conn`."""
+    built = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'payment_tax_split' AND table_type = 'BASE TABLE'"
+    ).fetchone()[0]
+    if not built:
+        raise WarehouseError(
+            "the warehouse has no tax split (payment_tax_split) yet: run `point3 sync` (it rebuilds the derived "
+            "tables) before rendering a tax workbook."
         )
-        SELECT t.culture_expense_type, t.name_ko, t.deduction_group, {_sums("p.code")}
-        FROM culture_expense_types AS t
-        LEFT JOIN p ON p.code = t.culture_expense_type
-        GROUP BY t.culture_expense_type, t.name_ko, t.deduction_group, t.sort_order
-        ORDER BY t.sort_order
-        """,
-        [period.first, period.last],
-    ).fetchall()
+    conn.execute(report_sql("filing_movements"), _bounds(period))
+    conn.execute(report_sql("filing_businesses"))
 
 
-def per_day(conn: duckdb.DuckDBPyConnection, period: Period) -> list[tuple]:
-    """(day, *SUM_KEYS) for every day of the month, zeros where none."""
-    return conn.execute(
-        f"""
-        WITH days AS (
-            SELECT CAST(d AS DATE) AS day FROM range(CAST(? AS DATE), CAST(? AS DATE) + 1, INTERVAL 1 DAY) AS r(d)
-        ),
-        p AS (SELECT * FROM payments WHERE payment_date BETWEEN ? AND ?)
-        SELECT days.day, {_sums("p.signature")}
-        FROM days LEFT JOIN p ON p.payment_date = days.day
-        GROUP BY days.day ORDER BY days.day
-        """,
-        [period.first, period.last, period.first, period.last],
-    ).fetchall()
+def rows_of(conn: duckdb.DuckDBPyConnection, name: str, params: dict | None = None) -> list[dict]:
+    """A small result of the named statement as dicts (column name -> value)."""
+    cursor = conn.execute(report_sql(name), params or {})
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def filing_period_rows(conn: duckdb.DuckDBPyConnection, name: str, period: Period) -> list[dict]:
+    return rows_of(conn, name, _bounds(period))
+
+
+def declared_business_count(conn: duckdb.DuckDBPyConnection) -> int:
+    return conn.execute("SELECT count(DISTINCT business_id) FROM business_declarations").fetchone()[0]
 
 
 def merchant(conn: duckdb.DuckDBPyConnection, period: Period) -> tuple[str | None, str | None]:
-    """The merchant's nickname and point3 clientIdentification, as the month's payments give them."""
+    """The merchant's nicknames and point3 clientIdentification, as the period's payments give them."""
     rows = conn.execute(
         """
         SELECT client_nickname, client_identification, count(*) AS n
@@ -194,8 +156,8 @@ def merchant(conn: duckdb.DuckDBPyConnection, period: Period) -> tuple[str | Non
     return ", ".join(nicknames) or None, ", ".join(identifications) or None
 
 
-def stream(conn: duckdb.DuckDBPyConnection, sql: str, params: list) -> Iterator[tuple]:
-    """Rows of a query in batches, so a month of payments never sits in memory at once."""
+def stream(conn: duckdb.DuckDBPyConnection, sql: str, params: list | dict) -> Iterator[tuple]:
+    """Rows of a query in batches, so a period of payments never sits in memory at once."""
     cursor = conn.execute(sql, params)
     while batch := cursor.fetchmany(BATCH):
         yield from batch

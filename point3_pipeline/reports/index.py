@@ -12,7 +12,7 @@ from pathlib import Path
 
 from point3_pipeline.models import KST
 from point3_pipeline.periods import HALF, KINDS, MONTH, QUARTER, YEAR, Period
-from point3_pipeline.reports.versions import all_versions
+from point3_pipeline.reports.versions import all_versions, period_of
 from point3_pipeline.warehouse import Warehouse
 
 KIND_KO = {"tax": "부가세·문화비", "vat": "부가세 신고", "reconciliation": "정산 대사"}
@@ -53,16 +53,6 @@ class Listed:
     is_final: bool
     changes: int
     totals: dict[str, int]
-
-
-def period_of(first: dt.date, days: int) -> Period:
-    """The period starting on `first` that is `days` long: the kinds' lengths never overlap
-    (28-31, 90-92, 181-184, 365-366 days)."""
-    for kind in KINDS:
-        period = Period.containing(kind, first)
-        if period.first == first and len(period.days) == days:
-            return period
-    raise ValueError(f"no report period starts on {first} and lasts {days} days")
 
 
 def listed_versions(rows: list[tuple]) -> list[Listed]:

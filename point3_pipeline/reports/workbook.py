@@ -1,9 +1,19 @@
-"""Shared workbook plumbing: write-only sheets with one look, safe text cells and totals rows.
+"""Shared workbook plumbing: write-only sheets with one look, safe text cells, figures and print.
 
-Sheets are written with openpyxl's write-only mode so a month of 100,000 payments streams to
+Sheets are written with openpyxl's write-only mode so a period of 300,000 payments streams to
 disk instead of living in memory. Write-only mode fixes the order of things: column widths,
 frozen panes and header row height must be set before the first row, rows are appended
 top to bottom, and the autofilter is set once the last data row is known.
+
+Formulas carry their cached value. A formula cell in an .xlsx file is `<f>` (the formula)
+and `<v>` (its last computed value); Excel recalculates on open, but pandas.read_excel, mail
+and file previewers and LibreOffice's default load only read `<v>`. openpyxl writes every
+formula with an empty `<v>` and has no way to give one. The smallest honest way around it:
+while the sheets with formulas are written (`cached_formulas`), openpyxl's cell writer is
+wrapped so that a `FormulaCell` is written as `<f>` plus the `<v>` we computed in SQL from the
+very rows the formula adds up; every other cell goes through openpyxl's own writer unchanged. No sheet XML is
+rewritten after the save (that would mean re-reading and recompressing a 300,000-row sheet),
+and tests recalculate the formulas to prove the cached values are what they compute.
 """
 
 from __future__ import annotations
@@ -19,9 +29,12 @@ from pathlib import Path
 from openpyxl import Workbook
 from openpyxl.worksheet import _writer as sheet_writer
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell import _writer as cell_writer
+from openpyxl.cell.cell import Cell
 from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
+from openpyxl.xml.functions import Element, SubElement
 from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
@@ -35,6 +48,8 @@ DATE = "yyyy-mm-dd"
 # Excel and LibreOffice read a leading = + - @ as the start of a formula (DDE and
 # HYPERLINK tricks included); such API text is written as an explicit text cell.
 FORMULA_PREFIXES = ("=", "+", "-", "@")
+# A text starting with one of these (or empty) takes text_cell's careful path: # for error codes.
+_NOT_PLAIN_START = "=+-@#"
 
 _HEADER_FONT = Font(bold=True)
 _HEADER_FILL = PatternFill("solid", fgColor="DDE4EE")
@@ -46,6 +61,7 @@ _TITLE_FONT = Font(bold=True, size=14)
 _WARNING_FONT = Font(bold=True, color="C00000")
 _NOTE_FONT = Font(italic=True, color="595959")
 _SECTION_FONT = Font(bold=True, size=12)
+_WRAP = Alignment(wrap_text=True, vertical="top")
 
 _FORMATS = {"won": WON, "count": COUNT, "datetime": DATETIME, "date": DATE}
 
@@ -86,6 +102,43 @@ def sheet_files_in(folder: Path) -> Iterator[None]:
         sheet_writer.create_temporary_file = original
 
 
+class FormulaCell(Cell):
+    """A formula with the value it computes, written as `<f>` and `<v>` by `cached_formulas`."""
+
+    __slots__ = ("cached",)
+
+
+def _write_cell_with_cached_value(xf, worksheet, cell, styled=None):
+    if not isinstance(cell, FormulaCell) or cell.data_type != "f":
+        return _openpyxl_write_cell(xf, worksheet, cell, styled)
+    attributes = {"r": cell.coordinate}
+    if styled:
+        attributes["s"] = f"{cell.style_id}"
+    if isinstance(cell.cached, str):
+        attributes["t"] = "str"
+    element = Element("c", attributes)
+    SubElement(element, "f").text = cell.value[1:]
+    SubElement(element, "v").text = str(cell.cached)
+    xf.write(element)
+
+
+_openpyxl_write_cell = cell_writer.write_cell
+
+
+@contextlib.contextmanager
+def cached_formulas() -> Iterator[None]:
+    """Have FormulaCells written with their cached values for the block (see the module's note).
+
+    openpyxl's worksheet writer looks its cell writer up by module name at each cell, with no
+    option to pass one; it is swapped for the block only, and renders run one at a time."""
+    original = sheet_writer.write_cell
+    sheet_writer.write_cell = _write_cell_with_cached_value
+    try:
+        yield
+    finally:
+        sheet_writer.write_cell = original
+
+
 def clean_text(value: str) -> str:
     """Untrusted text with the control characters XML cannot hold replaced, and cut (with a
     visible marker) to what one Excel cell holds."""
@@ -120,6 +173,16 @@ class Styled:
     value: object
     style: str = "text"
     number_format: str | None = None
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A formula and the value it computes (an int, or None for an empty cell)."""
+
+    formula: str
+    cached: int | None
+    style: str = "text"
+    number_format: str = WON
 
 
 def line(text: str | None, style: str = "text") -> list:
@@ -176,8 +239,17 @@ class Sheet:
     def row(self, values: Sequence) -> int:
         out = []
         for value, template in zip(values, self._templates):
-            if value is None:
+            # the common cases first, without a call: a long list is hundreds of thousands of rows
+            kind = type(value)
+            if kind is str and value[:1] not in _NOT_PLAIN_START and value.isprintable() and len(value) <= EXCEL_CELL_LIMIT:
+                out.append(value)  # no control characters, nothing openpyxl would read as a formula or error
+            elif value is None:
                 out.append(None)
+            elif kind is int and template is not None and -EXCEL_EXACT_INT <= value <= EXCEL_EXACT_INT:
+                template.value = value
+                out.append(template)
+            elif isinstance(value, (Figure, Styled)):
+                out.append(_cell(self.ws, value))
             elif isinstance(value, str):
                 out.append(text_cell(self.ws, value))
             elif beyond_excel(value):
@@ -211,7 +283,10 @@ class Sheet:
         cells = []
         for index in range(len(self.columns)):
             value = label if index == 0 else formulas.get(index)
-            cells.append(styled(self.ws, value, "total", number_format=formats.get(index, WON)))
+            if isinstance(value, Figure):
+                cells.append(figure_cell(self.ws, value.formula, value.cached, "total", formats.get(index, value.number_format)))
+            else:
+                cells.append(styled(self.ws, value, "total", number_format=formats.get(index, WON)))
         self._append(cells)
         return self.next_row - 1
 
@@ -233,6 +308,44 @@ class Sheet:
         if self.autofilter:
             last = max(self._last_data_row or self.next_row - 1, self.header_row)
             self.ws.auto_filter.ref = f"A{self.header_row}:{get_column_letter(len(self.columns))}{last}"
+
+
+def figure_cell(ws, formula: str, cached, style: str = "text", number_format: str = WON):
+    """A formula with its cached value; an amount beyond a spreadsheet number's exact range is
+    written as its digits instead (a formula there would compute a rounded number)."""
+    if beyond_excel(cached):
+        return styled(ws, str(cached), style, number_format=number_format)
+    cell = FormulaCell(worksheet=ws, column=1, row=1, value=formula)
+    cell.cached = 0 if cached is None else cached
+    _apply_style(cell, style)
+    cell.number_format = number_format  # always styled: openpyxl reuses an unstyled cell for the next value
+    return cell
+
+
+def _header_text(text: str, limit: int) -> str:
+    # & starts a header code (&P, &N, ...): text from a file or the API gets it doubled, after
+    # the cut (Excel refuses a header of more than 255 characters), so no lone & is left
+    return clean_text(text)[:limit].replace("&", "&&")
+
+
+def print_header(ws, *, report: str, business: str, period: str, version: int, as_of: str) -> None:
+    """Every printed page: report, business and period on top; version, as-of and page N of M
+    at the bottom (Excel's and LibreOffice's own &P / &N fields)."""
+    ws.oddHeader.left.text = _header_text(report, 60)
+    ws.oddHeader.center.text = _header_text(business, 60)
+    ws.oddHeader.right.text = _header_text(period, 40)
+    ws.oddFooter.left.text = _header_text(f"v{version} · 데이터 기준 {as_of}", 60)
+    ws.oddFooter.right.text = "&P / &N 쪽"
+    for part in (ws.oddHeader.left, ws.oddHeader.center, ws.oddHeader.right, ws.oddFooter.left, ws.oddFooter.right):
+        part.size = 8
+    ws.page_margins.top = ws.page_margins.bottom = 0.6
+    ws.page_margins.header = ws.page_margins.footer = 0.25
+
+
+def print_on_a3(ws) -> None:
+    """A wide list (every payment with its amounts and notes) prints on A3, still one page wide:
+    on A4 its text would shrink below reading size."""
+    ws.page_setup.paperSize = Worksheet.PAPERSIZE_A3
 
 
 def setup_print(ws) -> None:
@@ -269,6 +382,15 @@ def styled(ws, value, style: str, *, number_format: str | None = None) -> WriteO
     cell = WriteOnlyCell(ws, value)
     if isinstance(value, str) and not is_formula:
         cell.data_type = "s"
+    _apply_style(cell, style)
+    if number_format is None:
+        number_format = _default_format(value)
+    if number_format:
+        cell.number_format = number_format
+    return cell
+
+
+def _apply_style(cell, style: str) -> None:
     if style == "title":
         cell.font = _TITLE_FONT
     elif style == "warning":
@@ -282,12 +404,9 @@ def styled(ws, value, style: str, *, number_format: str | None = None) -> WriteO
     elif style == "total":
         cell.font, cell.fill, cell.border = _TOTAL_FONT, _TOTAL_FILL, _TOTAL_BORDER
     elif style == "label":
-        cell.font = _HEADER_FONT
-    if number_format is None:
-        number_format = _default_format(value)
-    if number_format:
-        cell.number_format = number_format
-    return cell
+        cell.font, cell.alignment = _HEADER_FONT, _WRAP
+    elif style == "wrap":
+        cell.alignment = _WRAP
 
 
 def _default_format(value) -> str | None:
@@ -303,6 +422,8 @@ def _default_format(value) -> str | None:
 
 
 def _cell(ws, item):
+    if isinstance(item, Figure):
+        return figure_cell(ws, item.formula, item.cached, item.style, item.number_format)
     if isinstance(item, Styled):
         return styled(ws, item.value, item.style, number_format=item.number_format)
     if isinstance(item, str):
@@ -312,10 +433,20 @@ def _cell(ws, item):
     return styled(ws, item, "text")
 
 
+class _TemplateCell(Cell):
+    """A formatted cell reused for every row of its column. openpyxl first tries it as a value
+    and formats its repr into the error it then catches: a short repr keeps that cheap."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<template cell>"
+
+
 def _template(ws, kind: str) -> WriteOnlyCell | None:
     fmt = _FORMATS.get(kind)
     if fmt is None:
         return None
-    cell = WriteOnlyCell(ws)
+    cell = _TemplateCell(worksheet=ws, column=1, row=1)
     cell.number_format = fmt
     return cell
