@@ -367,7 +367,8 @@ def test_index_lists_every_version_escaped(tmp_path):
         assert f'href="{href}"' in text and (out / href).exists()
     assert text.count("<a href=") == 5 and "<script>" not in text
     assert "월간 부가세" in text and "부가세 신고 자료" in text and "정산 대사" in text
-    assert text.index("<h2>2025-Q4</h2>") < text.index("<h2>2025-11</h2>") < text.index("<h2>2025-10</h2>")
+    # months first, newest month first; then the quarter
+    assert text.index("<h3>2025-11 · ") < text.index("<h3>2025-10 · ") < text.index("<h3>2025-Q4 · ")
 
 
 def test_reconciliation_ties_and_flags(tmp_path):

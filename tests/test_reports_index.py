@@ -57,7 +57,7 @@ def test_the_index_lists_every_period_kind_latest_first(tmp_path):
     for label in ("2025-11", "2025-Q4", "2025-H2", "2025"):
         render_tax_report(wh, label, out, now=NOW)
     render_reconciliation_report(wh, "2025-11", out, now=NOW)
-    books.cancel("n1", kst(2025, 12, 5))
+    books.payment("late", kst(2025, 11, 4, 10), seen_at=kst(2025, 12, 5))  # found late: a new version
     wh = books.refresh()
     render_tax_report(wh, "2025-11", out, now=NOW)  # v2
 
@@ -67,7 +67,7 @@ def test_the_index_lists_every_period_kind_latest_first(tmp_path):
     tables = _tables(text)
     assert list(tables) == ["2025-11", "2025-Q4", "2025-H2", "2025"]
     november = tables["2025-11"].split("<tr")[2:]
-    assert [("v2" in r, 'class="old"' in r) for r in november if "부가세·문화비" in r] == [(True, False), (False, True)]
+    assert [("v2" in r, 'class="old"' in r) for r in november if "월간 부가세" in r] == [(True, False), (False, True)]
     assert any("정산 대사" in r and 'class="old"' not in r for r in november)
     assert "30/30</td><td>최종본</td>" in tables["2025-11"]
     assert "92/92</td><td>최종본</td>" in tables["2025-Q4"]

@@ -15,7 +15,7 @@ from point3_pipeline.periods import HALF, KINDS, MONTH, QUARTER, YEAR, Period
 from point3_pipeline.reports.versions import all_versions, period_of
 from point3_pipeline.warehouse import Warehouse
 
-KIND_KO = {"tax": "부가세·문화비", "vat": "부가세 신고", "reconciliation": "정산 대사"}
+KIND_KO = {"tax": "월간 부가세", "vat": "부가세 신고 자료", "reconciliation": "정산 대사"}  # as the workbooks title themselves
 PERIOD_KIND_KO = {MONTH: "월별", QUARTER: "분기 (예정·법인 확정)", HALF: "반기 (확정)", YEAR: "연간 (간이과세자·사업장현황신고)"}
 # (header, the totals keys that can hold it, first found): the split's figures, never point3's
 # taxFreeAmount as 공급가액.
