@@ -33,10 +33,7 @@ _ENV: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
 _PREFIX: contextvars.ContextVar[str | None] = contextvars.ContextVar("point3_output_prefix", default=None)
 
 # The commands that mostly wait for point3 or write one merchant's own files: in parallel under --all.
-# Not `report` yet: a render points openpyxl's sheet temp files (a module global) at its own
-# merchant's folder (reports/workbook.py, sheet_files_in), so two renders in one process would
-# write into, and remove, each other's files.
-PARALLEL_COMMANDS = frozenset({"sync", "sweep", "settlement", "publish"})
+PARALLEL_COMMANDS = frozenset({"sync", "sweep", "settlement", "publish", "report"})
 # What --all refuses, and why: each acts on one merchant's own thing, by a person's choice.
 ONE_AT_A_TIME = {
     "key": "key rotate replaces one merchant's key at a time: run it with --merchant ID",

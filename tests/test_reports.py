@@ -9,6 +9,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import pytest
 from openpyxl import Workbook, load_workbook
@@ -22,6 +24,7 @@ from point3_pipeline.reports import (
 )
 from point3_pipeline.reports import filing, tax
 from point3_pipeline.reports.versions import latest_version
+from point3_pipeline.reports.workbook import sheet_files_in
 from point3_pipeline.periods import Period
 from point3_pipeline.warehouse import NoSpaceLeft
 from tests.conftest import rule_split
@@ -551,3 +554,24 @@ def test_a_render_failing_on_a_full_disk_says_so_and_leaves_nothing(november, mo
     assert [p.name for p in out.rglob("*")] == ["2025-11"]
     with wh.connect(read_only=True) as conn:
         assert latest_version(conn, "tax", Period.parse(NOV)) is None
+
+
+def test_renders_on_two_threads_keep_their_sheet_files_apart(tmp_path):
+    """Two merchants' renders in one process (CLI --all): each thread's openpyxl sheet files land
+    in its own folder, whatever the other thread does meanwhile."""
+    both_inside = threading.Barrier(2, timeout=120)  # a bound on waiting for the other thread
+    made: dict[str, str] = {}
+
+    def render(name: str) -> None:
+        with sheet_files_in(tmp_path / name):
+            both_inside.wait()
+            made[name] = sheet_writer.create_temporary_file()
+            both_inside.wait()
+
+    threads = [threading.Thread(target=render, args=(name,)) for name in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert Path(made["a"]).parent == tmp_path / "a" and Path(made["b"]).parent == tmp_path / "b"
+    assert Path(sheet_writer.create_temporary_file()).parent != tmp_path / "a"  # outside a render: openpyxl's own

@@ -41,7 +41,6 @@ from point3_pipeline.reports.versions import (
 )
 from point3_pipeline.reports.workbook import (
     Column,
-    cached_formulas,
     Figure,
     Sheet,
     Styled,
@@ -81,16 +80,13 @@ def report_title(ctx: ReportContext) -> str:
 def write_tax_workbook(ctx: ReportContext, path: Path) -> None:
     figures = filing.load(ctx.conn, ctx.period)
     wb = Workbook(write_only=True)
-    # write-only sheets are serialised as rows are appended: the figure sheets while their
-    # formulas' cached values can be written, the long lists (no formulas) without the detour
-    with cached_formulas():
-        printed = [(_summary(wb, ctx, figures), ALL_BUSINESSES)]
-        for business in figures.businesses:
-            title = [line(f"{business.display_name} — {ctx.period.label_ko} 신고 자료 (v{ctx.version})", "title"), *_status_lines(ctx)]
-            printed.append((write_business_sheet(wb, figures, business, title), f"{business.display_name} ({business.number_text})"))
-        printed.append((_daily(wb, ctx, figures), ALL_BUSINESSES))
-        if ctx.period.kind == MONTH:
-            printed.append((_payment_month(wb, ctx, figures), ALL_BUSINESSES))
+    printed = [(_summary(wb, ctx, figures), ALL_BUSINESSES)]
+    for business in figures.businesses:
+        title = [line(f"{business.display_name} — {ctx.period.label_ko} 신고 자료 (v{ctx.version})", "title"), *_status_lines(ctx)]
+        printed.append((write_business_sheet(wb, figures, business, title), f"{business.display_name} ({business.number_text})"))
+    printed.append((_daily(wb, ctx, figures), ALL_BUSINESSES))
+    if ctx.period.kind == MONTH:
+        printed.append((_payment_month(wb, ctx, figures), ALL_BUSINESSES))
     printed.append((_detail(wb, ctx, figures), ALL_BUSINESSES))
     printed.append((_checks(wb, ctx), ALL_BUSINESSES))
     if ctx.previous is not None:

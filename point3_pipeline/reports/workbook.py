@@ -9,7 +9,7 @@ Formulas carry their cached value. A formula cell in an .xlsx file is `<f>` (the
 and `<v>` (its last computed value); Excel recalculates on open, but pandas.read_excel, mail
 and file previewers and LibreOffice's default load only read `<v>`. openpyxl writes every
 formula with an empty `<v>` and has no way to give one. The smallest honest way around it:
-while the sheets with formulas are written (`cached_formulas`), openpyxl's cell writer is
+openpyxl's cell writer is
 wrapped so that a `FormulaCell` is written as `<f>` plus the `<v>` we computed in SQL from the
 very rows the formula adds up; every other cell goes through openpyxl's own writer unchanged. No sheet XML is
 rewritten after the save (that would mean re-reading and recompressing a 300,000-row sheet),
@@ -22,6 +22,7 @@ import contextlib
 import datetime as dt
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,31 +80,28 @@ def beyond_excel(value: object) -> bool:
 
 @contextlib.contextmanager
 def sheet_files_in(folder: Path) -> Iterator[None]:
-    """Have openpyxl's write-only sheets stream to temp files in `folder`, not the system temp
-    folder, where a killed render's stay for good with nothing saying whose they are.
-
-    openpyxl takes the name from its module's create_temporary_file, with no option for the
-    folder; it is swapped for the block only. Renders run one at a time (each holds the
-    warehouse's write lock), so no other render's sheets land here.
-    """
+    """Have this thread's write-only sheets stream to temp files in `folder`, not the system
+    temp folder, where a killed render's stay for good with nothing saying whose they are."""
     folder.mkdir(parents=True, exist_ok=True)
-
-    def create_in_folder(suffix: str = "") -> str:
-        handle, name = tempfile.mkstemp(suffix=suffix, prefix="openpyxl.", dir=folder)
-        os.close(handle)
-        sheet_writer.ALL_TEMP_FILES.append(name)  # openpyxl removes it after the save, or at exit
-        return name
-
-    original = sheet_writer.create_temporary_file
-    sheet_writer.create_temporary_file = create_in_folder
+    _this_thread.sheet_files = folder
     try:
         yield
     finally:
-        sheet_writer.create_temporary_file = original
+        _this_thread.sheet_files = None
+
+
+def _create_sheet_file(suffix: str = "") -> str:
+    folder = getattr(_this_thread, "sheet_files", None)
+    if folder is None:
+        return _openpyxl_create_temporary_file(suffix)
+    handle, name = tempfile.mkstemp(suffix=suffix, prefix="openpyxl.", dir=folder)
+    os.close(handle)
+    sheet_writer.ALL_TEMP_FILES.append(name)  # openpyxl removes it after the save, or at exit
+    return name
 
 
 class FormulaCell(Cell):
-    """A formula with the value it computes, written as `<f>` and `<v>` by `cached_formulas`."""
+    """A formula with the value it computes, written as `<f>` and `<v>` (see the module's note)."""
 
     __slots__ = ("cached",)
 
@@ -122,21 +120,15 @@ def _write_cell_with_cached_value(xf, worksheet, cell, styled=None):
     xf.write(element)
 
 
+# openpyxl looks up its temp-file maker and its cell writer by module name, with no option to
+# pass either. Both are replaced once, for the whole process, by versions that do what openpyxl
+# does unless this thread's render asks otherwise (a folder of its own; a FormulaCell): renders
+# of different merchants may run at once in one process, so nothing is swapped per render.
+_this_thread = threading.local()
+_openpyxl_create_temporary_file = sheet_writer.create_temporary_file
 _openpyxl_write_cell = cell_writer.write_cell
-
-
-@contextlib.contextmanager
-def cached_formulas() -> Iterator[None]:
-    """Have FormulaCells written with their cached values for the block (see the module's note).
-
-    openpyxl's worksheet writer looks its cell writer up by module name at each cell, with no
-    option to pass one; it is swapped for the block only, and renders run one at a time."""
-    original = sheet_writer.write_cell
-    sheet_writer.write_cell = _write_cell_with_cached_value
-    try:
-        yield
-    finally:
-        sheet_writer.write_cell = original
+sheet_writer.create_temporary_file = _create_sheet_file
+sheet_writer.write_cell = _write_cell_with_cached_value
 
 
 def clean_text(value: str) -> str:
