@@ -17,7 +17,7 @@ from dagster_project.assets import (
 )
 from dagster_project.checks import checks
 from dagster_project.resources import resources_from_env
-from dagster_project.schedules import automation_sensor, jobs, schedules
+from dagster_project.schedules import jobs, schedules, sensors
 
 defs = Definitions(
     assets=[
@@ -28,7 +28,7 @@ defs = Definitions(
     asset_checks=checks,
     jobs=jobs,
     schedules=schedules,
-    sensors=[automation_sensor],
+    sensors=sensors,
     resources=resources_from_env(),
     # In-process: the steps of a run write one DuckDB file and so run one after another
     # anyway; a process per step would only add a re-import of the code each (11-13 s vs
