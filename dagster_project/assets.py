@@ -282,7 +282,7 @@ def monthly_tax_report(
     def render(merchant_id: str) -> dict:
         wh, folder = warehouse.get(merchant_id), reports_dir.path(merchant_id)
         result = reports.render_tax_report(wh, report_month(context.partition_key), folder)
-        reports.write_index(wh, folder)
+        _write_index(reports_dir, wh, folder)
         return _report_metadata(result)
 
     return for_each_merchant(context, render)
@@ -304,10 +304,15 @@ def monthly_reconciliation_report(
         wh, folder = warehouse.get(merchant_id), reports_dir.path(merchant_id)
         result = reports.render_reconciliation_report(wh, report_month(context.partition_key), folder,
                                                       terms=reconciliation_terms())
-        reports.write_index(wh, folder)
+        _write_index(reports_dir, wh, folder)
         return {**_report_metadata(result), **_roll_forward_metadata(result.totals)}
 
     return for_each_merchant(context, render)
+
+
+def _write_index(reports_dir: ReportsResource, wh, folder) -> None:
+    if reports_dir.write_index:
+        reports.write_index(wh, folder)
 
 
 def reconciliation_terms():
@@ -346,7 +351,7 @@ def _vat_period_report(kind: str, name: str, what: str):
         def render(merchant_id: str) -> dict:
             wh, folder = warehouse.get(merchant_id), reports_dir.path(merchant_id)
             result = reports.render_tax_report(wh, period, folder)
-            reports.write_index(wh, folder)
+            _write_index(reports_dir, wh, folder)
             with wh.connect(read_only=True) as conn:
                 split = summaries.period_split_totals(conn, Period.parse(period))
             return _report_metadata(result) | {f"split_{k}": v for k, v in split.items()}

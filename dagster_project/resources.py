@@ -59,15 +59,23 @@ class Point3Resource(ConfigurableResource):
 class WarehouseResource(ConfigurableResource):
     """A merchant's warehouse, with the businesses of its own businesses file."""
 
+    # How long a step waits for another process writing the same merchant's file.
+    lock_timeout_seconds: float = 120.0
+
     def get(self, merchant_id: str) -> Warehouse:
         found = merchant(merchant_id)
         if found.folder is None:  # the default merchant: POINT3_BUSINESSES, read at its first refresh
-            return found.warehouse()
+            return found.warehouse(lock_timeout=self.lock_timeout_seconds)
         # Another merchant's businesses never come from the parent's POINT3_BUSINESSES.
-        return found.warehouse(businesses=load_businesses(found.businesses_file) if found.businesses_file else [])
+        businesses = load_businesses(found.businesses_file) if found.businesses_file else []
+        return found.warehouse(lock_timeout=self.lock_timeout_seconds, businesses=businesses)
 
 
 class ReportsResource(ConfigurableResource):
+    """A merchant's reports folder; its index.html is rewritten after each workbook unless turned off."""
+
+    write_index: bool = True
+
     def path(self, merchant_id: str) -> Path:
         return merchant(merchant_id).reports_dir
 

@@ -20,6 +20,8 @@
 | POINT3_DEPOSIT_MATCH_DAYS       | optional: days after a payout its bank deposit may arrive (default 3) |
 | POINT3_UNEXPLAINED_THRESHOLD_WON | optional: unexplained balance change a check tolerates (default 0) |
 | POINT3_PAYOUT_DEPOSIT_DAYS      | optional: days a payout may lack a deposit after an import (default 5) |
+| POINT3_MERCHANTS                | optional: the merchants file (TOML, see merchants.py); unset: one merchant, `default`, of the variables above |
+| POINT3_MAX_PARALLEL_MERCHANTS   | optional: merchants one command or Dagster step runs at once (default 4) |
 
 The optional bounds default to `limits.DEFAULT_LIMITS`. A missing or malformed setting raises
 ConfigError with one sentence naming the variable.
@@ -79,6 +81,8 @@ ENV_VARS = (
     "POINT3_DEPOSIT_MATCH_DAYS",
     "POINT3_UNEXPLAINED_THRESHOLD_WON",
     "POINT3_PAYOUT_DEPOSIT_DAYS",
+    "POINT3_MERCHANTS",
+    "POINT3_MAX_PARALLEL_MERCHANTS",
 )
 
 
