@@ -21,7 +21,8 @@ from pathlib import Path
 
 import duckdb
 
-from point3_pipeline import config
+from point3_pipeline import cli_merchants, config
+from point3_pipeline.cli_merchants import current_env as _env
 from point3_pipeline.errors import Point3Error
 from point3_pipeline.export import ExportError
 from point3_pipeline.keys import KeyNotSavedError
@@ -109,14 +110,14 @@ def _days_back(minimum: int):
 
 def _warehouse(*, writable: bool = True) -> Warehouse:
     # The businesses file is read (and a mistake in it reported) before anything is done.
-    path = config.writable_warehouse_path() if writable else config.warehouse_path()
-    return Warehouse(path, businesses=config.businesses())
+    path = config.writable_warehouse_path(_env()) if writable else config.warehouse_path(_env())
+    return Warehouse(path, businesses=config.businesses(_env()))
 
 
 def _client():
     from point3_pipeline.client import Point3Client
 
-    return Point3Client(config.api_url(), config.secret_key(), limits=config.limits())
+    return Point3Client(config.api_url(_env()), config.secret_key(_env()), limits=config.limits(_env()))
 
 
 def _print_progress(done: int, total: int, window) -> None:
@@ -166,7 +167,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from point3_pipeline import sync
 
     warehouse = _warehouse()
-    options = {"progress": _print_progress, "limits": config.limits(), "refresh_derived": True}
+    options = {"progress": _print_progress, "limits": config.limits(_env()), "refresh_derived": True}
     with _client() as client:
         if args.since is not None:
             until = args.until or sync.kst_now().date()
@@ -175,7 +176,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             return _run_sync(warehouse, lambda: sync.sync_range(client, warehouse, args.since, until, **options))
         if args.until is not None:
             raise SystemExit("point3 sync: --until needs --since")
-        start = config.start_date()
+        start = config.start_date(_env())
         return _run_sync(warehouse, lambda: sync.sync_incremental(
             client, warehouse, start_date=start, lookback_days=args.lookback_days, **options))
 
@@ -186,7 +187,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     warehouse = _warehouse()
     with _client() as client:
         return _run_sync(warehouse, lambda: sync.sweep(
-            client, warehouse, days=args.days, progress=_print_progress, limits=config.limits(), refresh_derived=True))
+            client, warehouse, days=args.days, progress=_print_progress, limits=config.limits(_env()), refresh_derived=True))
 
 
 class _BalanceWitness:
@@ -280,7 +281,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_key_rotate(args: argparse.Namespace) -> int:
     from point3_pipeline.keys import rotate_key
 
-    path = config.key_file()
+    path = config.key_file(_env())
     with _client() as client:
         rotate_key(client, path)
     print(f"merchant key rotated; the new key is in {path} (the old key no longer works)")
@@ -291,13 +292,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     from point3_pipeline import reports
 
     warehouse = _warehouse()
-    reports_dir = config.writable_reports_dir()
+    reports_dir = config.writable_reports_dir(_env())
     if args.kind == "index":
         print(reports.write_index(warehouse, reports_dir))
         return 0
     # tax and vat are one workbook: render_tax_report takes any period.
     if args.kind == "reconciliation":
-        result = reports.render_reconciliation_report(warehouse, args.period, reports_dir, terms=config.reconciliation_terms())
+        result = reports.render_reconciliation_report(warehouse, args.period, reports_dir, terms=config.reconciliation_terms(_env()))
     else:
         result = reports.render_tax_report(warehouse, args.period, reports_dir)
     state = "written" if result.created else "unchanged since the latest version"
@@ -356,8 +357,8 @@ _CLASSIFICATIONS = """
 
 def cmd_classifications(args: argparse.Namespace) -> int:
     with _warehouse(writable=False).connect(read_only=True) as conn:
-        rows = conn.execute(_CLASSIFICATIONS, [args.all]).fetchall()
-    what = "every classify and undo, oldest first" if args.all else "payments classified by a person now"
+        rows = conn.execute(_CLASSIFICATIONS, [args.history]).fetchall()
+    what = "every classify and undo, oldest first" if args.history else "payments classified by a person now"
     print(f"{len(rows):,} {what}:" if rows else f"none: no {what}")
     for cid, signature, action, tax_class, by, at, note, day, business, total, split_class in rows:
         payment = f"{day} {business} {total:,} won, split: {split_class}" if day else "payment not in the warehouse"
@@ -373,7 +374,9 @@ def cmd_export_filing(args: argparse.Namespace) -> int:
     from point3_pipeline.periods import Period
 
     period = Period.parse(args.period)
-    out = args.out if args.out is not None else config.reports_dir() / period.label
+    out = args.out if args.out is not None else config.reports_dir(_env()) / period.label
+    if args.out is not None and args.all_merchants:
+        out = args.out / cli_merchants.current_merchant_id()  # one folder each, never one for all
     with _warehouse().connect() as conn:
         paths = export_filing(conn, period.first, period.last, out, EXPORT_ENCODINGS[args.encoding])
     print(f"{len(paths)} filing file(s) for {period.label} ({args.encoding}) in {out}:")
@@ -398,10 +401,12 @@ def _add_tax_commands(sub) -> None:
     p.add_argument("--undo", metavar="SIGNATURE", help="undo the person's classification of this payment")
     p.add_argument("--csv", type=Path, metavar="FILE", help="classify every line of a CSV signature,tax_class,note; all or nothing")
     p.set_defaults(func=cmd_classify)
+    _merchant_options(p)
 
     p = sub.add_parser("classifications", help="list the payments classified by a person")
-    p.add_argument("--all", action="store_true", help="every classify and undo ever recorded")
+    p.add_argument("--history", action="store_true", help="every classify and undo ever recorded")
     p.set_defaults(func=cmd_classifications)
+    _merchant_options(p)
 
     p = sub.add_parser("export", help="export figures for other programs")
     export_sub = p.add_subparsers(dest="export_command", required=True, metavar="WHAT")
@@ -411,11 +416,23 @@ def _add_tax_commands(sub) -> None:
     e.add_argument("--encoding", choices=list(EXPORT_ENCODINGS), default="utf-8-sig",
                    help="utf-8-sig (UTF-8 with BOM, default) or cp949")
     e.set_defaults(func=cmd_export_filing)
+    _merchant_options(e)
+
+
+def _merchant_options(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """--merchant ID / --all, before the command or after it (there, absent ones leave the
+    values given before it alone)."""
+    group = parser.add_argument_group("merchants (POINT3_MERCHANTS)")
+    group.add_argument("--merchant", dest="merchant_id", metavar="ID", default=None if top else argparse.SUPPRESS,
+                       help="the merchant of the merchants file to work on")
+    group.add_argument("--all", dest="all_merchants", action="store_true", default=False if top else argparse.SUPPRESS,
+                       help="work on every merchant of the merchants file, one line prefix each")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="point3", description="Keep a point3 merchant's books straight.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log retries and lock waits")
+    _merchant_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("sync", help="incremental sync (or a date range) of payments into the warehouse")
@@ -424,35 +441,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lookback-days", type=_days_back(0), default=DEFAULT_LOOKBACK_DAYS,
                    help="incremental: days re-read before the last complete one (default %(default)s)")
     p.set_defaults(func=cmd_sync)
+    _merchant_options(p)
 
     p = sub.add_parser("sweep", help="re-read the last N days to catch late cancellations")
     p.add_argument("--days", type=_days_back(1), default=DEFAULT_SWEEP_DAYS,
                    help="how many days back from today to re-read (default %(default)s)")
     p.set_defaults(func=cmd_sweep)
+    _merchant_options(p)
 
     p = sub.add_parser("settlement", help="take one observation of the settlement balance, or import earlier ones")
     p.add_argument("action", nargs="?", choices=["import"], help="import: store observations from FILE (observed_at,balance)")
     p.add_argument("file", nargs="?", type=Path, metavar="FILE.csv")
     p.set_defaults(func=cmd_settlement)
+    _merchant_options(p)
 
     p = sub.add_parser("deposits", help="bank deposits for the reconciliation")
     deposits_sub = p.add_subparsers(dest="deposits_command", required=True, metavar="ACTION")
     d = deposits_sub.add_parser("import", help="import a bank's 거래내역 CSV (UTF-8 or CP949)")
     d.add_argument("file", type=Path, metavar="FILE.csv")
     d.set_defaults(func=cmd_deposits)
+    _merchant_options(d)
 
-    p = sub.add_parser("status", help="coverage, last runs, rejected records, the balance and the tax split")
+    p = sub.add_parser("status", help="coverage, last runs, rejected records, the balance and the tax split "
+                                      "(--all: one line per merchant)")
     p.add_argument("--period", type=_period,
                    help="show the tax split of this period (YYYY-MM, YYYY-Qn, YYYY-Hn, YYYY) instead of the current and last quarter")
     p.set_defaults(func=cmd_status)
+    _merchant_options(p)
 
     p = sub.add_parser("publish", help="refresh the analysts' read-only copy of the warehouse")
     p.set_defaults(func=cmd_publish)
+    _merchant_options(p)
 
     p = sub.add_parser("key", help="merchant key management")
     key_sub = p.add_subparsers(dest="key_command", required=True, metavar="ACTION")
     k = key_sub.add_parser("rotate", help="get a new key from point3 and write it to POINT3_SECRET_KEY_FILE")
     k.set_defaults(func=cmd_key_rotate)
+    _merchant_options(k)
 
     p = sub.add_parser("report", help="render an Excel workbook for a period, or the index of them")
     p.add_argument("kind", choices=["tax", "reconciliation", "vat", "index"],
@@ -460,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", "--month", dest="period", type=_period,
                    help="YYYY-MM, YYYY-Qn, YYYY-Hn or YYYY (KST); --month is the old name")
     p.set_defaults(func=cmd_report)
+    _merchant_options(p)
 
     _add_tax_commands(sub)
 
@@ -520,6 +546,72 @@ def _classify_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _failure(exc: Exception) -> tuple[int, str]:
+    """(exit code, one sentence) for what a command can meet that is no bug; anything else is raised again."""
+    if isinstance(exc, config.ConfigError):
+        return 2, str(exc)
+    if isinstance(exc, (Point3Error, WarehouseError, KeyNotSavedError, BalanceNotStoredError, ClassificationError, ExportError)):
+        return 1, str(exc)
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return 1, f"cannot use {where}{exc.strerror or _first_line(exc)}."
+    if isinstance(exc, duckdb.IOException):
+        return 1, f"the warehouse could not be read or written: {_first_line(exc)}"
+    raise exc
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command for the merchant(s) --merchant / --all name, or as today without a merchants file."""
+    if args.command == "sandbox":
+        if args.merchant_id is not None or args.all_merchants:
+            raise config.ConfigError("point3 sandbox serves merchants of its own (--merchants N): "
+                                     "--merchant and --all are for the pipeline's commands.")
+        return args.func(args)
+    selection = cli_merchants.select(args.merchant_id, args.all_merchants)
+    if selection.every:
+        return _run_all(args, selection)
+    if not selection.merchants:
+        return args.func(args)
+    with cli_merchants.merchant_env(selection.merchants[0]):
+        code = args.func(args)
+    return _after_publish(args, selection) or code
+
+
+def _run_all(args: argparse.Namespace, selection: cli_merchants.Selection) -> int:
+    """--all: the command for every merchant, each line prefixed with its id; a merchant's
+    failure is its line, and the exit code is 1 when any failed."""
+    refused = cli_merchants.refusal(args.command, getattr(args, "action", None))
+    if refused:
+        raise config.ConfigError(f"--all: {refused}.")
+    if args.command == "status":
+        from point3_pipeline.status import fleet_status
+
+        lines = fleet_status(selection.loaded)
+        print("\n".join(lines))
+        return 1 if any(": FAILING: " in line for line in lines) else 0
+    runs = cli_merchants.run_for_each(selection, lambda: args.func(args), _failure,
+                                      parallel=args.command in cli_merchants.PARALLEL_COMMANDS)
+    for run in runs:
+        if run.failure is not None:
+            print(f"{run.merchant_id}: FAILED: {run.failure}", file=sys.stderr)
+    failed = [run.merchant_id for run in runs if run.code != 0]
+    code = _after_publish(args, selection)
+    print(f"point3 {args.command}: {len(runs) - len(failed)} of {len(runs)} merchants succeeded"
+          + (f"; failed: {', '.join(failed)}" if failed else ""), file=sys.stderr if failed else sys.stdout)
+    return 1 if failed else code
+
+
+def _after_publish(args: argparse.Namespace, selection: cli_merchants.Selection) -> int:
+    """After a command that publishes, with a merchants file: the combined catalog up to date."""
+    if args.command not in cli_merchants.PUBLISHING_COMMANDS or not cli_merchants.has_merchants_file():
+        return 0
+    problem = cli_merchants.update_catalog(selection)
+    if problem:
+        print(f"point3: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -529,20 +621,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         with _sigterm_as_interrupt():
-            return args.func(args)
-    except config.ConfigError as exc:
-        print(f"point3: {exc}", file=sys.stderr)
-        return 2
-    except (Point3Error, WarehouseError, KeyNotSavedError, BalanceNotStoredError, ClassificationError, ExportError) as exc:
-        print(f"point3: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"point3: cannot use {where}{exc.strerror or _first_line(exc)}.", file=sys.stderr)
-        return 1
-    except duckdb.IOException as exc:
-        print(f"point3: the warehouse could not be read or written: {_first_line(exc)}", file=sys.stderr)
-        return 1
+            return _run(args)
+    except (config.ConfigError, Point3Error, WarehouseError, KeyNotSavedError, BalanceNotStoredError,
+            ClassificationError, ExportError, OSError, duckdb.IOException) as exc:
+        code, sentence = _failure(exc)
+        print(f"point3: {sentence}", file=sys.stderr)
+        return code
     except KeyboardInterrupt as exc:
         what = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
         print(f"point3: {what}; finished windows are kept, the one in progress was rolled back", file=sys.stderr)

@@ -1,20 +1,23 @@
 """`point3 status`: what the warehouse covers, the last runs, what is not final and why,
-quarantined records and the balance."""
+quarantined records and the balance; `point3 status --all`: one line of it per merchant."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from importlib import resources
 
 import duckdb
 
-from point3_pipeline import summaries
+from point3_pipeline import fleet, summaries
 from point3_pipeline.config import kst_today
 from point3_pipeline.periods import QUARTER, Period
 from point3_pipeline.quarantine import CONFLICT_PREFIX
 from point3_pipeline.reports.data import coverage
 from point3_pipeline.summaries import rejected_reasons
 from point3_pipeline.sync.plan import synced_days
-from point3_pipeline.warehouse import Warehouse, WarehouseDamaged, WarehouseError
+from point3_pipeline.merchants import Merchant, Merchants
+from point3_pipeline.warehouse import Warehouse, WarehouseDamaged, WarehouseError, first_line
 
 _LISTED = 10  # lines per list; the rest are counted
 
@@ -179,3 +182,122 @@ def _finality(conn: duckdb.DuckDBPyConnection, period: Period, today: dt.date) -
     if unclassified:
         reasons.append(f"{unclassified:,} unclassified payment(s) or cancellation(s): classify them with `point3 classify`")
     return "final" if not reasons else "NOT final: " + "; ".join(reasons)
+
+
+# --- `point3 status --all`: one line per merchant ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class MerchantStatus:
+    """What one merchant's line says. `failing` names what an operator must fix."""
+
+    merchant_id: str
+    source: str  # "warehouse", "published copy" or "none"
+    complete_days: int = 0
+    first_day: dt.date | None = None
+    last_day: dt.date | None = None
+    gaps: tuple[dt.date, ...] = ()  # days inside first..last without a complete sync
+    last_run: str | None = None
+    rejected: int = 0
+    unclassified: int = 0
+    balance: str | None = None
+    reports: tuple[str, ...] = ()  # "tax 2026-02 v2 final"
+    failing: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        if self.first_day is None:
+            coverage_text = "no complete day yet"
+        else:
+            gaps = f", gaps: {_format_ranges(list(self.gaps))}" if self.gaps else ", no gaps"
+            coverage_text = f"{self.first_day}..{self.last_day} ({self.complete_days} complete days{gaps})"
+        parts = [
+            coverage_text,
+            f"last run {self.last_run or 'none yet'}",
+            f"{self.rejected:,} rejected, {self.unclassified:,} unclassified",
+            f"balance {self.balance or 'not observed yet'}",
+            "reports: " + (", ".join(self.reports) or "none yet"),
+        ]
+        read_from = " [read from the published copy]" if self.source == "published copy" else ""
+        failing = "FAILING: " + "; ".join(self.failing) if self.failing else "ok"
+        return f"{self.merchant_id}: {failing}{read_from} | " + " | ".join(parts)
+
+
+def merchant_status(merchant: Merchant) -> MerchantStatus:
+    """One merchant's status from its warehouse, or from its published copy while the warehouse
+    is busy or damaged; what cannot be read is named in `failing`, never raised."""
+    warehouse = merchant.warehouse()
+    failing: list[str] = []
+    if not warehouse.path.exists():
+        return MerchantStatus(merchant.id, "none", failing=(f"not synced yet: run `point3 sync --merchant {merchant.id}`",))
+    if not warehouse.published_path.exists():
+        failing.append(f"no published copy yet: run `point3 publish --merchant {merchant.id}`")
+    try:
+        with Warehouse(warehouse.path, lock_timeout=2.0).connect(read_only=True) as conn:
+            return _merchant_figures(conn, merchant.id, "warehouse", failing)
+    except WarehouseDamaged as exc:
+        failing.insert(0, f"the warehouse is damaged: {exc}")
+    except WarehouseError as exc:
+        if not _is_locked(exc):
+            failing.insert(0, str(exc))
+    except duckdb.Error as exc:
+        failing.insert(0, f"the warehouse cannot be read: {first_line(exc)}")
+    return _published_status(merchant, failing)
+
+
+def _published_status(merchant: Merchant, failing: list[str]) -> MerchantStatus:
+    """The figures of the published copy, when the warehouse itself cannot be read now."""
+    copy = Warehouse(merchant.published_path)
+    if not copy.path.exists():
+        return MerchantStatus(merchant.id, "none", failing=tuple(failing) or (
+            "the warehouse is busy (most likely a first sync) and there is no published copy yet",))
+    try:
+        with copy.connect(read_only=True) as conn:
+            return _merchant_figures(conn, merchant.id, "published copy", failing)
+    except (WarehouseError, duckdb.Error) as exc:
+        return MerchantStatus(merchant.id, "none", failing=(*failing, f"the published copy cannot be read either: {first_line(exc)}"))
+
+
+def _merchant_figures(conn: duckdb.DuckDBPyConnection, merchant_id: str, source: str, failing: list[str]) -> MerchantStatus:
+    read = [r[0] for r in conn.execute("SELECT window_date FROM sync_coverage ORDER BY window_date").fetchall()]
+    complete = synced_days(conn, read[0], read[-1]) if read else []
+    gaps: tuple[dt.date, ...] = ()
+    if complete:
+        span = (complete[0] + dt.timedelta(days=i) for i in range((complete[-1] - complete[0]).days + 1))
+        gaps = tuple(sorted(set(span) - set(complete)))
+    run_id, mode, status, started, finished, error, rejected, unclassified, observed_at, balance = conn.execute(
+        _status_sql("merchant_line")).fetchone()
+    last_run = None
+    if run_id is not None:
+        when = f"{(finished or started):%Y-%m-%d %H:%M}"
+        last_run = f"#{run_id} {mode} {status} {when}"
+        if status != "succeeded":
+            failing.append(f"the last run #{run_id} {status}" + (f": {error}" if error else ""))
+    money = None if balance is None else f"{balance:,} won at {observed_at:%Y-%m-%d %H:%M} KST"
+    return MerchantStatus(
+        merchant_id, source, len(complete), complete[0] if complete else None, complete[-1] if complete else None,
+        gaps, last_run, int(rejected), int(unclassified), money, tuple(_latest_reports(conn)), tuple(failing),
+    )  # fmt: skip
+
+
+def _latest_reports(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """The newest period's latest version of each kind of workbook, and whether it is final."""
+    lines = []
+    for (kind,) in conn.execute(_status_sql("report_kinds")).fetchall():
+        latest = summaries.latest_reports(conn, kind)
+        if latest:
+            period, version = max(latest.items(), key=lambda item: item[0].first)
+            lines.append(f"{kind} {period.label} v{version.version} {'final' if version.is_final else 'not final'}")
+    return lines
+
+
+def fleet_status(merchants: Merchants) -> list[str]:
+    """`point3 status --all`: one line per merchant of the file (its bad entries included), in
+    file order; merchants are read a few at a time, and one that cannot be read is its line."""
+    outcomes = fleet.run_each(merchants.merchants, merchant_status)
+    lines = [o.value.line() if o.ok else f"{o.merchant_id}: FAILING: {o.error}" for o in outcomes]
+    lines += [f"{e.entry}: FAILING: {e.message}" for e in merchants.errors]
+    return lines
+
+
+def _status_sql(name: str) -> str:
+    return resources.files("point3_pipeline.sql").joinpath("status", f"{name}.sql").read_text(encoding="utf-8")

@@ -85,7 +85,7 @@ def test_classifications_lists_current_ones_and_all_with_all(synced, capsys):
     code, out, _ = run(capsys, "classifications")
     assert code == 0 and out.splitlines()[0] == "1 payments classified by a person now:"
     assert second in out and first not in out and "split: mixed" in out
-    code, out, _ = run(capsys, "classifications", "--all")
+    code, out, _ = run(capsys, "classifications", "--history")
     lines = out.splitlines()
     assert lines[0].startswith("3 every classify and undo") and len(lines) == 4
     assert " unclassify " in lines[3] and first in lines[3]

@@ -3,6 +3,12 @@
 Every API answer is point3's envelope, errors included. API endpoints pass through
 `api`: latency, merchant-key check, the stall gate, injected 429/500, then the handler, then
 (maybe) a truncated body, sent whole or (maybe) dripped. The widget and admin endpoints take no merchant key.
+
+The key picks the merchant (merchants.py): every API answer, and the faults and latency it
+meets, are that merchant's alone. Admin endpoints about one merchant's data take
+`merchant=N` (1..N) or `merchant=<its key>` in the query; with one merchant it may be left out,
+and a change (faults, settlement terms, injected raw records cleared) without it applies to
+every merchant.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ from point3_pipeline.models import format_api_datetime, parse_api_datetime
 from point3_pipeline.sandbox.errors import ApiError
 from point3_pipeline.sandbox.faults import Faults
 from point3_pipeline.sandbox.hostile import dripped, garbage_body
+from point3_pipeline.sandbox.merchants import SandboxMerchants
 from point3_pipeline.sandbox.openapi import openapi_document
 from point3_pipeline.sandbox.rules import payment_request_problems
+from point3_pipeline.sandbox.settlement import SettlementTerms
 from point3_pipeline.sandbox.stall import DATE_PATH, StallMatch
 from point3_pipeline.sandbox.state import SandboxState
 from point3_pipeline.sandbox.widget import APPROVE_PATH, error_page, payment_page
@@ -38,6 +46,7 @@ _ORDERS_HEAD = b'{"statusCode":200,"message":"success","result":{"orders":['
 _ORDERS_TAIL = b"]}}"
 
 Handler = Callable[[Request], Awaitable[Response]]
+ApiHandler = Callable[[Request, SandboxState], Awaitable[Response]]
 
 
 def envelope(status: int, message: str, result: Any = None, headers: dict[str, str] | None = None) -> Response:
@@ -63,15 +72,22 @@ async def _json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-def _check_key(state: SandboxState, request: Request) -> None:
+def _presented_key(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
         raise ApiError(401, "missing Authorization header: send 'Authorization: Basic <merchant secret key>'")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "basic" or not key.strip():
         raise ApiError(401, "Authorization header must be 'Basic <merchant secret key>'")
-    if not state.key_matches(key.strip()):
+    return key.strip()
+
+
+def _merchant(merchants: SandboxMerchants, request: Request) -> SandboxState:
+    """The merchant whose key the request carries; ApiError 401 otherwise."""
+    state = merchants.by_key(_presented_key(request))
+    if state is None:
         raise ApiError(401, "merchant secret key is not valid (wrong, or replaced by /api/token/refresh)")
+    return state
 
 
 def _signature_param(request: Request) -> str:
@@ -99,12 +115,15 @@ def _date_param(request: Request, name: str, required: bool) -> dt.datetime | No
         raise ApiError(400, f"{name} must be yyyy-MM-ddTHH:mm:ss (KST), not {raw[:40]!r}") from None
 
 
-def create_app(state: SandboxState) -> Starlette:
-    async def answer(request: Request, handler: Handler, faults: Faults) -> Response:
+def create_app(merchants: SandboxMerchants) -> Starlette:
+    first = merchants.first
+
+    async def answer(request: Request, handler: ApiHandler, state: SandboxState | None, faults: Faults) -> Response:
         try:
-            _check_key(state, request)
+            if state is None:
+                _merchant(merchants, request)  # raises the 401 that says what is wrong
             gate = state.stall_gate
-            if not await gate.hold(request.url.path, request.query_params):
+            if not await gate.hold(request.url.path, request.query_params, state.profile.number):
                 return envelope(503, f"held by the sandbox's stall gate for {gate.hold_seconds:g} s; "
                                      "released automatically")
             if state.roll(faults.rate_limit_rate):
@@ -112,17 +131,21 @@ def create_app(state: SandboxState) -> Starlette:
                     "Retry-After": str(faults.retry_after_seconds)})
             if state.roll(faults.error_rate):
                 return envelope(500, "internal server error (injected by the sandbox)")
-            return await handler(request)
+            return await handler(request, state)
         except ApiError as exc:
             return envelope(exc.status, exc.message)
 
-    def api(handler: Handler) -> Handler:
+    def api(handler: ApiHandler) -> Handler:
         async def endpoint(request: Request) -> Response:
-            faults = state.faults
+            try:
+                state = _merchant(merchants, request)
+            except ApiError:
+                state = None  # answered 401, after the first merchant's latency
+            faults = (state or first).faults
             if faults.latency_ms:
                 await asyncio.sleep(faults.latency_ms / 1000)
-            response = await answer(request, handler, faults)
-            if response.status_code == 200 and state.roll(faults.truncate_rate):
+            response = await answer(request, handler, state, faults)
+            if response.status_code == 200 and (state or first).roll(faults.truncate_rate):
                 # A connection cut mid-body: a consistent Content-Length, invalid JSON.
                 response = Response(response.body[: len(response.body) // 2], media_type=JSON)
             if faults.drip_bytes_per_second:
@@ -132,36 +155,36 @@ def create_app(state: SandboxState) -> Starlette:
             return response
         return endpoint
 
-    async def purchase_token(request: Request) -> Response:
+    async def purchase_token(request: Request, state: SandboxState) -> Response:
         body = await _json_body(request)
         problems = payment_request_problems(body)
         if problems:
             raise ApiError(400, "; ".join(problems))
         return ok({"token": state.create_token(body)})
 
-    async def purchase_confirm(request: Request) -> Response:
+    async def purchase_confirm(request: Request, state: SandboxState) -> Response:
         body = await _json_object(request)
         signature = body.get("signature")
         if not isinstance(signature, str) or not signature:
             raise ApiError(400, "signature is required (a string)")
         return ok(state.confirm(signature))
 
-    async def token_refresh(request: Request) -> Response:
+    async def token_refresh(request: Request, state: SandboxState) -> Response:
         return ok({"token": state.rotate_key()})
 
-    async def settlement(request: Request) -> Response:
+    async def settlement(request: Request, state: SandboxState) -> Response:
         return ok({"balance": state.settlement_balance()})
 
-    async def payment_by_signature(request: Request) -> Response:
+    async def payment_by_signature(request: Request, state: SandboxState) -> Response:
         return ok(state.payment(_signature_param(request)))
 
-    async def payments_by_order(request: Request) -> Response:
+    async def payments_by_order(request: Request, state: SandboxState) -> Response:
         return ok({"orders": state.payments_by_order(request.path_params["order_id"])})
 
-    async def payment_by_user(request: Request) -> Response:
+    async def payment_by_user(request: Request, state: SandboxState) -> Response:
         return ok(state.latest_payment_of_user(request.path_params["user_id"]))
 
-    async def payments_by_date(request: Request) -> Response:
+    async def payments_by_date(request: Request, state: SandboxState) -> Response:
         start = _date_param(request, "startDate", required=True)
         end = _date_param(request, "endDate", required=False)
         if end is not None and end < start:
@@ -173,7 +196,7 @@ def create_app(state: SandboxState) -> Starlette:
         records = state.page(start, end, page, count)
         return Response(_ORDERS_HEAD + b",".join(records) + _ORDERS_TAIL, media_type=JSON)
 
-    async def cancel(request: Request) -> Response:
+    async def cancel(request: Request, state: SandboxState) -> Response:
         state.cancel(_signature_param(request))
         return ok({})
 
@@ -182,7 +205,7 @@ def create_app(state: SandboxState) -> Starlette:
         if not token:
             return HTMLResponse(error_page("결제 정보가 없습니다", "결제 토큰(d)이 주소에 없습니다."), status_code=400)
         try:
-            session = state.session(token)
+            session = merchants.by_token(token).session(token)
         except ApiError as exc:
             title = "이미 사용된 결제 토큰입니다" if exc.status == 410 else "결제 정보를 찾을 수 없습니다"
             return HTMLResponse(error_page(title, exc.message), status_code=exc.status)
@@ -196,7 +219,7 @@ def create_app(state: SandboxState) -> Starlette:
             token = body.get("token")
             if not isinstance(token, str) or not token:
                 raise ApiError(400, "token is required (a string)")
-            return ok({"signature": state.approve(token)})
+            return ok({"signature": merchants.by_token(token).approve(token)})
         except ApiError as exc:
             return envelope(exc.status, exc.message)
 
@@ -213,13 +236,23 @@ def create_app(state: SandboxState) -> Starlette:
                 return envelope(400, str(exc))
         return endpoint
 
+    def merchant_param(request: Request) -> str | None:
+        return request.query_params.get("merchant")
+
+    def one(request: Request) -> SandboxState:
+        return merchants.one(merchant_param(request))
+
     async def admin_faults(request: Request) -> Response:
+        targets = merchants.targets(merchant_param(request))
         if request.method == "POST":
-            state.set_faults(**await _json_object(request))
-        return ok(state.faults.to_json())
+            changes = await _json_object(request)
+            targets[0].faults.changed(**changes)  # a mistake changes no merchant
+            for state in targets:
+                state.set_faults(**changes)
+        return ok(targets[0].faults.to_json())
 
     def clock_json() -> dict[str, Any]:
-        return {"now": format_api_datetime(state.clock.now()), "speed": state.clock.speed}
+        return {"now": format_api_datetime(first.clock.now()), "speed": first.clock.speed}
 
     async def admin_clock(request: Request) -> Response:
         if request.method == "POST":
@@ -230,14 +263,14 @@ def create_app(state: SandboxState) -> Starlette:
             if "now" in body:
                 if not isinstance(body["now"], str):
                     raise ApiError(400, "now must be yyyy-MM-ddTHH:mm:ss (KST)")
-                state.clock.set_now(parse_api_datetime(body["now"]))
+                first.clock.set_now(parse_api_datetime(body["now"]))
             if "advance_seconds" in body:
                 seconds = body["advance_seconds"]
                 if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
                     raise ApiError(400, "advance_seconds must be a number")
-                state.clock.advance(seconds)
+                first.clock.advance(seconds)
             if "speed" in body:
-                state.clock.speed = body["speed"]
+                first.clock.speed = body["speed"]
         return ok(clock_json())
 
     async def admin_records(request: Request) -> Response:
@@ -247,17 +280,17 @@ def create_app(state: SandboxState) -> Starlette:
             raise ApiError(400, "records must be a list")
         if not isinstance(at, str):
             raise ApiError(400, "at must be yyyy-MM-ddTHH:mm:ss (KST)")
-        state.inject_records(records, parse_api_datetime(at))
+        one(request).inject_records(records, parse_api_datetime(at))
         return ok({"injected": len(records)})
 
     async def admin_stall(request: Request) -> Response:
-        gate = state.stall_gate
+        gate = first.stall_gate  # one gate: a match may name the merchant it holds
         if request.method == "POST":
             body = await _json_object(request)
-            unknown = sorted(set(body) - {"path", "startDate", "page"})
+            unknown = sorted(set(body) - {"path", "startDate", "page", "merchant"})
             if unknown:
-                raise ApiError(400, f"unknown stall field(s) {', '.join(unknown)}; use path, startDate, page")
-            gate.arm(StallMatch(body.get("path", DATE_PATH), body.get("startDate"), body.get("page")))
+                raise ApiError(400, f"unknown stall field(s) {', '.join(unknown)}; use path, startDate, page, merchant")
+            gate.arm(StallMatch(body.get("path", DATE_PATH), body.get("startDate"), body.get("page"), body.get("merchant")))
         wait = request.query_params.get("wait_seconds")
         if wait is not None:
             try:
@@ -269,11 +302,12 @@ def create_app(state: SandboxState) -> Starlette:
         return ok({"held": gate.held, "armed": None if armed is None else armed.to_json()})
 
     async def admin_stall_release(request: Request) -> Response:
-        return ok({"released": state.stall_gate.release()})
+        return ok({"released": first.stall_gate.release()})
 
     async def admin_inject(request: Request) -> Response:
         if request.method == "DELETE":
-            state.clear_injected_raw()
+            for state in merchants.targets(merchant_param(request)):
+                state.clear_injected_raw()
             return ok({})
         body = await _json_object(request)
         unknown = sorted(set(body) - {"day", "raw_base64", "copies"})
@@ -292,19 +326,24 @@ def create_app(state: SandboxState) -> Starlette:
             raw = base64.b64decode(encoded, validate=True)
         except binascii.Error:
             raise ApiError(400, "raw_base64 is not valid standard base64") from None
-        state.inject_raw(day, raw, copies)  # ValueError -> 400 with its reason
+        one(request).inject_raw(day, raw, copies)  # ValueError -> 400 with its reason
         return ok({"day": day.isoformat(), "copies": copies, "bytes": len(raw)})
 
     async def admin_orders(request: Request) -> Response:
-        return ok({"orders": state.orders()})
+        return ok({"orders": one(request).orders()})
 
     async def admin_payments(request: Request) -> Response:
-        return ok(state.add_payment(**await _json_object(request)))
+        return ok(one(request).add_payment(**await _json_object(request)))
 
     async def admin_settlement(request: Request) -> Response:
-        if request.method == "POST":
-            state.set_settlement_terms(**await _json_object(request))
-        return ok(state.settlement_terms.to_json())
+        if request.method == "GET":
+            return ok(one(request).settlement_terms.to_json())
+        targets = merchants.targets(merchant_param(request))
+        changes = await _json_object(request)
+        SettlementTerms.from_json({**targets[0].settlement_terms.to_json(), **changes})  # a mistake changes no merchant
+        for state in targets:
+            state.set_settlement_terms(**changes)
+        return ok(targets[0].settlement_terms.to_json())
 
     def _range(request: Request) -> tuple[dt.datetime, dt.datetime]:
         start = _date_param(request, "startDate", required=True)
@@ -316,7 +355,7 @@ def create_app(state: SandboxState) -> Starlette:
     async def admin_balance_history(request: Request) -> Response:
         start, end = _range(request)
         lines = ["observed_at,balance"]
-        lines += [f"{slot.isoformat()},{balance}" for slot, balance in state.balance_history(start, end)]
+        lines += [f"{slot.isoformat()},{balance}" for slot, balance in one(request).balance_history(start, end)]
         return Response("\n".join(lines) + "\n", media_type="text/csv; charset=utf-8")
 
     async def admin_deposits(request: Request) -> Response:
@@ -324,7 +363,7 @@ def create_app(state: SandboxState) -> Starlette:
         encoding = request.query_params.get("encoding", "utf-8-sig")
         if encoding not in ("utf-8", "utf-8-sig", "cp949"):
             raise ApiError(400, f"encoding must be utf-8, utf-8-sig or cp949, not {encoding[:20]!r}")
-        text = state.deposits_csv(start, end)
+        text = one(request).deposits_csv(start, end)
         charset = "cp949" if encoding == "cp949" else "utf-8"
         return Response(text.encode(encoding), media_type=f"text/csv; charset={charset}")
 

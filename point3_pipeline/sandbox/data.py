@@ -81,7 +81,6 @@ CATEGORIES = (
               "고속버스 승차권 서울→전주", "공항철도 직통열차 승차권"),
              (1550, 9900, 11000, 13800, 23000, 32000, 55000, 59800)),
 )
-CATEGORY_CUM_WEIGHTS = tuple(accumulate(c.weight for c in CATEGORIES))
 EXEMPT_FEES = (1000, 2000, 3000)  # the taxable booking/delivery fee inside a VAT-exempt sale
 FEE_FREE_SHARE = 0.25  # VAT-exempt goods sold with no fee: fully exempt (vat 0)
 MUSEUM_WORDS = ("박물관", "국립현대미술관")  # admissions exempt from VAT
@@ -118,8 +117,14 @@ class HistoricPayment:
 class PaymentFactory:
     """Makes plausible payment records; keeps users, order ids and signatures consistent."""
 
-    def __init__(self, rng: random.Random, expected_payments: int):
+    def __init__(self, rng: random.Random, expected_payments: int, *,
+                 categories: tuple[Category, ...] = CATEGORIES, cancel_share: float = CANCEL_SHARE,
+                 month_end_cancel_share: float = MONTH_END_CANCEL_SHARE):
         self.rng = rng
+        self.categories = categories
+        self._category_cum_weights = tuple(accumulate(c.weight for c in categories))
+        self.cancel_share = cancel_share
+        self.month_end_cancel_share = month_end_cancel_share
         # Seeded from the main stream's state without drawing from it (see the module's note).
         self.shape_rng = random.Random(repr(rng.getstate()))
         self._signatures: set[str] = set()
@@ -172,7 +177,7 @@ class PaymentFactory:
     def record(self, accepted_at: int, docs_shaped: bool = False) -> dict:
         """A record accepted at `accepted_at` (epoch seconds), without isCanceled."""
         rng = self.rng
-        category = rng.choices(CATEGORIES, cum_weights=CATEGORY_CUM_WEIGHTS)[0]
+        category = rng.choices(self.categories, cum_weights=self._category_cum_weights)[0]
         product = rng.choice(category.products)
         quantity = 1
         if category.max_quantity > 1 and rng.random() < 0.2:
@@ -208,7 +213,7 @@ class PaymentFactory:
     def cancel_request_delay(self) -> int | None:
         """Seconds after acceptance the merchant asks to cancel, or None (most payments)."""
         rng = self.rng
-        if rng.random() >= CANCEL_SHARE:
+        if rng.random() >= self.cancel_share:
             return None
         roll = rng.random()
         if roll < 0.5:
@@ -240,7 +245,7 @@ def generate_history(factory: PaymentFactory, days: list[dt.date], per_day: int)
             record = factory.record(accepted, rng.random() < DOCS_SHAPED_SHARE)
             delay = factory.cancel_request_delay()
             tax_shapes(factory.shape_rng, record)
-            if month_end and delay is None and factory.shape_rng.random() < MONTH_END_CANCEL_SHARE:
+            if month_end and delay is None and factory.shape_rng.random() < factory.month_end_cancel_share:
                 delay = factory.shape_rng.randint(*MONTH_END_CANCEL_DELAYS)
             yield HistoricPayment(record, accepted, None if delay is None else accepted + delay)
 

@@ -23,7 +23,9 @@ import uvicorn
 from point3_pipeline.models import parse_api_datetime
 from point3_pipeline.sandbox.app import create_app
 from point3_pipeline.sandbox.config import DEFAULT_KEY, SandboxConfig
+from point3_pipeline.sandbox.data import history_days
 from point3_pipeline.sandbox.faults import Faults
+from point3_pipeline.sandbox.merchants import SandboxMerchants, write_merchants_file
 from point3_pipeline.sandbox.stall import DATE_PATH, StallMatch
 from point3_pipeline.sandbox.state import SandboxState
 
@@ -34,13 +36,15 @@ STOP_TIMEOUT_SECONDS = 10
 class SandboxServer:
     """`with SandboxServer(cfg) as sb:` serves the sandbox on sb.url until the block ends."""
 
-    def __init__(self, config: SandboxConfig | None = None, host: str = "127.0.0.1", port: int = 0):
-        self.state = SandboxState(config)
+    def __init__(self, config: SandboxConfig | None = None, host: str = "127.0.0.1", port: int = 0,
+                 merchants: int = 1):
+        self.merchants = SandboxMerchants(config, merchants)
+        self.state = self.merchants.first  # merchant 1: the whole sandbox when it serves one
         self._socket = socket.create_server((host, port))
         bound_host, bound_port = self._socket.getsockname()[:2]
         self.url = f"http://{bound_host}:{bound_port}"
         self._server = uvicorn.Server(uvicorn.Config(
-            create_app(self.state), http="httptools", loop="auto", lifespan="off",
+            create_app(self.merchants), http="httptools", loop="auto", lifespan="off",
             access_log=False, log_level="warning",
             timeout_graceful_shutdown=STOP_TIMEOUT_SECONDS // 2,  # a dripping or held request cannot block stop()
         ))
@@ -51,14 +55,31 @@ class SandboxServer:
     def key(self) -> str:
         return self.state.key
 
+    @property
+    def states(self) -> tuple[SandboxState, ...]:
+        """Every merchant's state, merchant 1 first."""
+        return self.merchants.states
+
+    @property
+    def keys(self) -> list[str]:
+        """Every merchant's current key, merchant 1 first."""
+        return [state.key for state in self.merchants.states]
+
+    def write_merchants(self, folder: Path, *, root: str = "merchants") -> Path:
+        """A merchants file for every merchant of this sandbox in `folder`, with their key and
+        businesses files; history from the sandbox's first day. Returns the merchants file."""
+        first_day = history_days(self.state.clock.now().date(), self.state.config.days, 0)[0]
+        return write_merchants_file(folder, self.url, self.states, first_day, root=root)
+
     def stall(self, path: str = DATE_PATH, start_date: dt.datetime | dt.date | str | None = None,
-              page: int | None = None) -> None:
+              page: int | None = None, merchant: int | None = None) -> None:
         """Arm the stall gate: every matching API request from now on waits until `release()`.
 
         `start_date`: the request's startDate (a datetime, or the API's text), or a date for any
-        startDate on that KST day; `page`: the request's page number. None matches any.
+        startDate on that KST day; `page`: the request's page number; `merchant`: the number
+        (1..N) of the merchant whose requests are held. None matches any.
         """
-        self.state.stall_gate.arm(StallMatch(path, start_date, page))
+        self.state.stall_gate.arm(StallMatch(path, start_date, page, merchant))
 
     def wait_stalled(self, timeout: float = 30.0, at_least: int = 1) -> int:
         """Block until `at_least` requests are held; how many are. TimeoutError after `timeout` s."""
@@ -114,7 +135,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, default=90, help="days of history ending today")
     parser.add_argument("--per-day", type=int, default=40, help="average payments a day")
     parser.add_argument("--future-days", type=int, default=7, help="days of payments revealed as time passes")
-    parser.add_argument("--key", default=DEFAULT_KEY, help="the merchant secret key to accept")
+    parser.add_argument("--key", default=DEFAULT_KEY, help="the merchant secret key to accept (merchant 1's)")
+    parser.add_argument("--merchants", type=int, default=1,
+                        help="how many merchants to serve, each with its own key and history (default 1)")
+    parser.add_argument("--write-merchants", type=Path, metavar="DIR",
+                        help="write DIR/merchants.toml (for POINT3_MERCHANTS) with each merchant's key and businesses file")
+    parser.add_argument("--merchants-root", default="merchants", metavar="PATH",
+                        help="the merchants file's root: the folder of their warehouses and reports, relative to DIR "
+                             "(default %(default)s)")
     parser.add_argument("--start-at", help="the clock's initial now, yyyy-MM-ddTHH:mm:ss KST (default: real now)")
     parser.add_argument("--speed", type=float, default=1.0, help="sandbox seconds per real second")
     faults = parser.add_argument_group("faults")
@@ -147,19 +175,23 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
                          key=args.key, start_at=start_at, speed=args.speed, faults=faults)
 
 
-def write_ready_file(path: Path, url: str, key: str) -> None:
-    """Atomic: a waiting script sees no file or the whole file, never half of it."""
+def write_ready_file(path: Path, url: str, key: str, merchants: list[dict] | None = None) -> None:
+    """Atomic: a waiting script sees no file or the whole file, never half of it. `merchants`:
+    each merchant's id and key when the sandbox serves several."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    ready = {"url": url, "key": key, "pid": os.getpid()}
+    if merchants:
+        ready["merchants"] = merchants
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump({"url": url, "key": key, "pid": os.getpid()}, handle)
+        json.dump(ready, handle)
     os.replace(tmp, path)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
-        server = SandboxServer(config, host=args.host, port=args.port)
+        server = SandboxServer(config, host=args.host, port=args.port, merchants=args.merchants)
     except ValueError as exc:
         print(f"point3 sandbox: {exc}", file=sys.stderr)
         return 2
@@ -171,9 +203,23 @@ def run_from_args(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     with server:
+        several = len(server.states) > 1
+        if args.write_merchants:
+            try:
+                path = server.write_merchants(args.write_merchants, root=args.merchants_root)
+            except OSError as exc:
+                print(f"point3 sandbox: cannot write the merchants file in {args.write_merchants}: "
+                      f"{exc.strerror or exc}", file=sys.stderr)
+                return 1
+            print(f"merchants file for POINT3_MERCHANTS: {path}", flush=True)
         if args.ready_file:
-            write_ready_file(args.ready_file, server.url, server.key)
+            merchants = [{"id": s.profile.id, "key": s.key} for s in server.states] if several else None
+            write_ready_file(args.ready_file, server.url, server.key, merchants)
         print(f"point3 sandbox listening on {server.url}  key: {server.key}", flush=True)
+        if several:
+            for state in server.states:
+                print(f"  merchant {state.profile.number} ({state.profile.id}, {state.profile.name}): "
+                      f"{server.url}  key: {state.key}", flush=True)
         stop.wait()
     return 0
 

@@ -42,6 +42,7 @@ class StallMatch:
     path: str = DATE_PATH
     start_date: dt.datetime | dt.date | str | None = None  # a str is parsed by parse_start_date
     page: int | None = None
+    merchant: int | None = None  # only this merchant's requests (its number, 1..N); None: any merchant's
 
     def __post_init__(self) -> None:
         if isinstance(self.start_date, str):
@@ -58,9 +59,11 @@ class StallMatch:
             raise ValueError(f"start_date must be a datetime, a date or None, not {self.start_date!r}")
         if self.page is not None and (type(self.page) is not int or self.page < 1):
             raise ValueError(f"page must be an integer >= 1 or None, not {self.page!r}")
+        if self.merchant is not None and (type(self.merchant) is not int or self.merchant < 1):
+            raise ValueError(f"merchant must be a merchant's number (1..N) or None, not {self.merchant!r}")
 
-    def matches(self, path: str, query: Mapping[str, str]) -> bool:
-        if path != self.path:
+    def matches(self, path: str, query: Mapping[str, str], merchant: int | None = None) -> bool:
+        if path != self.path or (self.merchant is not None and merchant != self.merchant):
             return False
         if self.page is not None:
             page = query.get("page") or "1"  # absent or empty: the API's default page
@@ -82,7 +85,8 @@ class StallMatch:
             start = format_api_datetime(start)
         elif isinstance(start, dt.date):
             start = start.isoformat()
-        return {"path": self.path, "startDate": start, "page": self.page}
+        merchant = {} if self.merchant is None else {"merchant": self.merchant}
+        return {"path": self.path, "startDate": start, "page": self.page, **merchant}
 
 
 class StallGate:
@@ -126,10 +130,11 @@ class StallGate:
                 pass
         return len(waiting)
 
-    async def hold(self, path: str, query: Mapping[str, str]) -> bool:
-        """Wait here if the gate is armed for this request; False if `hold_seconds` ran out first."""
+    async def hold(self, path: str, query: Mapping[str, str], merchant: int | None = None) -> bool:
+        """Wait here if the gate is armed for this request (of merchant number `merchant`); False
+        if `hold_seconds` ran out first."""
         with self._changed:
-            if self._match is None or not self._match.matches(path, query):
+            if self._match is None or not self._match.matches(path, query, merchant):
                 return True
             waiter = (asyncio.get_running_loop(), asyncio.get_running_loop().create_future())
             self._waiting.append(waiter)

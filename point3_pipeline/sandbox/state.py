@@ -31,6 +31,7 @@ from point3_pipeline.sandbox.data import (
 from point3_pipeline.sandbox.errors import ApiError
 from point3_pipeline.sandbox.faults import Faults
 from point3_pipeline.sandbox.hostile import junk_page, junk_payments
+from point3_pipeline.sandbox.profiles import MerchantProfile, merchant_profiles
 from point3_pipeline.sandbox.rules import amount_problems, culture_problems
 from point3_pipeline.sandbox.settlement import SettlementLedger, SettlementTerms, bank_csv
 from point3_pipeline.sandbox.stall import StallGate
@@ -67,19 +68,25 @@ def _epoch(moment: dt.datetime) -> int:
 
 
 class SandboxState:
-    def __init__(self, config: SandboxConfig | None = None):
+    """One merchant of the sandbox. Several share one clock and one stall gate (merchants.py)."""
+
+    def __init__(self, config: SandboxConfig | None = None, *, profile: MerchantProfile | None = None,
+                 clock: SandboxClock | None = None, stall_gate: StallGate | None = None):
         self.config = config = config or SandboxConfig()
+        self.profile = profile = profile or merchant_profiles(config, 1)[0]
         self._lock = threading.RLock()
-        self.clock = SandboxClock(config.start_at, config.speed)
-        self._key = config.key
+        self.clock = clock or SandboxClock(config.start_at, config.speed)
+        self._key = profile.key
         self._faults = config.faults
-        self._fault_rng = random.Random(config.seed)
+        self._fault_rng = random.Random(profile.seed)
         self._injected_raw: dict[dt.date, list[bytes]] = {}  # KST day -> raw records, see inject_raw()
-        self.stall_gate = StallGate()  # thread-safe on its own: not under self._lock
+        self.stall_gate = stall_gate or StallGate()  # thread-safe on its own: not under self._lock
         self._sessions: dict[str, Session] = {}
         self.store = PaymentStore()
         days = history_days(self.clock.now().date(), config.days, config.future_days)
-        self._factory = PaymentFactory(random.Random(config.seed), config.per_day * len(days))
+        self._factory = PaymentFactory(random.Random(profile.seed), profile.per_day * len(days),
+                                       categories=profile.categories, cancel_share=profile.cancel_share,
+                                       month_end_cancel_share=profile.month_end_cancel_share)
         # Building 200k records triggers many full collections that find nothing to free.
         gc_enabled = gc.isenabled()
         gc.disable()
@@ -88,10 +95,10 @@ class SandboxState:
         finally:
             if gc_enabled:
                 gc.enable()
-        self._ledger = SettlementLedger(days[0] if days else self.clock.now().date())
+        self._ledger = SettlementLedger(days[0] if days else self.clock.now().date(), profile.terms)
 
     def _historic(self, days: list[dt.date]):
-        for item in generate_history(self._factory, days, self.config.per_day):
+        for item in generate_history(self._factory, days, self.profile.per_day):
             cancel_at = None if item.cancel_requested_at is None else next_cancel_batch(item.cancel_requested_at)
             yield Payment(item.record, item.accepted_at, completed_at=item.accepted_at, cancel_at=cancel_at)
 
@@ -137,6 +144,10 @@ class SandboxState:
         with self._lock:
             self._sessions[token] = Session(dict(request), self.clock.timestamp())
         return token
+
+    def has_session(self, token: str) -> bool:
+        with self._lock:
+            return token in self._sessions
 
     def session(self, token: str) -> Session:
         with self._lock:
@@ -276,7 +287,7 @@ class SandboxState:
                 end_epoch, inclusive = _epoch(end), faults.end_inclusive
             last_epoch = math.floor(end_epoch if inclusive else end_epoch - 1)
             if faults.endless_pages:
-                return junk_page(f"{self.config.seed}:endless:{start_epoch}:{page}", start_epoch, last_epoch, count)
+                return junk_page(f"{self.profile.seed}:endless:{start_epoch}:{page}", start_epoch, last_epoch, count)
             if faults.drift_per_page:
                 self._drift(faults.drift_per_page, start_epoch, last_epoch, now)
             lo, hi = self.store.window(start_epoch, end_epoch, inclusive)
@@ -290,7 +301,7 @@ class SandboxState:
         """Page 1 for odd pages, page 2 for even ones; junk fills both up so neither is short."""
         both = self._listing(raw, lo, hi, 0, 2 * count, now)
         missing = 2 * count - len(both)
-        both += junk_payments(f"{self.config.seed}:cycle:{start_epoch}:{count}", [start_epoch] * missing)
+        both += junk_payments(f"{self.profile.seed}:cycle:{start_epoch}:{count}", [start_epoch] * missing)
         return both[count:] if page % 2 == 0 else both[:count]
 
     def _listing(self, raw: list[bytes], lo: int, hi: int, offset: int, count: int, now: float) -> list[bytes]:
