@@ -91,3 +91,21 @@ def test_a_merchant_with_a_bad_key_fails_alone_and_each_warehouse_holds_its_own_
             for e in instance.all_logs(both_run.run_id) if e.asset_materialization is not None
         }
         assert recorded == {f"{DAYS[-2]}|good", f"{DAYS[-1]}|good"}
+
+    # What the operator sees: the overview names both, good by its lag and broken as failing.
+    from dagster import materialize
+
+    from point3_pipeline.config import kst_today
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("POINT3_MERCHANTS", str(path))  # also what the definitions load with, if not loaded yet
+        from dagster_project.overview import merchants_overview, no_merchant_behind
+
+        result = materialize([merchants_overview, no_merchant_behind])
+    [event] = result.get_asset_materialization_events()
+    meta = {k: v.value for k, v in event.materialization.metadata.items()}
+    assert meta["merchants"] == 2 and meta["lag_days/good"] == (kst_today() - SANDBOX_NOW.date()).days
+    assert "lag_days/broken" not in meta and meta["behind_or_failing"] == "good, broken"
+    assert "| good | 2026-03-18 |" in meta["by_merchant"] and "FAILING" in meta["by_merchant"]
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed and check.metadata["merchants_behind_or_failing"].value == 2
