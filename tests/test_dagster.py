@@ -602,3 +602,24 @@ def test_split_checks_warn_with_the_payments_behind_them(tmp_path):
         passed, severity, metadata = found[f"payment_tax_split:{name}"]
         assert (passed, severity, metadata["payments"]) == (False, AssetCheckSeverity.WARN, 1)
         assert f"`{signature}`" in metadata["examples"] and f"({what})" in metadata["examples"]
+
+
+@pytest.mark.slow
+def test_a_merchants_sync_run_is_followed_by_its_refresh_run(pipeline):
+    from dagster import build_run_status_sensor_context
+
+    instance = pipeline["instance"]
+    sensor = schedules.refresh_after_writes
+
+    def requests_after(result):
+        context = build_run_status_sensor_context(
+            sensor_name=sensor.name, dagster_event=result.get_run_success_event(), dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(result.run_id), repository_def=defs.get_repository_def())
+        return sensor(context)
+
+    synced = _run(pipeline, "sync_payments", tags=_days("2026-02-01", "2026-02-02"))
+    [request] = requests_after(synced)
+    assert (request.partition_key, request.tags["point3/merchant"]) == ("default", "default")
+    assert request.run_key == f"refresh-{synced.run_id}-default"
+    refreshed = _run(pipeline, "refresh_books", partition_key="default")
+    assert isinstance(requests_after(refreshed), SkipReason)  # a refresh asks for no refresh
