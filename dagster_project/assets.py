@@ -106,6 +106,8 @@ def _run_each(ids: list[str], work: Callable[[str], dict]) -> dict[str, tuple[di
     def one(merchant_id: str) -> tuple[dict, str | None]:
         try:
             return work(merchant_id), None
+        except Failure as exc:  # already its sentence (a sync that failed, with its counts)
+            return {}, exc.description or "failed"
         except Exception as exc:  # one merchant's failure is its sentence, never its neighbours'
             return {}, fleet.failure_sentence(exc)
 
