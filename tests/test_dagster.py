@@ -47,7 +47,7 @@ def test_definitions_load_and_validate():
             "vat_year_reports"} <= set(repo.job_names)
     assert {s.name for s in repo.schedule_defs} == {
         "recent_payments_hourly", "cancellation_sweep_daily", "settlement_every_30_minutes", "last_month_reports",
-        "last_quarter_vat_report", "last_half_vat_report", "last_year_vat_report",
+        "last_quarter_vat_report", "last_half_vat_report", "last_year_vat_report", "merchants_overview_hourly",
     }  # fmt: skip
     assert all(s.execution_timezone == "Asia/Seoul" for s in repo.schedule_defs)
     assert {c.to_user_string() for c in repo.asset_graph.asset_check_keys} >= {
