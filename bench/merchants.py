@@ -11,6 +11,10 @@ latency; then the sandbox answers every request --latency-ms late and the hourly
 (`fleet.sync_and_publish`: the incremental run over the last days, the derived tables, the
 published copy) is timed for all merchants, serially and then on the fleet's thread pool.
 The issue's floors: parallel at least 4x faster than serial; Dagster within 2x of parallel.
+Then through Dagster (`dagster_leg`): the same merchants from the merchants file, the hourly
+schedule's days (yesterday and today) of every merchant as one backfill run of
+point3_payments, then one run of their derived tables and analysts' copies, each run doing
+the merchants --workers at a time.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +30,7 @@ from pathlib import Path
 import httpx
 
 from point3_pipeline import fleet
+from point3_pipeline.fleet import MAX_PARALLEL_VAR
 from point3_pipeline.merchants import Merchant, load_merchants_file
 from point3_pipeline.models import KST, format_api_datetime
 from point3_pipeline.sandbox.process import cpu_seconds, spawn
@@ -47,12 +53,36 @@ def timed_run(merchants: list[Merchant], workers: int, sandbox_pid: int) -> dict
             "sandbox_cpu": cpu_seconds(sandbox_pid) - sandbox_cpu, "ok": len(outcomes) - len(failed)}
 
 
-def dagster_leg(merchants_file: Path, merchants: list[Merchant], latency_ms: int) -> dict[str, float] | None:
-    """THE DAGSTER LEG (filled in by the Dagster multi-merchant work): the same hourly run for
-    every merchant of `merchants_file` through the Dagster definitions, against the same
-    sandbox (already answering `latency_ms` late), returning the dict timed_run returns; None
-    while the definitions cannot run it."""
-    return None
+def dagster_leg(merchants_file: Path, merchants: list[Merchant], workers: int, sandbox_pid: int) -> dict[str, float]:
+    """The hourly run through Dagster, in this process on a temporary instance: every merchant's
+    yesterday and today as one run of point3_payments (merchants `workers` at a time inside its
+    step), then one run refreshing their derived tables and publishing their copies; the dict
+    timed_run returns."""
+    os.environ.update({"POINT3_MERCHANTS": str(merchants_file), MAX_PARALLEL_VAR: str(workers)})
+    # bench/ (this script's folder, first on sys.path) has a dagster.py of its own.
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+    from dagster import DagsterInstance, materialize
+
+    from dagster_project import assets
+    from dagster_project.definitions import defs
+
+    first, last = merchants[0].id, merchants[-1].id
+    today = NOW.date()
+    runs = [
+        ([assets.point3_payments], f"{today - dt.timedelta(days=1)}|{first}", f"{today}|{last}"),
+        ([assets.payment_cancellations, assets.payment_tax_split, assets.culture_vat_breakdown,
+          assets.analyst_warehouse_copy], first, last),
+    ]
+    with tempfile.TemporaryDirectory(prefix="point3-bench-dagster-") as home, DagsterInstance.local_temp(home) as instance:
+        started, cpu, sandbox_cpu = time.perf_counter(), time.process_time(), cpu_seconds(sandbox_pid)
+        ok = True
+        for selection, start, end in runs:
+            result = materialize(selection, instance=instance, resources=defs.resources, raise_on_error=False,
+                                 tags={"dagster/asset_partition_range_start": start,
+                                       "dagster/asset_partition_range_end": end})
+            ok = ok and result.success
+        return {"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu,
+                "sandbox_cpu": cpu_seconds(sandbox_pid) - sandbox_cpu, "ok": len(merchants) if ok else 0}
 
 
 def main() -> None:
@@ -80,7 +110,7 @@ def main() -> None:
             load_before = os.getloadavg()
             serial = timed_run(merchants, 1, process.pid)
             parallel = timed_run(merchants, args.workers, process.pid)
-            dagster = dagster_leg(merchants_file, merchants, args.latency_ms)
+            dagster = dagster_leg(merchants_file, merchants, args.workers, process.pid)
             load_after = os.getloadavg()
         finally:
             process.terminate()

@@ -2,11 +2,13 @@
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from dagster import (
     AssetDep,
     AssetExecutionContext,
+    AssetMaterialization,
     AssetSelection,
     AutomationCondition,
     BackfillPolicy,
@@ -17,31 +19,29 @@ from dagster import (
 )
 
 from dagster_project.partitions import (
+    MERCHANT_IDS,
     daily_partitions,
+    days_by_merchant,
+    merchant_of,
+    merchant_partitions,
     month_to_days,
     monthly_partitions,
     report_month,
     report_period,
+    same_merchant,
     vat_period_partitions,
 )
-from dagster_project.resources import Point3Resource, ReportsResource, WarehouseResource
-from point3_pipeline import config, reports, summaries, sync
+from dagster_project.resources import Point3Resource, ReportsResource, WarehouseResource, merchant
+from point3_pipeline import config, fleet, reports, summaries, sync
 from point3_pipeline.config import ConfigError
 from point3_pipeline.periods import HALF, QUARTER, YEAR, Period
 from point3_pipeline.reports import ReportResult
 from point3_pipeline.warehouse import WarehouseError
 
-# DuckDB admits one writing process: every step that writes the warehouse takes this pool's
-# single slot (dagster.yaml), whichever run or CLI invocation it belongs to.
-WAREHOUSE_POOL = "point3_warehouse"
+# The tag naming the one merchant a run writes for: the run queue admits one run per value
+# (dagster.yaml), so each merchant's warehouse has one writer while merchants run in parallel.
+MERCHANT_TAG = "point3/merchant"
 GROUP = "point3"
-
-# Refresh when an upstream write landed outside a run that already refreshes this asset.
-AFTER_UPSTREAM_WRITES = (
-    AutomationCondition.any_deps_updated().since_last_handled()
-    & ~AutomationCondition.any_deps_in_progress()
-    & ~AutomationCondition.in_progress()
-).with_label("after upstream writes")
 
 # Re-render a period (month or VAT period) already reported when its payments changed (a late
 # cancellation found by the daily sweep, a gap filled): rendering is idempotent and writes a
@@ -57,27 +57,96 @@ RERENDER_CHANGED_PERIODS = (
 @contextlib.contextmanager
 def _fails_with_its_sentence() -> Iterator[None]:
     """A warehouse that cannot be used as it is (damaged, its disk full, a derived table that
-    cannot be rebuilt) fails the step with the library's one sentence saying what to do."""
+    cannot be rebuilt) or a merchant whose entry is bad fails the step with the library's one
+    sentence saying what to do."""
     try:
         yield
-    except (WarehouseError, ConfigError) as exc:  # ConfigError: a mistake in the POINT3_BUSINESSES file
+    except (WarehouseError, ConfigError) as exc:  # ConfigError: the merchant's entry or its businesses file
         raise Failure(description=str(exc)) from exc
+
+
+def merchants_in(context: AssetExecutionContext) -> list[str]:
+    """The merchants of the step's partitions, in file order."""
+    return list(dict.fromkeys(merchant_of(k) for k in sorted(context.partition_keys, key=merchant_order)))
+
+
+def merchant_order(partition_key: str) -> int:
+    merchant_id = merchant_of(partition_key)
+    return MERCHANT_IDS.index(merchant_id) if merchant_id in MERCHANT_IDS else len(MERCHANT_IDS)
+
+
+def for_each_merchant(context: AssetExecutionContext, work: Callable[[str], dict]) -> MaterializeResult:
+    """`work(merchant_id)` -> metadata for every merchant of the step. One merchant (every
+    scheduled run) fails the step with its own sentence. Several (a backfill over more
+    merchants than days) run at once, up to POINT3_MAX_PARALLEL_MERCHANTS, since most of a
+    merchant's time is waiting for point3; a failing merchant then fails the step after the
+    others' partitions are recorded as materialized, so its retry is that merchant alone."""
+    ids = merchants_in(context)
+    if len(ids) == 1:
+        with _fails_with_its_sentence():
+            return MaterializeResult(metadata={"merchant": ids[0], **work(ids[0])})
+    outcomes = _run_each(ids, work)
+    failed = {id_: error for id_, (_, error) in outcomes.items() if error is not None}
+    table = MetadataValue.md("\n".join(
+        ["| merchant | outcome |", "| --- | --- |"]
+        + [f"| {id_} | {error or 'ok'} |" for id_, (_, error) in outcomes.items()]))
+    if not failed:
+        return MaterializeResult(metadata={"merchants": len(ids), "by_merchant": table})
+    for partition_key in context.partition_keys:
+        metadata, error = outcomes[merchant_of(partition_key)]
+        if error is None:
+            context.log_event(AssetMaterialization(context.asset_key, partition=partition_key,
+                                                   metadata={"merchant": merchant_of(partition_key), **metadata}))
+    raise Failure(description=f"{len(failed)} of {len(ids)} merchants failed: "
+                  + "; ".join(f"{id_}: {error}" for id_, error in failed.items()),
+                  metadata={"by_merchant": table})
+
+
+def _run_each(ids: list[str], work: Callable[[str], dict]) -> dict[str, tuple[dict, str | None]]:
+    def one(merchant_id: str) -> tuple[dict, str | None]:
+        try:
+            return work(merchant_id), None
+        except Failure as exc:  # already its sentence (a sync that failed, with its counts)
+            return {}, exc.description or "failed"
+        except Exception as exc:  # one merchant's failure is its sentence, never its neighbours'
+            return {}, fleet.failure_sentence(exc)
+
+    with ThreadPoolExecutor(max_workers=min(len(ids), fleet.max_parallel()), thread_name_prefix="point3-merchant") as pool:
+        return dict(zip(ids, pool.map(one, ids)))
 
 
 @asset(
     partitions_def=daily_partitions,
-    # A backfill of many days is one run calling sync_range once, not one process per day.
+    # A backfill of many days is one run calling sync_range once per merchant, not one process per day.
     backfill_policy=BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb"},
-    description="Payments of each KST day, synced from point3's date endpoint (one partition = one day window).",
+    description="Payments of each merchant's KST day, synced from point3's date endpoint (one partition = one "
+    "merchant's day window).",
 )
 def point3_payments(
     context: AssetExecutionContext, point3: Point3Resource, warehouse: WarehouseResource
 ) -> MaterializeResult:
-    first, last = (dt.date.fromisoformat(key) for key in context.partition_key_range)
+    days = days_by_merchant(context.partition_keys)
 
+    def sync_merchant(merchant_id: str) -> dict:
+        # Days before this merchant's own first day are partitions of an earlier merchant's history.
+        first, last = max(days[merchant_id][0], merchant(merchant_id).start_date), days[merchant_id][-1]
+        if last < first:
+            return {"days": "none: before the merchant's start_date", "windows": 0}
+        with point3.client(merchant_id) as client:
+            try:
+                result = sync.sync_range(client, warehouse.get(merchant_id), first, last, mode="dagster",
+                                         progress=_progress_log(context, merchant_id), limits=point3.limits())
+            except sync.SyncFailed as exc:
+                # What was read is stored; the step fails so the partitions are retried, with the counts.
+                raise Failure(description=str(exc), metadata=_sync_metadata(exc.result, first, last)) from exc
+        return _sync_metadata(result, first, last)
+
+    return for_each_merchant(context, sync_merchant)
+
+
+def _progress_log(context: AssetExecutionContext, merchant_id: str):
     def progress(done: int, total: int, window: sync.WindowResult) -> None:
         # Each log line is a write to Dagster's event log, so a run logs about 20 windows (and
         # every one left open) instead of all 365 of a year's backfill.
@@ -85,19 +154,12 @@ def point3_payments(
             return
         state = "complete" if window.is_complete else f"not final ({window.incomplete_reason})"
         context.log.info(
-            f"[{done}/{total}] {window.window_date}: {window.records_read} records, {window.payments_new} new, "
-            f"{window.payments_changed} changed, {window.cancellations_detected} cancellations detected, "
-            f"{window.first_seen_canceled} already cancelled when first seen, {state}"
+            f"{merchant_id} [{done}/{total}] {window.window_date}: {window.records_read} records, "
+            f"{window.payments_new} new, {window.payments_changed} changed, {window.cancellations_detected} "
+            f"cancellations detected, {window.first_seen_canceled} already cancelled when first seen, {state}"
         )
 
-    with _fails_with_its_sentence(), point3.client() as client:
-        try:
-            result = sync.sync_range(client, warehouse.get(), first, last, mode="dagster", progress=progress,
-                                     limits=point3.limits())
-        except sync.SyncFailed as exc:
-            # What was read is stored; the step fails so the partitions are retried, with the counts.
-            raise Failure(description=str(exc), metadata=_sync_metadata(exc.result, first, last)) from exc
-    return MaterializeResult(metadata=_sync_metadata(result, first, last))
+    return progress
 
 
 def _sync_metadata(result: sync.SyncResult, first: dt.date, last: dt.date) -> dict:
@@ -121,77 +183,71 @@ def _sync_metadata(result: sync.SyncResult, first: dt.date, last: dt.date) -> di
     }
 
 
+# The merchant's whole-table assets: one partition per merchant, each rebuilt from that
+# merchant's days. single_run: a backfill of many merchants is one run doing them in parallel.
+MERCHANT_ASSET = {"partitions_def": merchant_partitions, "backfill_policy": BackfillPolicy.single_run(),
+                  "group_name": GROUP, "kinds": {"duckdb"}}
+
+
 @asset(
-    deps=[point3_payments],
-    pool=WAREHOUSE_POOL,
-    group_name=GROUP,
-    kinds={"duckdb"},
-    automation_condition=AFTER_UPSTREAM_WRITES,
+    deps=[AssetDep(point3_payments, partition_mapping=same_merchant)],
     description="One row per cancelled payment, with when the sync first saw it cancelled.",
+    **MERCHANT_ASSET,
 )
-def payment_cancellations(warehouse: WarehouseResource) -> MaterializeResult:
-    wh = warehouse.get()
-    with _fails_with_its_sentence():
-        wh.refresh_derived("cancellations")
-        with wh.connect(read_only=True) as conn:
-            return MaterializeResult(metadata=summaries.cancellation_totals(conn))
+def payment_cancellations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    return for_each_merchant(context, lambda m: _refresh(warehouse, m, "cancellations", summaries.cancellation_totals))
+
+
+def _refresh(warehouse: WarehouseResource, merchant_id: str, table: str, totals) -> dict:
+    wh = warehouse.get(merchant_id)
+    wh.refresh_derived(table)
+    with wh.connect(read_only=True) as conn:
+        return totals(conn)
 
 
 @asset(
     deps=[payment_cancellations],
-    pool=WAREHOUSE_POOL,
-    group_name=GROUP,
-    kinds={"duckdb"},
-    automation_condition=AFTER_UPSTREAM_WRITES,
     description="Every payment's tax class (taxable, mixed, exempt, unclassified, impossible VAT) and filing "
-    "amounts, with the businesses of POINT3_BUSINESSES and people's classifications; and the daily filing lines.",
+    "amounts, with the businesses of the merchant's businesses file (POINT3_BUSINESSES without a merchants "
+    "file) and people's classifications; and the daily filing lines.",
+    **MERCHANT_ASSET,
 )
-def payment_tax_split(warehouse: WarehouseResource) -> MaterializeResult:
-    wh = warehouse.get()
-    with _fails_with_its_sentence():
-        wh.refresh_derived("payment_tax_split")  # and tax_filing_daily, culture_vat_daily: they read it
-        with wh.connect(read_only=True) as conn:
-            return MaterializeResult(metadata=summaries.tax_split_totals(conn))
+def payment_tax_split(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    # and tax_filing_daily, culture_vat_daily: they read it
+    return for_each_merchant(context, lambda m: _refresh(warehouse, m, "payment_tax_split", summaries.tax_split_totals))
 
 
 @asset(
     deps=[payment_tax_split],
-    pool=WAREHOUSE_POOL,
-    group_name=GROUP,
-    kinds={"duckdb"},
-    automation_condition=AFTER_UPSTREAM_WRITES,
     description="Culture-expense type x the tax split per KST payment day: gross, cancelled and net.",
+    **MERCHANT_ASSET,
 )
-def culture_vat_breakdown(warehouse: WarehouseResource) -> MaterializeResult:
-    wh = warehouse.get()
-    with _fails_with_its_sentence():
-        wh.refresh_derived("culture_vat_daily")
-        with wh.connect(read_only=True) as conn:
-            return MaterializeResult(metadata=summaries.culture_vat_totals(conn))
+def culture_vat_breakdown(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    return for_each_merchant(context, lambda m: _refresh(warehouse, m, "culture_vat_daily", summaries.culture_vat_totals))
 
 
 @asset(
-    pool=WAREHOUSE_POOL,
-    group_name=GROUP,
-    kinds={"duckdb"},
     description="The settlement balance, one observation per materialization (point3 keeps no history).",
+    **MERCHANT_ASSET,
 )
-def settlement_balance_history(point3: Point3Resource, warehouse: WarehouseResource) -> MaterializeResult:
-    wh = warehouse.get()
-    with _fails_with_its_sentence():
-        with point3.client() as client:
+def settlement_balance_history(
+    context: AssetExecutionContext, point3: Point3Resource, warehouse: WarehouseResource
+) -> MaterializeResult:
+    def observe(merchant_id: str) -> dict:
+        wh = warehouse.get(merchant_id)
+        with point3.client(merchant_id) as client:
             observation = sync.observe_settlement(client, wh)
         rows = wh.refresh_derived("settlement_balance_history")["settlement_balance_history"]
-    change = observation.change_since_previous
-    return MaterializeResult(
-        metadata={
+        change = observation.change_since_previous
+        return {
             "balance": observation.balance,
             # Absent on the first observation rather than a fake 0, so the plot stays honest.
             **({} if change is None else {"change_since_previous": change}),
             "observed_at": observation.observed_at.isoformat(timespec="seconds"),
             "observations": rows,
         }
-    )
+
+    return for_each_merchant(context, observe)
 
 
 def _report_metadata(result: ReportResult) -> dict:
@@ -208,47 +264,57 @@ def _report_metadata(result: ReportResult) -> dict:
 
 
 REPORT_DEPS = [
-    AssetDep(point3_payments, partition_mapping=month_to_days), payment_cancellations, payment_tax_split,
-    culture_vat_breakdown,
+    AssetDep(point3_payments, partition_mapping=month_to_days),
+    *(AssetDep(upstream, partition_mapping=same_merchant)
+      for upstream in (payment_cancellations, payment_tax_split, culture_vat_breakdown)),
 ]
 
 
 @asset(
     partitions_def=monthly_partitions,
     deps=REPORT_DEPS,
-    pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"excel"},
     automation_condition=RERENDER_CHANGED_PERIODS,
-    description="The month's tax workbook (VAT and culture expenses), versioned when its data changes.",
+    description="The merchant's month's tax workbook (VAT and culture expenses), versioned when its data changes.",
 )
 def monthly_tax_report(
     context: AssetExecutionContext, warehouse: WarehouseResource, reports_dir: ReportsResource
 ) -> MaterializeResult:
-    with _fails_with_its_sentence():
-        result = reports.render_tax_report(warehouse.get(), report_month(context.partition_key), reports_dir.path)
-        reports.write_index(warehouse.get(), reports_dir.path)
-    return MaterializeResult(metadata=_report_metadata(result))
+    def render(merchant_id: str) -> dict:
+        wh, folder = warehouse.get(merchant_id), reports_dir.path(merchant_id)
+        result = reports.render_tax_report(wh, report_month(context.partition_key), folder)
+        _write_index(reports_dir, wh, folder)
+        return _report_metadata(result)
+
+    return for_each_merchant(context, render)
 
 
 @asset(
     partitions_def=monthly_partitions,
-    deps=[*REPORT_DEPS, settlement_balance_history],
-    pool=WAREHOUSE_POOL,
+    deps=[*REPORT_DEPS, AssetDep(settlement_balance_history, partition_mapping=same_merchant)],
     group_name=GROUP,
     kinds={"excel"},
     automation_condition=RERENDER_CHANGED_PERIODS,
-    description="The month's settlement roll-forward: opening + sales − cancellations − fees − payouts = closing, "
-                "payouts matched to bank deposits.",
+    description="The merchant's month's settlement roll-forward: opening + sales − cancellations − fees − payouts "
+                "= closing, payouts matched to bank deposits.",
 )
 def monthly_reconciliation_report(
     context: AssetExecutionContext, warehouse: WarehouseResource, reports_dir: ReportsResource
 ) -> MaterializeResult:
-    with _fails_with_its_sentence():
-        result = reports.render_reconciliation_report(warehouse.get(), report_month(context.partition_key),
-                                                      reports_dir.path, terms=reconciliation_terms())
-        reports.write_index(warehouse.get(), reports_dir.path)
-    return MaterializeResult(metadata={**_report_metadata(result), **_roll_forward_metadata(result.totals)})
+    def render(merchant_id: str) -> dict:
+        wh, folder = warehouse.get(merchant_id), reports_dir.path(merchant_id)
+        result = reports.render_reconciliation_report(wh, report_month(context.partition_key), folder,
+                                                      terms=reconciliation_terms())
+        _write_index(reports_dir, wh, folder)
+        return {**_report_metadata(result), **_roll_forward_metadata(result.totals)}
+
+    return for_each_merchant(context, render)
+
+
+def _write_index(reports_dir: ReportsResource, wh, folder) -> None:
+    if reports_dir.write_index:
+        reports.write_index(wh, folder)
 
 
 def reconciliation_terms():
@@ -273,23 +339,26 @@ def _vat_period_report(kind: str, name: str, what: str):
         name=name,
         partitions_def=vat_period_partitions[kind],
         deps=REPORT_DEPS,
-        pool=WAREHOUSE_POOL,
         group_name=GROUP,
         kinds={"excel"},
         automation_condition=RERENDER_CHANGED_PERIODS,
-        description=f"The {what} VAT workbook (per business: 과세 공급가액, 부가세, 면세, 미분류), versioned when its data changes.",
+        description=f"The merchant's {what} VAT workbook (per business: 과세 공급가액, 부가세, 면세, 미분류), "
+                    "versioned when its data changes.",
     )
     def vat_period_report(
         context: AssetExecutionContext, warehouse: WarehouseResource, reports_dir: ReportsResource
     ) -> MaterializeResult:
         period = report_period(kind, context.partition_key)
-        wh = warehouse.get()
-        with _fails_with_its_sentence():
-            result = reports.render_tax_report(wh, period, reports_dir.path)
-            reports.write_index(wh, reports_dir.path)
+
+        def render(merchant_id: str) -> dict:
+            wh, folder = warehouse.get(merchant_id), reports_dir.path(merchant_id)
+            result = reports.render_tax_report(wh, period, folder)
+            _write_index(reports_dir, wh, folder)
             with wh.connect(read_only=True) as conn:
                 split = summaries.period_split_totals(conn, Period.parse(period))
-        return MaterializeResult(metadata=_report_metadata(result) | {f"split_{k}": v for k, v in split.items()})
+            return _report_metadata(result) | {f"split_{k}": v for k, v in split.items()}
+
+        return for_each_merchant(context, render)
 
     return vat_period_report
 
@@ -302,18 +371,17 @@ VAT_PERIOD_REPORTS = {QUARTER: vat_quarter_report, HALF: vat_half_year_report, Y
 
 @asset(
     deps=[
-        point3_payments, payment_cancellations, payment_tax_split, culture_vat_breakdown, settlement_balance_history,
-        monthly_tax_report, monthly_reconciliation_report, *VAT_PERIOD_REPORTS.values(),
+        AssetDep(point3_payments, partition_mapping=same_merchant),
+        payment_cancellations, payment_tax_split, culture_vat_breakdown, settlement_balance_history,
+        *(AssetDep(report, partition_mapping=same_merchant) for report in (
+            monthly_tax_report, monthly_reconciliation_report, *VAT_PERIOD_REPORTS.values())),
     ],
-    pool=WAREHOUSE_POOL,
-    group_name=GROUP,
-    kinds={"duckdb"},
-    automation_condition=AFTER_UPSTREAM_WRITES,
-    description="The analysts' read-only copy of the warehouse, replaced atomically after the writes.",
+    description="The analysts' read-only copy of the merchant's warehouse, replaced atomically after the writes.",
+    **MERCHANT_ASSET,
 )
-def analyst_warehouse_copy(warehouse: WarehouseResource) -> MaterializeResult:
-    with _fails_with_its_sentence():
-        path = warehouse.get().publish()
-    return MaterializeResult(
-        metadata={"path": MetadataValue.path(str(path)), "size_bytes": path.stat().st_size}
-    )
+def analyst_warehouse_copy(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    def publish(merchant_id: str) -> dict:
+        path = warehouse.get(merchant_id).publish()
+        return {"path": MetadataValue.path(str(path)), "size_bytes": path.stat().st_size}
+
+    return for_each_merchant(context, publish)

@@ -1,15 +1,24 @@
-"""Asset checks: what an operator must see before trusting the books."""
+"""Asset checks: what an operator must see before trusting the books, per merchant.
+
+A check runs in the run of its asset and checks that run's merchant (its metadata names it):
+the checks are not themselves partitioned because a partitioned check has no result in a run
+over a range of partitions (every backfill and scheduled sync is one), and a merchant's books
+are checked whole anyway. A run over several merchants checks each and fails naming them.
+"""
+
+from collections.abc import Callable
 
 from dagster import (
+    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetChecksDefinition,
     MetadataValue,
     asset_check,
 )
+from dagster._core.errors import DagsterInvalidPropertyError
 
 from dagster_project.assets import (
-    WAREHOUSE_POOL,
     reconciliation_terms,
     monthly_reconciliation_report,
     monthly_tax_report,
@@ -17,9 +26,11 @@ from dagster_project.assets import (
     payment_tax_split,
     point3_payments,
 )
+from dagster_project.partitions import merchants_of_run
 from dagster_project.resources import ReportsResource, WarehouseResource
 from point3_pipeline import reports, summaries
 from point3_pipeline.reports import reconciliation
+from point3_pipeline.merchants import DEFAULT_ID
 from point3_pipeline.sync import kst_now
 
 
@@ -27,8 +38,35 @@ def _bullets(lines: list[str]) -> MetadataValue:
     return MetadataValue.md("\n".join(f"- {line}" for line in lines[:20]) or "none")
 
 
-def _duplicates_result(warehouse: WarehouseResource, table: str) -> AssetCheckResult:
-    with warehouse.get().connect(read_only=True) as conn:
+def each_merchant(context: AssetCheckExecutionContext, check: Callable[[str], AssetCheckResult]) -> AssetCheckResult:
+    """`check(merchant_id)` for the run's merchants: its result for one, for several one result
+    that passes only if all do, with the failing merchants and their figures."""
+    ids = merchants_of_run(_run_tags(context)) or [DEFAULT_ID]
+    results = {merchant_id: check(merchant_id) for merchant_id in ids}
+    if len(ids) == 1:
+        [(merchant_id, result)] = results.items()
+        return AssetCheckResult(passed=result.passed, severity=result.severity,
+                                metadata={"merchant": merchant_id, **result.metadata})
+    failing = {m: r for m, r in results.items() if not r.passed}
+    severities = {r.severity for r in failing.values()}
+    return AssetCheckResult(
+        passed=not failing,
+        severity=AssetCheckSeverity.ERROR if AssetCheckSeverity.ERROR in severities or not failing else AssetCheckSeverity.WARN,
+        metadata={"merchants_checked": len(ids), "merchants_failing": _bullets([
+            f"{m}: " + ", ".join(f"{k} {v.value}" for k, v in r.metadata.items() if isinstance(v.value, int))
+            for m, r in failing.items()])},
+    )
+
+
+def _run_tags(context: AssetCheckExecutionContext) -> dict[str, str]:
+    try:
+        return dict(context.run.tags)
+    except DagsterInvalidPropertyError:  # invoked directly (tests): no run, the merchant `default`
+        return {}
+
+
+def _duplicates_result(warehouse: WarehouseResource, table: str, merchant_id: str) -> AssetCheckResult:
+    with warehouse.get(merchant_id).connect(read_only=True) as conn:
         count, sample = summaries.duplicate_signatures(conn, table)
     return AssetCheckResult(
         passed=count == 0,
@@ -39,25 +77,29 @@ def _duplicates_result(warehouse: WarehouseResource, table: str) -> AssetCheckRe
     )
 
 
-@asset_check(asset=point3_payments, pool=WAREHOUSE_POOL, description="Each signature is one payment row.")
-def no_duplicate_signatures(warehouse: WarehouseResource) -> AssetCheckResult:
-    return _duplicates_result(warehouse, "payments")
+@asset_check(asset=point3_payments, description="Each signature is one payment row.")
+def no_duplicate_signatures(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    return each_merchant(context, lambda m: _duplicates_result(warehouse, "payments", m))
 
 
 @asset_check(
-    asset=payment_cancellations, name="no_duplicate_signatures", pool=WAREHOUSE_POOL,
+    asset=payment_cancellations, name="no_duplicate_signatures",
     description="Each cancelled payment is one row.",
 )  # fmt: skip
-def no_duplicate_cancellations(warehouse: WarehouseResource) -> AssetCheckResult:
-    return _duplicates_result(warehouse, "cancellations")
+def no_duplicate_cancellations(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    return each_merchant(context, lambda m: _duplicates_result(warehouse, "cancellations", m))
 
 
 @asset_check(
-    asset=point3_payments, pool=WAREHOUSE_POOL,
+    asset=point3_payments,
     description="Records point3 sent that the sync could not accept (kept in rejected_records).",
 )  # fmt: skip
-def no_rejected_records(warehouse: WarehouseResource) -> AssetCheckResult:
-    with warehouse.get().connect(read_only=True) as conn:
+def no_rejected_records(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    return each_merchant(context, lambda m: _rejected_result(warehouse, m))
+
+
+def _rejected_result(warehouse: WarehouseResource, merchant_id: str) -> AssetCheckResult:
+    with warehouse.get(merchant_id).connect(read_only=True) as conn:
         reasons = summaries.rejected_reasons(conn)
     count = sum(n for _, n in reasons)
     return AssetCheckResult(
@@ -70,8 +112,13 @@ def no_rejected_records(warehouse: WarehouseResource) -> AssetCheckResult:
     )
 
 
-def _split_finding_result(warehouse: WarehouseResource, finding: str) -> AssetCheckResult:
-    with warehouse.get().connect(read_only=True) as conn:
+def _split_finding_result(context: AssetCheckExecutionContext, warehouse: WarehouseResource,
+                          finding: str) -> AssetCheckResult:
+    return each_merchant(context, lambda m: _split_finding_of(warehouse, finding, m))
+
+
+def _split_finding_of(warehouse: WarehouseResource, finding: str, merchant_id: str) -> AssetCheckResult:
+    with warehouse.get(merchant_id).connect(read_only=True) as conn:
         count, sample = summaries.split_findings(conn, finding)
     return AssetCheckResult(
         passed=count == 0,
@@ -87,113 +134,130 @@ def _split_finding_result(warehouse: WarehouseResource, finding: str) -> AssetCh
 
 
 @asset_check(
-    asset=payment_tax_split, pool=WAREHOUSE_POOL,
+    asset=payment_tax_split,
     description="Payments breaking vat + taxFreeAmount = totalCharge that no person has classified yet "
     "(each keeps its period from being final: `point3 classify`).",
 )  # fmt: skip
-def no_unclassified_payments(warehouse: WarehouseResource) -> AssetCheckResult:
-    return _split_finding_result(warehouse, "unclassified")
+def no_unclassified_payments(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    return _split_finding_result(context, warehouse, "unclassified")
 
 
 @asset_check(
-    asset=payment_tax_split, pool=WAREHOUSE_POOL,
+    asset=payment_tax_split,
     description="Payments whose VAT is above 1/11 of their price beyond rounding (impossible for 10% VAT).",
 )  # fmt: skip
-def no_impossible_vat(warehouse: WarehouseResource) -> AssetCheckResult:
-    return _split_finding_result(warehouse, "impossible_vat")
+def no_impossible_vat(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    return _split_finding_result(context, warehouse, "impossible_vat")
 
 
 @asset_check(
-    asset=payment_tax_split, pool=WAREHOUSE_POOL,
+    asset=payment_tax_split,
     description="Payments whose figures contradict their business's declaration (all taxable with an exempt "
     "part, all exempt with VAT).",
 )  # fmt: skip
-def no_declaration_conflicts(warehouse: WarehouseResource) -> AssetCheckResult:
-    return _split_finding_result(warehouse, "declaration_conflict")
+def no_declaration_conflicts(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    return _split_finding_result(context, warehouse, "declaration_conflict")
 
 
-# The report checks cover every month reported (the latest version of each), not one
-# partition: a partitioned asset check is still a preview feature in this Dagster.
+def _finality_result(warehouse: WarehouseResource, kind: str, merchant_id: str) -> AssetCheckResult:
+    with warehouse.get(merchant_id).connect(read_only=True) as conn:
+        finality = summaries.report_finality(conn, kind, kst_now().date())
+    return AssetCheckResult(
+        passed=not finality.final_but_days_missing and not finality.not_final,
+        # A report calling itself final over missing days is wrong; one saying "not final" is honest.
+        severity=AssetCheckSeverity.ERROR if finality.final_but_days_missing else AssetCheckSeverity.WARN,
+        metadata={
+            "months_reported": finality.months_reported,
+            "final_but_days_missing": _bullets(finality.final_but_days_missing),
+            "not_final": _bullets(finality.not_final),
+        },
+    )
+
+
+def _totals_result(warehouse: WarehouseResource, reports_dir: ReportsResource, kind: str,
+                   merchant_id: str) -> AssetCheckResult:
+    wh, folder = warehouse.get(merchant_id), reports_dir.path(merchant_id)
+    with wh.connect(read_only=True) as conn:
+        paths = [folder / version.file_name for version in summaries.latest_reports(conn, kind).values()]
+    problems = [
+        problem
+        for path in paths
+        for problem in (reports.verify_report(wh, path) if path.exists() else [f"{path} is missing"])
+    ]
+    return AssetCheckResult(
+        passed=not problems,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"workbooks_checked": len(paths), "problem_count": len(problems), "problems": _bullets(problems)},
+    )
+
+
+# The report checks cover every month the merchant reported (the latest version of each).
 def _report_checks(report, kind: str) -> list[AssetChecksDefinition]:
     @asset_check(
-        asset=report, name="every_day_synced_if_final", pool=WAREHOUSE_POOL,
+        asset=report, name="every_day_synced_if_final",
         description="A report is final only if every day of its month has a complete sync taken after the day.",
     )  # fmt: skip
-    def every_day_synced(warehouse: WarehouseResource) -> AssetCheckResult:
-        with warehouse.get().connect(read_only=True) as conn:
-            finality = summaries.report_finality(conn, kind, kst_now().date())
-        return AssetCheckResult(
-            passed=not finality.final_but_days_missing and not finality.not_final,
-            # A report calling itself final over missing days is wrong; one saying "not final" is honest.
-            severity=AssetCheckSeverity.ERROR if finality.final_but_days_missing else AssetCheckSeverity.WARN,
-            metadata={
-                "months_reported": finality.months_reported,
-                "final_but_days_missing": _bullets(finality.final_but_days_missing),
-                "not_final": _bullets(finality.not_final),
-            },
-        )
+    def every_day_synced(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+        return each_merchant(context, lambda m: _finality_result(warehouse, kind, m))
 
     @asset_check(
-        asset=report, name="totals_match_warehouse", pool=WAREHOUSE_POOL,
+        asset=report, name="totals_match_warehouse",
         description="Each month's latest workbook shows the figures the warehouse recorded for its version.",
     )  # fmt: skip
-    def totals_match(warehouse: WarehouseResource, reports_dir: ReportsResource) -> AssetCheckResult:
-        wh = warehouse.get()
-        with wh.connect(read_only=True) as conn:
-            paths = [reports_dir.path / version.file_name for version in summaries.latest_reports(conn, kind).values()]
-        problems = [
-            problem
-            for path in paths
-            for problem in (reports.verify_report(wh, path) if path.exists() else [f"{path} is missing"])
-        ]
-        return AssetCheckResult(
-            passed=not problems,
-            severity=AssetCheckSeverity.ERROR,
-            metadata={"workbooks_checked": len(paths), "problem_count": len(problems), "problems": _bullets(problems)},
-        )
+    def totals_match(context: AssetCheckExecutionContext, warehouse: WarehouseResource,
+                     reports_dir: ReportsResource) -> AssetCheckResult:
+        return each_merchant(context, lambda m: _totals_result(warehouse, reports_dir, kind, m))
 
     return [every_day_synced, totals_match]
 
 
 @asset_check(
-    asset=monthly_reconciliation_report, pool=WAREHOUSE_POOL,
+    asset=monthly_reconciliation_report,
     description="Each reported month's unexplained balance change is within POINT3_UNEXPLAINED_THRESHOLD_WON.",
 )  # fmt: skip
-def unexplained_within_threshold(warehouse: WarehouseResource) -> AssetCheckResult:
+def unexplained_within_threshold(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
     terms = reconciliation_terms()
-    with warehouse.get().connect(read_only=True) as conn:
-        months = reconciliation.check_reported_months(conn, terms)
-    beyond = [m for m in months if abs(m.unexplained) > terms.unexplained_threshold]
-    return AssetCheckResult(
-        passed=not beyond,
-        severity=AssetCheckSeverity.WARN,
-        metadata={
-            "threshold_won": terms.unexplained_threshold,
-            "months_checked": len(months),
-            "months_beyond": _bullets([f"{m.month}: {m.unexplained:+,} won unexplained" for m in beyond]),
-        },
-    )
+
+    def check(merchant_id: str) -> AssetCheckResult:
+        with warehouse.get(merchant_id).connect(read_only=True) as conn:
+            months = reconciliation.check_reported_months(conn, terms)
+        beyond = [m for m in months if abs(m.unexplained) > terms.unexplained_threshold]
+        return AssetCheckResult(
+            passed=not beyond,
+            severity=AssetCheckSeverity.WARN,
+            metadata={
+                "threshold_won": terms.unexplained_threshold,
+                "months_checked": len(months),
+                "months_beyond": _bullets([f"{m.month}: {m.unexplained:+,} won unexplained" for m in beyond]),
+            },
+        )
+
+    return each_merchant(context, check)
 
 
 @asset_check(
-    asset=monthly_reconciliation_report, pool=WAREHOUSE_POOL,
+    asset=monthly_reconciliation_report,
     description="Every payout has its bank deposit within POINT3_PAYOUT_DEPOSIT_DAYS of the latest deposits import.",
 )  # fmt: skip
-def payouts_have_deposits(warehouse: WarehouseResource) -> AssetCheckResult:
+def payouts_have_deposits(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
     terms = reconciliation_terms()
-    with warehouse.get().connect(read_only=True) as conn:
-        months = reconciliation.check_reported_months(conn, terms)
-    overdue = [(m.month, p) for m in months for p in m.overdue]
-    return AssetCheckResult(
-        passed=not overdue,
-        severity=AssetCheckSeverity.WARN,
-        metadata={
-            "overdue_after_days": terms.deposit_overdue_days,
-            "payouts_without_deposit": len(overdue),
-            "payouts": _bullets([f"{month}: {p.amount:,} won, left the balance by {p.by:%Y-%m-%d %H:%M} KST"
-                                 for month, p in overdue]),
-        },
-    )
+
+    def check(merchant_id: str) -> AssetCheckResult:
+        with warehouse.get(merchant_id).connect(read_only=True) as conn:
+            months = reconciliation.check_reported_months(conn, terms)
+        overdue = [(m.month, p) for m in months for p in m.overdue]
+        return AssetCheckResult(
+            passed=not overdue,
+            severity=AssetCheckSeverity.WARN,
+            metadata={
+                "overdue_after_days": terms.deposit_overdue_days,
+                "payouts_without_deposit": len(overdue),
+                "payouts": _bullets([f"{month}: {p.amount:,} won, left the balance by {p.by:%Y-%m-%d %H:%M} KST"
+                                     for month, p in overdue]),
+            },
+        )
+
+    return each_merchant(context, check)
 
 
 checks = [

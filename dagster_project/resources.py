@@ -1,19 +1,29 @@
-"""Resources: the point3 client and the warehouse, configured from the environment.
+"""Resources: a merchant's point3 client, warehouse and reports folder, from its partition key.
 
-The merchant key is no field of any resource: the client reads it from POINT3_SECRET_KEY or
-POINT3_SECRET_KEY_FILE when a step builds it, so it cannot appear in run config, in the
-launchpad, in a resource's repr, in tags, logs or metadata.
+Each step names its merchant (the `merchant` dimension of its partition key) and the resource
+resolves it from the merchants file (POINT3_MERCHANTS), read when the step runs; without the
+file, the merchant `default` of POINT3_API_URL, POINT3_SECRET_KEY(_FILE), POINT3_WAREHOUSE,
+POINT3_REPORTS_DIR and POINT3_BUSINESSES as before. The key is no field of any resource: the
+client reads the merchant's key file when a step builds it, so it cannot appear in run config,
+the launchpad, a resource's repr, tags, logs or metadata.
 """
 
 from pathlib import Path
 
-from dagster import ConfigurableResource, EnvVar, get_dagster_logger
+from dagster import ConfigurableResource, get_dagster_logger
 
 from point3_pipeline import config
+from point3_pipeline.businesses import load_businesses
 from point3_pipeline.client import Point3Client
 from point3_pipeline.limits import Limits
+from point3_pipeline.merchants import Merchant, load_merchants
 from point3_pipeline.retry import RetryEvent, RetryPolicy
 from point3_pipeline.warehouse import Warehouse
+
+
+def merchant(merchant_id: str) -> Merchant:
+    """The merchant now, from the file (ConfigError with its entry's sentence when it is bad)."""
+    return load_merchants().get(merchant_id)
 
 
 def _log_retry(event: RetryEvent) -> None:
@@ -23,17 +33,17 @@ def _log_retry(event: RetryEvent) -> None:
 
 
 class Point3Resource(ConfigurableResource):
-    """Hands out the library's client; tests point it at the sandbox."""
+    """Hands out a merchant's client: its API URL and its key, read now."""
 
-    api_url: str
     timeout_seconds: float = 10.0
     page_size: int = 30
     max_attempts: int = 5
 
-    def client(self) -> Point3Client:
+    def client(self, merchant_id: str) -> Point3Client:
+        found = merchant(merchant_id)
         return Point3Client(
-            config.api_url({"POINT3_API_URL": self.api_url}),
-            config.secret_key(),
+            found.api_url,
+            found.secret_key(),
             timeout=self.timeout_seconds,
             retry=RetryPolicy(max_attempts=self.max_attempts),
             page_size=self.page_size,
@@ -47,23 +57,28 @@ class Point3Resource(ConfigurableResource):
 
 
 class WarehouseResource(ConfigurableResource):
-    path: str
+    """A merchant's warehouse, with the businesses of its own businesses file."""
 
-    def get(self) -> Warehouse:
-        return Warehouse(self.path)
+    # How long a step waits for another process writing the same merchant's file.
+    lock_timeout_seconds: float = 120.0
+
+    def get(self, merchant_id: str) -> Warehouse:
+        found = merchant(merchant_id)
+        if found.folder is None:  # the default merchant: POINT3_BUSINESSES, read at its first refresh
+            return found.warehouse(lock_timeout=self.lock_timeout_seconds)
+        # Another merchant's businesses never come from the parent's POINT3_BUSINESSES.
+        businesses = load_businesses(found.businesses_file) if found.businesses_file else []
+        return found.warehouse(lock_timeout=self.lock_timeout_seconds, businesses=businesses)
 
 
 class ReportsResource(ConfigurableResource):
-    directory: str
+    """A merchant's reports folder; its index.html is rewritten after each workbook unless turned off."""
 
-    @property
-    def path(self) -> Path:
-        return Path(self.directory)
+    write_index: bool = True
+
+    def path(self, merchant_id: str) -> Path:
+        return merchant(merchant_id).reports_dir
 
 
 def resources_from_env() -> dict:
-    return {
-        "point3": Point3Resource(api_url=EnvVar("POINT3_API_URL")),
-        "warehouse": WarehouseResource(path=EnvVar("POINT3_WAREHOUSE")),
-        "reports_dir": ReportsResource(directory=EnvVar("POINT3_REPORTS_DIR")),
-    }
+    return {"point3": Point3Resource(), "warehouse": WarehouseResource(), "reports_dir": ReportsResource()}

@@ -1,4 +1,10 @@
-"""Jobs and schedules, all on Korean time. Every job ends with the analysts' copy."""
+"""Jobs and schedules, all on Korean time; every tick asks for one run per merchant.
+
+A job targets assets of one partitioning, so the whole-table assets of a merchant (derived
+tables, analysts' copy) are their own job, `refresh_books`, which the `refresh_after_writes`
+sensor runs for a merchant after each successful run that wrote its warehouse. Every run
+carries the point3/merchant tag: the run queue admits one run per merchant (dagster.yaml)
+and starts them in the order asked, so a merchant's refresh follows its sync."""
 
 import datetime as dt
 
@@ -7,14 +13,18 @@ from dagster import (
     AutomationConditionSensorDefinition,
     DefaultScheduleStatus,
     DefaultSensorStatus,
+    DagsterRunStatus,
     RunRequest,
+    RunStatusSensorContext,
     ScheduleEvaluationContext,
     SkipReason,
     define_asset_job,
+    run_status_sensor,
     schedule,
 )
 
-from dagster_project.partitions import HISTORY_START, TIMEZONE
+from dagster_project.assets import MERCHANT_TAG
+from dagster_project.partitions import HISTORY_START, MERCHANT_IDS, MERCHANTS, TIMEZONE, key, merchants_of_run
 from point3_pipeline.models import KST
 from point3_pipeline.periods import HALF, QUARTER, YEAR, Period
 from point3_pipeline.sync import DEFAULT_SWEEP_DAYS
@@ -23,20 +33,19 @@ from point3_pipeline.sync import DEFAULT_SWEEP_DAYS
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
-COPY = AssetSelection.assets("analyst_warehouse_copy")
-
 sync_job = define_asset_job(
-    "sync_payments",
-    selection=AssetSelection.assets("point3_payments", "payment_cancellations", "payment_tax_split", "culture_vat_breakdown")
-    | COPY,
-    description="Sync a range of days (one run), refresh the derived tables, publish the analysts' copy.",
+    "sync_payments", selection=AssetSelection.assets("point3_payments"),
+    description="Sync a range of a merchant's days (one run per merchant); refresh_books follows.",
 )
-settlement_job = define_asset_job(
-    "observe_settlement", selection=AssetSelection.assets("settlement_balance_history") | COPY
+refresh_job = define_asset_job(
+    "refresh_books",
+    selection=AssetSelection.assets("payment_cancellations", "payment_tax_split", "culture_vat_breakdown",
+                                    "analyst_warehouse_copy"),
+    description="Rebuild a merchant's derived tables and publish its analysts' copy.",
 )
+settlement_job = define_asset_job("observe_settlement", selection=AssetSelection.assets("settlement_balance_history"))
 reports_job = define_asset_job(
-    "monthly_reports",
-    selection=AssetSelection.assets("monthly_tax_report", "monthly_reconciliation_report") | COPY,
+    "monthly_reports", selection=AssetSelection.assets("monthly_tax_report", "monthly_reconciliation_report"),
 )
 
 
@@ -44,14 +53,35 @@ def _kst(context: ScheduleEvaluationContext) -> dt.datetime:
     return context.scheduled_execution_time.astimezone(KST)
 
 
-def days_run(first: dt.date, last: dt.date, run_key: str) -> RunRequest | SkipReason:
-    first = max(first, HISTORY_START)
+def merchant_start(merchant_id: str) -> dt.date:
+    """A merchant's first day as the code loaded it (a bad entry: the history's start)."""
+    return next((m.start_date for m in MERCHANTS.merchants if m.id == merchant_id), HISTORY_START)
+
+
+def days_run(first: dt.date, last: dt.date, run_key: str, merchant_id: str) -> RunRequest | SkipReason:
+    """The run syncing one merchant's days first..last (clipped to its first day)."""
+    first = max(first, merchant_start(merchant_id))
     if last < first:
-        return SkipReason(f"{last} is before POINT3_START_DATE ({HISTORY_START})")
+        return SkipReason(f"{last} is before {merchant_id}'s first day ({merchant_start(merchant_id)}; "
+                          "POINT3_START_DATE or its start_date in POINT3_MERCHANTS)")
     return RunRequest(
-        run_key=run_key,
-        tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
+        run_key=f"{run_key}-{merchant_id}",
+        tags={RANGE_START_TAG: str(key(merchant_id, first.isoformat())),
+              RANGE_END_TAG: str(key(merchant_id, last.isoformat())), MERCHANT_TAG: merchant_id},
     )
+
+
+def each_merchant(request) -> list[RunRequest] | SkipReason:
+    """request(merchant_id) for every merchant: their runs, or why none is due."""
+    found = [request(merchant_id) for merchant_id in MERCHANT_IDS]
+    runs = [r for r in found if isinstance(r, RunRequest)]
+    return runs or SkipReason("; ".join(r.skip_message or "" for r in found))
+
+
+def merchant_run(merchant_id: str, run_key: str, time_key: str | None = None) -> RunRequest:
+    """A run of one merchant's partition (merchant, or merchant x `time_key`)."""
+    partition_key = merchant_id if time_key is None else str(key(merchant_id, time_key))
+    return RunRequest(run_key=f"{run_key}-{merchant_id}", partition_key=partition_key, tags={MERCHANT_TAG: merchant_id})
 
 
 # At :05 so the previous day's window, closed 30 minutes after midnight, is read whole at 01:05.
@@ -62,7 +92,7 @@ def days_run(first: dt.date, last: dt.date, run_key: str) -> RunRequest | SkipRe
 )  # fmt: skip
 def recent_payments_hourly(context: ScheduleEvaluationContext):
     today = _kst(context).date()
-    return days_run(today - dt.timedelta(days=1), today, f"recent-{_kst(context):%Y-%m-%dT%H}")
+    return each_merchant(lambda m: days_run(today - dt.timedelta(days=1), today, f"recent-{_kst(context):%Y-%m-%dT%H}", m))
 
 
 # Late cancellations of older payments only show when their day is read again.
@@ -73,7 +103,7 @@ def recent_payments_hourly(context: ScheduleEvaluationContext):
 )  # fmt: skip
 def cancellation_sweep_daily(context: ScheduleEvaluationContext):
     today = _kst(context).date()
-    return days_run(today - dt.timedelta(days=DEFAULT_SWEEP_DAYS - 1), today, f"sweep-{today}")
+    return each_merchant(lambda m: days_run(today - dt.timedelta(days=DEFAULT_SWEEP_DAYS - 1), today, f"sweep-{today}", m))
 
 
 # Just after point3's 30-minute balance refresh.
@@ -83,7 +113,7 @@ def cancellation_sweep_daily(context: ScheduleEvaluationContext):
     description="One observation of the settlement balance.",
 )  # fmt: skip
 def settlement_every_30_minutes(context: ScheduleEvaluationContext):
-    return RunRequest(run_key=f"settlement-{_kst(context):%Y-%m-%dT%H:%M}")
+    return [merchant_run(m, f"settlement-{_kst(context):%Y-%m-%dT%H:%M}") for m in MERCHANT_IDS]
 
 
 # 06:00 on the 1st: after the hourly runs have read the month's last day whole.
@@ -96,7 +126,7 @@ def last_month_reports(context: ScheduleEvaluationContext):
     last_month = (_kst(context).date().replace(day=1) - dt.timedelta(days=1)).replace(day=1)
     if last_month < HISTORY_START:
         return SkipReason(f"{last_month:%Y-%m} does not lie whole after POINT3_START_DATE ({HISTORY_START})")
-    return RunRequest(run_key=f"reports-{last_month:%Y-%m}", partition_key=last_month.isoformat())
+    return [merchant_run(m, f"reports-{last_month:%Y-%m}", last_month.isoformat()) for m in MERCHANT_IDS]
 
 
 # Each VAT period's workbook, on the 1st after the period ends (korean-vat.md's VAT periods):
@@ -108,17 +138,17 @@ VAT_PERIOD_SCHEDULES = {
 }
 
 
-def last_period_run(kind: str, today: dt.date) -> RunRequest | SkipReason:
+def last_period_run(kind: str, today: dt.date) -> list[RunRequest] | SkipReason:
     """The run for the `kind` period that ended before `today`, if it lies whole after the start."""
     period = Period.containing(kind, Period.containing(kind, today).first - dt.timedelta(days=1))
     if period.first < HISTORY_START:
         return SkipReason(f"{period.label} does not lie whole after POINT3_START_DATE ({HISTORY_START})")
-    return RunRequest(run_key=f"vat-{period.label}", partition_key=period.first.isoformat())
+    return [merchant_run(m, f"vat-{period.label}", period.first.isoformat()) for m in MERCHANT_IDS]
 
 
 def _vat_period_job_and_schedule(kind: str):
     asset_name, cron, what = VAT_PERIOD_SCHEDULES[kind]
-    job = define_asset_job(f"{asset_name}s", selection=AssetSelection.assets(asset_name) | COPY)
+    job = define_asset_job(f"{asset_name}s", selection=AssetSelection.assets(asset_name))
 
     @schedule(
         name=f"last_{kind}_vat_report", job=job, cron_schedule=cron, execution_timezone=TIMEZONE,
@@ -133,8 +163,8 @@ def _vat_period_job_and_schedule(kind: str):
 vat_jobs_and_schedules = {kind: _vat_period_job_and_schedule(kind) for kind in VAT_PERIOD_SCHEDULES}
 
 
-# Runs the automation conditions: derived tables and the copy after writes made outside the
-# jobs above, and months already reported whose payments changed (late cancellations).
+# Runs the automation conditions: months and VAT periods already reported whose payments
+# changed (late cancellations found by the sweep), one run per merchant and period.
 automation_sensor = AutomationConditionSensorDefinition(
     "point3_automation",
     target=AssetSelection.all(),
@@ -142,8 +172,35 @@ automation_sensor = AutomationConditionSensorDefinition(
     minimum_interval_seconds=60,
 )
 
-jobs = [sync_job, settlement_job, reports_job, *(job for job, _ in vat_jobs_and_schedules.values())]
+WRITERS = AssetSelection.assets(
+    "point3_payments", "settlement_balance_history", "monthly_tax_report", "monthly_reconciliation_report",
+    "vat_quarter_report", "vat_half_year_report", "vat_year_report",
+)
+
+
+@run_status_sensor(
+    run_status=DagsterRunStatus.SUCCESS, request_job=refresh_job, default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="After a run that wrote a merchant's warehouse: its derived tables and analysts' copy.",
+)
+def refresh_after_writes(context: RunStatusSensorContext):
+    run = context.dagster_run
+    if run.job_name == refresh_job.name:
+        return SkipReason("a refresh itself")
+    selected = {k.to_user_string() for k in run.asset_selection or ()} or set(JOB_ASSETS.get(run.job_name, ()))
+    if not selected & {k.to_user_string() for k in WRITERS.resolve(context.repository_def.asset_graph)}:
+        return SkipReason(f"run {run.run_id} wrote no warehouse")
+    return [merchant_run(m, f"refresh-{run.run_id}") for m in merchants_of_run(run.tags)]
+
+
+jobs = [sync_job, refresh_job, settlement_job, reports_job, *(job for job, _ in vat_jobs_and_schedules.values())]
+JOB_ASSETS = {
+    sync_job.name: ["point3_payments"], settlement_job.name: ["settlement_balance_history"],
+    reports_job.name: ["monthly_tax_report"],
+    **{job.name: [VAT_PERIOD_SCHEDULES[kind][0]] for kind, (job, _) in vat_jobs_and_schedules.items()},
+}
 schedules = [
     recent_payments_hourly, cancellation_sweep_daily, settlement_every_30_minutes, last_month_reports,
     *(schedule_def for _, schedule_def in vat_jobs_and_schedules.values()),
 ]
+sensors = [automation_sensor, refresh_after_writes]

@@ -1,9 +1,14 @@
 # Sourced by scripts/demo.sh and scripts/ui.sh: starts a sandbox with demo data in the
 # background (stopped when the calling script exits) and exports the POINT3_* settings for it.
-# The key reaches the pipeline through a private temp file, never through config or argv.
-# Sets: url, first (first day of history), today, last_month (first day of last month).
+# DEMO_MERCHANTS (default 3) merchants, each with its own key and history: the sandbox writes
+# the merchants file (POINT3_MERCHANTS), their key files (0600) and businesses files into a
+# private temp folder; their warehouses and reports go under merchants/ (git-ignored). With
+# DEMO_MERCHANTS=1, the single merchant `default` of the POINT3_* variables, as before.
+# Keys reach the pipeline through private files, never through config or argv.
+# Sets: url, first (first day of history), today, last_month (first day of last month), ids.
 days=${DEMO_DAYS:-100}
 per_day=${DEMO_PER_DAY:-40}
+merchant_count=${DEMO_MERCHANTS:-3}
 export DAGSTER_HOME="$PWD/.dagster_home"
 tmp=$(mktemp -d)
 sandbox_pid=
@@ -15,7 +20,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # The sandbox's output names its key, so it goes to a log, not the terminal.
-.venv/bin/point3 sandbox --port 0 --days "$days" --per-day "$per_day" --ready-file "$tmp/ready.json" >"$tmp/sandbox.log" 2>&1 &
+many=()
+[ "$merchant_count" -gt 1 ] && many=(--merchants "$merchant_count" --write-merchants "$tmp/merchants" --merchants-root "$PWD/merchants")
+.venv/bin/point3 sandbox --port 0 --days "$days" --per-day "$per_day" "${many[@]}" --ready-file "$tmp/ready.json" >"$tmp/sandbox.log" 2>&1 &
 sandbox_pid=$!
 for _ in $(seq 100); do
   [ -f "$tmp/ready.json" ] && break
@@ -42,3 +49,10 @@ export POINT3_API_URL="$url" POINT3_SECRET_KEY_FILE="$tmp/key" POINT3_START_DATE
 export POINT3_WAREHOUSE="$PWD/warehouse/point3.duckdb" POINT3_REPORTS_DIR="$PWD/reports"
 export POINT3_BUSINESSES="$PWD/docs/demo-businesses.toml"  # the sandbox's businesses, for the tax split
 unset POINT3_SECRET_KEY
+if [ "$merchant_count" -gt 1 ]; then
+  export POINT3_MERCHANTS="$tmp/merchants/merchants.toml"
+  ids=$(.venv/bin/python -c "from point3_pipeline.merchants import load_merchants; print(' '.join(m.id for m in load_merchants().merchants))")
+else
+  unset POINT3_MERCHANTS
+  ids=default
+fi

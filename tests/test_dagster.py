@@ -43,11 +43,11 @@ def test_definitions_load_and_validate():
     assert partitions.HISTORY_START == dt.date.fromisoformat(START), "another test loaded them with another start"
     defs.validate_loadable(defs)
     repo = defs.get_repository_def()
-    assert {"sync_payments", "observe_settlement", "monthly_reports", "vat_quarter_reports", "vat_half_year_reports",
+    assert {"sync_payments", "refresh_books", "observe_settlement", "monthly_reports", "vat_quarter_reports", "vat_half_year_reports",
             "vat_year_reports"} <= set(repo.job_names)
     assert {s.name for s in repo.schedule_defs} == {
         "recent_payments_hourly", "cancellation_sweep_daily", "settlement_every_30_minutes", "last_month_reports",
-        "last_quarter_vat_report", "last_half_vat_report", "last_year_vat_report",
+        "last_quarter_vat_report", "last_half_vat_report", "last_year_vat_report", "merchants_overview_hourly",
     }  # fmt: skip
     assert all(s.execution_timezone == "Asia/Seoul" for s in repo.schedule_defs)
     assert {c.to_user_string() for c in repo.asset_graph.asset_check_keys} >= {
@@ -65,12 +65,14 @@ def test_definitions_load_and_validate():
 
 
 def test_loading_uses_no_deprecated_api():
-    # backfill_policy is beta in this Dagster but is what makes a backfill one run; nothing else warns.
+    # Beta in this Dagster, and nothing else warns: backfill_policy (a backfill is one run) and
+    # the partition mappings from a merchant's days to its months and to its whole-table assets.
+    beta = ("backfill_policy", "MultiPartitionMapping", "MultiToSingleDimensionPartitionMapping")
     unexpected = [
         f"{type(w.message).__name__}: {w.message}"
         for w in LOAD_WARNINGS
         if issubclass(w.category, (DeprecationWarning, UserWarning, FutureWarning))
-        or ("backfill_policy" not in str(w.message) and "dagster" in type(w.message).__module__)
+        or (not any(f"`{name}`" in str(w.message) for name in beta) and "dagster" in type(w.message).__module__)
     ]
     assert not unexpected
 
@@ -102,10 +104,16 @@ def test_the_key_is_read_from_the_environment_and_is_no_resource_field(monkeypat
 
     key_file = tmp_path / "key"
     key_file.write_text("sk_live_from_the_file")
+    key_file.chmod(0o600)
     monkeypatch.delenv("POINT3_SECRET_KEY", raising=False)
+    monkeypatch.delenv("POINT3_MERCHANTS", raising=False)
     monkeypatch.setenv("POINT3_SECRET_KEY_FILE", str(key_file))
-    resource = Point3Resource(api_url="http://127.0.0.1:9")
-    with resource.client() as client:
+    monkeypatch.setenv("POINT3_API_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("POINT3_START_DATE", START)
+    monkeypatch.setenv("POINT3_WAREHOUSE", str(tmp_path / "point3.duckdb"))
+    monkeypatch.setenv("POINT3_REPORTS_DIR", str(tmp_path / "reports"))
+    resource = Point3Resource()
+    with resource.client("default") as client:
         assert client._key.reveal() == "sk_live_from_the_file"
     assert "sk_live" not in repr(resource)
     assert not any("key" in name for name in Point3Resource.model_fields)
@@ -120,8 +128,18 @@ def _tick(schedule_def, when: dt.datetime):
 
 
 def _range(schedule_def, when: dt.datetime) -> tuple[str, str]:
-    [request] = _tick(schedule_def, when).run_requests
-    return request.tags[RANGE_START], request.tags[RANGE_END]
+    [request] = _tick(schedule_def, when).run_requests  # one merchant, `default`: one run
+    assert request.tags["point3/merchant"] == "default" and request.run_key.endswith("-default")
+    start, end = request.tags[RANGE_START].split("|"), request.tags[RANGE_END].split("|")
+    assert start[1] == end[1] == "default"
+    return start[0], end[0]
+
+
+def _partition(request: RunRequest) -> str:
+    """The time key of a run's merchant x time partition key (the merchant is `default`)."""
+    time_key, merchant = request.partition_key.split("|")
+    assert merchant == "default" == request.tags["point3/merchant"]
+    return time_key
 
 
 @pytest.mark.parametrize(
@@ -141,7 +159,7 @@ def _range(schedule_def, when: dt.datetime) -> tuple[str, str]:
 def test_hourly_run_asks_for_today_and_yesterday(when, expected):
     assert _range(schedules.recent_payments_hourly, when) == expected
     # today's partition exists already (end_offset=1), so the run's range is valid
-    assert set(expected) <= set(partitions.daily_partitions.get_partition_keys(current_time=when))
+    assert set(expected) <= set(partitions.days.get_partition_keys(current_time=when))
 
 
 def test_hourly_run_before_the_history_is_skipped():
@@ -171,8 +189,8 @@ def test_sweep_asks_for_the_last_35_days_as_one_run(when, expected):
 )
 def test_reports_on_the_first_ask_for_last_month(when, expected):
     [request] = _tick(schedules.last_month_reports, when).run_requests
-    assert request.partition_key == expected
-    assert partitions.monthly_partitions.get_partition_keys(current_time=when)[-1] == expected
+    assert _partition(request) == expected
+    assert partitions.months.get_partition_keys(current_time=when)[-1] == expected
 
 
 def test_reports_skip_a_month_before_the_history():
@@ -194,8 +212,8 @@ def test_vat_reports_ask_for_the_period_just_ended(kind, when, expected):
     job, schedule_def = schedules.vat_jobs_and_schedules[kind]
     assert schedule_def.execution_timezone == "Asia/Seoul"
     [request] = _tick(schedule_def, when).run_requests
-    assert request.partition_key == expected
-    assert partitions.vat_period_partitions[kind].get_partition_keys(current_time=when)[-1] == expected
+    assert _partition(request) == expected
+    assert partitions.vat_periods[kind].get_partition_keys(current_time=when)[-1] == expected
 
 
 @pytest.mark.parametrize(
@@ -209,7 +227,7 @@ def test_vat_reports_ask_for_the_period_just_ended(kind, when, expected):
 def test_vat_reports_skip_a_period_not_whole_after_the_start(kind, when, label):
     result = _tick(schedules.vat_jobs_and_schedules[kind][1], when)
     assert not result.run_requests and label in result.skip_message
-    assert partitions.vat_period_partitions[kind].get_partition_keys(current_time=when) == []
+    assert partitions.vat_periods[kind].get_partition_keys(current_time=when) == []
 
 
 @pytest.mark.parametrize(
@@ -227,7 +245,7 @@ def test_settlement_every_half_hour():
 
 
 def test_days_run_helper_skips_a_range_before_the_start():
-    assert isinstance(schedules.days_run(dt.date(2025, 1, 1), dt.date(2025, 1, 2), "k"), SkipReason)
+    assert isinstance(schedules.days_run(dt.date(2025, 1, 1), dt.date(2025, 1, 2), "k", "default"), SkipReason)
 
 
 # --- jobs against the sandbox ---------------------------------------------------------------
@@ -245,6 +263,8 @@ def _pipeline(tmp: Path, server=None):
         mp.delenv("POINT3_SECRET_KEY_FILE", raising=False)
         mp.setenv("POINT3_WAREHOUSE", str(tmp / "warehouse" / "point3.duckdb"))
         mp.setenv("POINT3_REPORTS_DIR", str(tmp / "reports"))
+        mp.setenv("POINT3_START_DATE", START)
+        mp.delenv("POINT3_MERCHANTS", raising=False)
         with DagsterInstance.ephemeral() as instance:
             yield {"sandbox": sandbox, "instance": instance, "tmp": tmp}
 
@@ -259,6 +279,18 @@ def _run(pipeline, job: str, **kwargs):
     result = defs.resolve_job_def(job).execute_in_process(instance=pipeline["instance"], **kwargs)
     assert result.success
     return result
+
+
+def _days(first: str, last: str, merchant: str = "default") -> dict[str, str]:
+    """The tags of a run syncing one merchant's days first..last."""
+    return {RANGE_START: f"{first}|{merchant}", RANGE_END: f"{last}|{merchant}", "point3/merchant": merchant}
+
+
+def _sync(pipeline, first: str, last: str):
+    """What the hourly schedule and the refresh sensor do for the merchant: its days, then its books."""
+    synced = _run(pipeline, "sync_payments", tags=_days(first, last))
+    refreshed = _run(pipeline, "refresh_books", partition_key="default")
+    return synced, refreshed
 
 
 def _metadata(result, asset: str) -> dict:
@@ -279,21 +311,21 @@ def _warehouse(pipeline) -> Path:
 
 @pytest.mark.slow
 def test_a_week_then_the_month_and_its_reports(pipeline):
-    week = _run(pipeline, "sync_payments", tags={RANGE_START: "2026-02-22", RANGE_END: "2026-02-28"})
+    week, books = _sync(pipeline, "2026-02-22", "2026-02-28")
     materialized = [e for e in week.get_asset_materialization_events() if e.asset_key.to_user_string() == "point3_payments"]
-    assert sorted(e.partition for e in materialized) == [f"2026-02-{d}" for d in range(22, 29)]
+    assert sorted(e.partition for e in materialized) == [f"2026-02-{d}|default" for d in range(22, 29)]
     meta = _metadata(week, "point3_payments")
-    assert meta["windows"] == 7 and meta["days"] == "2026-02-22..2026-02-28"
+    assert meta["windows"] == 7 and meta["days"] == "2026-02-22..2026-02-28" and meta["merchant"] == "default"
     assert meta["new"] > 0 and meta["incomplete_days"] == "none" and meta["retries"] == 0
     assert {"records", "changed", "cancellations_detected", "already_cancelled_when_first_seen", "rejected", "sync_run_id"} <= set(meta)
-    assert _metadata(week, "culture_vat_breakdown")["payment_count"] == meta["new"]
-    assert _metadata(week, "payment_cancellations")["rows"] == meta["cancellations_detected"] + meta["already_cancelled_when_first_seen"]
-    assert _metadata(week, "analyst_warehouse_copy")["size_bytes"] > 0
-    checks = _checks(week)
+    assert _metadata(books, "culture_vat_breakdown")["payment_count"] == meta["new"]
+    assert _metadata(books, "payment_cancellations")["rows"] == meta["cancellations_detected"] + meta["already_cancelled_when_first_seen"]
+    assert _metadata(books, "analyst_warehouse_copy")["size_bytes"] > 0
+    checks = _checks(week) | _checks(books)
     assert checks["point3_payments:no_duplicate_signatures"][0]
     assert checks["payment_cancellations:no_duplicate_signatures"][0]
     assert checks["point3_payments:no_rejected_records"][1] == AssetCheckSeverity.WARN
-    split = _metadata(week, "payment_tax_split")
+    split = _metadata(books, "payment_tax_split")
     assert split["payments"] == meta["new"]
     assert split["taxable"] + split["mixed"] + split["exempt"] + split["unclassified"] + split["impossible_vat"] == split["payments"]
     with duckdb.connect(str(_warehouse(pipeline)), read_only=True) as conn:
@@ -308,9 +340,9 @@ def test_a_week_then_the_month_and_its_reports(pipeline):
         assert severity == AssetCheckSeverity.WARN and metadata["payments"] == expected and passed == (expected == 0)
 
     # The rest of February, then its reports: every day synced, so final.
-    _run(pipeline, "sync_payments", tags={RANGE_START: "2026-02-01", RANGE_END: "2026-02-21"})
-    _run(pipeline, "observe_settlement")
-    reports = _run(pipeline, "monthly_reports", partition_key="2026-02-01")
+    _sync(pipeline, "2026-02-01", "2026-02-21")
+    _run(pipeline, "observe_settlement", partition_key="default")
+    reports = _run(pipeline, "monthly_reports", partition_key="2026-02-01|default")
     tax = _metadata(reports, "monthly_tax_report")
     # every day synced; final only once no payment is unclassified (the demo has docs-shaped records)
     assert tax["days_synced"] == "28 / 28" and tax["version"] == 1
@@ -322,26 +354,31 @@ def test_a_week_then_the_month_and_its_reports(pipeline):
         assert passed, (key, metadata)
 
     # Nothing changed: rendering again keeps version 1.
-    again = _run(pipeline, "monthly_reports", partition_key="2026-02-01")
+    again = _run(pipeline, "monthly_reports", partition_key="2026-02-01|default")
     assert _metadata(again, "monthly_tax_report")["written"] is False
 
 
 def _run_checks(books: dict[str, Path], *check_keys: str) -> dict[str, tuple[bool, AssetCheckSeverity, dict]]:
     """Invoke checks directly on a warehouse and reports folder ({"warehouse": ..., "reports": ...})."""
+    from dagster import build_asset_check_context
+
     from dagster_project.checks import checks
     from dagster_project.resources import ReportsResource, WarehouseResource
 
-    resources = {
-        "warehouse": WarehouseResource(path=str(books["warehouse"])),
-        "reports_dir": ReportsResource(directory=str(books["reports"])),
-    }
+    resources = {"warehouse": WarehouseResource(), "reports_dir": ReportsResource()}
     found = {}
-    for check in checks:
-        [key] = [k.to_user_string() for k in check.check_keys]
-        if key in check_keys:
-            needed = {name: resources[name] for name in check.required_resource_keys if name in resources}
-            result = check(**needed)
-            found[key] = (result.passed, result.severity, {k: v.value for k, v in result.metadata.items()})
+    with pytest.MonkeyPatch.context() as mp:  # the merchant `default` of the variables, on these books
+        for name, value in {"POINT3_WAREHOUSE": books["warehouse"], "POINT3_REPORTS_DIR": books["reports"],
+                            "POINT3_START_DATE": START, "POINT3_SECRET_KEY": "unused-by-checks",
+                            "POINT3_API_URL": "http://127.0.0.1:9"}.items():
+            mp.setenv(name, str(value))
+        mp.delenv("POINT3_MERCHANTS", raising=False)
+        for check in checks:
+            [key] = [k.to_user_string() for k in check.check_keys]
+            if key in check_keys:
+                needed = {name: resources[name] for name in check.required_resource_keys if name in resources}
+                result = check(build_asset_check_context(), **needed)
+                found[key] = (result.passed, result.severity, {k: v.value for k, v in result.metadata.items()})
     assert set(found) == set(check_keys)
     return found
 
@@ -361,8 +398,8 @@ def _own_copy(pipeline, tmp_path: Path) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def february(pipeline):
     """February synced and reported (a no-op when the end-to-end test did it already)."""
-    _run(pipeline, "sync_payments", tags={RANGE_START: "2026-02-01", RANGE_END: "2026-02-28"})
-    _run(pipeline, "monthly_reports", partition_key="2026-02-01")
+    _sync(pipeline, "2026-02-01", "2026-02-28")
+    _run(pipeline, "monthly_reports", partition_key="2026-02-01|default")
     return pipeline
 
 
@@ -419,7 +456,15 @@ def test_check_fails_when_a_workbook_was_tampered_with(february, tmp_path):
     assert not passed and severity == AssetCheckSeverity.ERROR and metadata["problem_count"] >= 1
 
 
-def test_a_derived_table_that_cannot_be_rebuilt_fails_its_step_with_one_sentence(tmp_path):
+def _default_merchant_on(monkeypatch, warehouse: Path, reports: Path) -> None:
+    """The merchant `default` of the variables, on this warehouse and reports folder."""
+    monkeypatch.delenv("POINT3_MERCHANTS", raising=False)
+    for name, value in {"POINT3_WAREHOUSE": warehouse, "POINT3_REPORTS_DIR": reports, "POINT3_START_DATE": START,
+                        "POINT3_SECRET_KEY": "unused-offline", "POINT3_API_URL": "http://127.0.0.1:9"}.items():
+        monkeypatch.setenv(name, str(value))
+
+
+def test_a_derived_table_that_cannot_be_rebuilt_fails_its_step_with_one_sentence(tmp_path, monkeypatch):
     from dagster import materialize
 
     from dagster_project.assets import culture_vat_breakdown
@@ -429,8 +474,9 @@ def test_a_derived_table_that_cannot_be_rebuilt_fails_its_step_with_one_sentence
     warehouse = Warehouse(tmp_path / "point3.duckdb")
     with warehouse.connect() as conn:
         conn.execute("DROP TABLE culture_expense_types")  # what culture_vat_daily is built from
+    _default_merchant_on(monkeypatch, warehouse.path, tmp_path / "reports")
     result = materialize(
-        [culture_vat_breakdown], resources={"warehouse": WarehouseResource(path=str(warehouse.path))},
+        [culture_vat_breakdown], resources={"warehouse": WarehouseResource()}, partition_key="default",
         raise_on_error=False,
     )  # fmt: skip
     assert not result.success
@@ -463,10 +509,10 @@ def test_a_vat_quarter_report_materializes_with_the_split_of_its_businesses(tmp_
         with Point3Client(sandbox.url, sandbox.key, retry=FAST_RETRY, page_size=100) as client:
             sync.sync_range(client, warehouse, sandbox_first_day(sandbox), now.date(), clock=sandbox.state.clock.now,
                             refresh_derived=True)
+    _default_merchant_on(monkeypatch, warehouse.path, tmp_path / "reports")
     result = materialize(
-        [vat_quarter_report], partition_key="2026-07-01",
-        resources={"warehouse": WarehouseResource(path=str(warehouse.path)),
-                   "reports_dir": ReportsResource(directory=str(tmp_path / "reports"))},
+        [vat_quarter_report], partition_key="2026-07-01|default",
+        resources={"warehouse": WarehouseResource(), "reports_dir": ReportsResource()},
     )  # fmt: skip
     assert result.success
     meta = _metadata(result, "vat_quarter_report")
@@ -487,8 +533,8 @@ def test_a_vat_quarter_report_materializes_with_the_split_of_its_businesses(tmp_
 def february_of_its_own(tmp_path):
     """A pipeline of its own with February synced and reported, for a test that syncs again."""
     with _pipeline(tmp_path) as own:
-        _run(own, "sync_payments", tags={RANGE_START: "2026-02-01", RANGE_END: "2026-02-28"})
-        _run(own, "monthly_reports", partition_key="2026-02-01")
+        _sync(own, "2026-02-01", "2026-02-28")
+        _run(own, "monthly_reports", partition_key="2026-02-01|default")
         yield own
 
 
@@ -501,7 +547,7 @@ def test_a_month_already_reported_is_rendered_again_when_its_days_change(februar
     first = evaluate_automation_conditions(defs=defs, instance=instance)
     assert first.total_requested == 0  # nothing changed since the reports
     # The daily sweep re-reads February's days (a late cancellation would land here).
-    _run(february, "sync_payments", tags={RANGE_START: "2026-02-10", RANGE_END: "2026-03-01"})
+    _sync(february, "2026-02-10", "2026-03-01")
     after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
     requested = {
         (asset, partition)
@@ -511,7 +557,7 @@ def test_a_month_already_reported_is_rendered_again_when_its_days_change(februar
         for partition in after.get_requested_partitions(AssetKey(asset))
     }  # fmt: skip
     # Only the reported month is re-rendered; the sync run refreshed the derived tables and copy itself.
-    assert requested == {("monthly_tax_report", "2026-02-01"), ("monthly_reconciliation_report", "2026-02-01")}
+    assert requested == {("monthly_tax_report", "2026-02-01|default"), ("monthly_reconciliation_report", "2026-02-01|default")}
 
 
 @pytest.mark.slow
@@ -522,13 +568,13 @@ def test_a_vat_quarter_already_reported_is_rendered_again_when_its_days_change(t
 
     july = SandboxServer(SandboxConfig(seed=7, days=20, per_day=12, start_at=dt.datetime(2026, 7, 10, 15, tzinfo=KST)))
     with _pipeline(tmp_path, july) as own:
-        _run(own, "sync_payments", tags={RANGE_START: "2026-06-21", RANGE_END: "2026-07-10"})
+        _sync(own, "2026-06-21", "2026-07-10")
         for key in ("2026-04-01", "2026-07-01"):
-            _run(own, "vat_quarter_reports", partition_key=key)
+            _run(own, "vat_quarter_reports", partition_key=f"{key}|default")
         instance = own["instance"]
         first = evaluate_automation_conditions(defs=defs, instance=instance)
         assert first.total_requested == 0
-        _run(own, "sync_payments", tags={RANGE_START: "2026-07-05", RANGE_END: "2026-07-06"})
+        _sync(own, "2026-07-05", "2026-07-06")
         after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
         requested = {
             (asset, partition)
@@ -537,7 +583,7 @@ def test_a_vat_quarter_already_reported_is_rendered_again_when_its_days_change(t
             for partition in after.get_requested_partitions(AssetKey(asset))
         }  # fmt: skip
         # Only Q3, whose days were read again; Q2 and the periods never rendered are left alone.
-        assert requested == {("vat_quarter_report", "2026-07-01")}
+        assert requested == {("vat_quarter_report", "2026-07-01|default")}
 
 
 def test_split_checks_warn_with_the_payments_behind_them(tmp_path):
@@ -559,3 +605,24 @@ def test_split_checks_warn_with_the_payments_behind_them(tmp_path):
         passed, severity, metadata = found[f"payment_tax_split:{name}"]
         assert (passed, severity, metadata["payments"]) == (False, AssetCheckSeverity.WARN, 1)
         assert f"`{signature}`" in metadata["examples"] and f"({what})" in metadata["examples"]
+
+
+@pytest.mark.slow
+def test_a_merchants_sync_run_is_followed_by_its_refresh_run(pipeline):
+    from dagster import build_run_status_sensor_context
+
+    instance = pipeline["instance"]
+    sensor = schedules.refresh_after_writes
+
+    def requests_after(result):
+        context = build_run_status_sensor_context(
+            sensor_name=sensor.name, dagster_event=result.get_run_success_event(), dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(result.run_id), repository_def=defs.get_repository_def())
+        return sensor(context)
+
+    synced = _run(pipeline, "sync_payments", tags=_days("2026-02-01", "2026-02-02"))
+    [request] = requests_after(synced)
+    assert (request.partition_key, request.tags["point3/merchant"]) == ("default", "default")
+    assert request.run_key == f"refresh-{synced.run_id}-default"
+    refreshed = _run(pipeline, "refresh_books", partition_key="default")
+    assert isinstance(requests_after(refreshed), SkipReason)  # a refresh asks for no refresh

