@@ -58,7 +58,13 @@ class Order:
     requested_text: str | None = None
     accepted_text: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    raw_json: str = field(default="", compare=False, repr=False)  # `raw` as stored: sorted-key JSON
+    # `raw` as stored: sorted-key JSON, UTF-8, as orjson writes it. Bytes: the sync hands them
+    # to Arrow and DuckDB as they are, with no str made (and cached again as UTF-8) per record.
+    raw_bytes: bytes = field(default=b"", compare=False, repr=False)
+
+    @property
+    def raw_json(self) -> str:
+        return self.raw_bytes.decode()
 
     @property
     def requested_at(self) -> dt.datetime | None:
@@ -199,7 +205,7 @@ def parse_order(raw: Any, max_amount: int = DEFAULT_LIMITS.max_amount_won) -> Or
     try:
         # Serialised here, once: a record that cannot be stored as JSON (a lone surrogate,
         # nesting beyond orjson's limit) is a contract break, not a crash later in the sync.
-        raw_json = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()
+        raw_bytes = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
     except (TypeError, orjson.JSONEncodeError) as exc:
         raise RecordRejected(f"record cannot be stored as JSON: {exc}") from None
     # Positional, in field order: this runs once per record synced.
@@ -220,5 +226,5 @@ def parse_order(raw: Any, max_amount: int = DEFAULT_LIMITS.max_amount_won) -> Or
         _optional_time(raw, "timeStampOnRequest"),
         _optional_time(raw, "timeStampOnAccept"),
         raw,
-        raw_json,
+        raw_bytes,
     )

@@ -67,7 +67,7 @@ class BatchPolicy:
     max_windows: int | None = None
 
     def is_full(self, reads: list[WindowRead]) -> bool:
-        if sum(len(r.orders) for r in reads) >= self.max_records:
+        if sum(r.payments for r in reads) >= self.max_records:
             return True
         if self.max_windows is not None and len(reads) >= self.max_windows:
             return True
