@@ -2,7 +2,7 @@
 record the run's outcome in `sync_runs`.
 
 Windows read quickly are committed together (`BatchPolicy`), to spare DuckDB per-statement
-costs; a slow API commits every window on its own. A window whose read fails after the
+costs and the WAL; a slow API commits every window on its own. A window whose read fails after the
 client's retries is logged as not final and the run goes on (up to
 `MAX_CONSECUTIVE_FAILURES` in a row: then upstream is down and the run stops); any other
 error first commits the windows already read. A run with a failed window is 'failed', a
@@ -60,10 +60,16 @@ class SyncFailed(Exception):
 @dataclass(frozen=True)
 class BatchPolicy:
     """When read windows are committed: as soon as the batch holds `max_records` records,
-    `max_windows` windows, or its first window was read `max_seconds` ago (None: no bound)."""
+    `max_windows` windows, or its first window was read `max_seconds` ago (None: no bound).
 
-    max_records: int = 20_000
-    max_seconds: float | None = 2.0
+    The default batch reaches a DuckDB row group (122,880 rows): a transaction appending that
+    many rows to a table writes them straight to the file instead of to the WAL and again at
+    the checkpoint (measured on 200,000 payments: the writer's CPU with the closing checkpoint
+    5.2-5.4 s in batches of 20,000, 4.0-4.1 s in batches of 125,000). A batch waiting for its
+    turn holds only its windows' Arrow records (~0.5 KB each)."""
+
+    max_records: int = 125_000
+    max_seconds: float | None = 10.0
     max_windows: int | None = None
 
     def is_full(self, reads: list[WindowRead]) -> bool:

@@ -97,8 +97,8 @@ class BatchStore:
 
     def stage(self, reads: list[WindowRead]) -> None:
         """Copy the batch into DuckDB once, outside the transaction (DuckDB refuses to
-        unregister inside an aborted one): scanning a Python-held Arrow table takes the GIL
-        from the reading thread, and the statements read the batch several times."""
+        unregister inside an aborted one): the statements read the batch several times, and
+        the reads' Arrow records are freed once copied."""
         self.conn.register("incoming_arrow", _incoming_table(reads))
         try:
             self.conn.execute(sql("stage_incoming"), {"zone": KST.key})
@@ -161,13 +161,13 @@ def _incoming_table(reads: list[WindowRead]) -> pa.Table:
     per row from Python objects."""
     batches = []
     for read in reads:
-        n = read.payments
+        n, records = read.payments, read.take_records()
         batches.append(pa.RecordBatch.from_arrays([
-            read.records.column("signature"),
+            records.column("signature"),
             pa.repeat(pa.scalar(read.day, pa.date32()), n),
             pa.repeat(pa.scalar(read.finished_at, _INCOMING_SCHEMA.field("observed_at").type), n),
             pa.repeat(pa.scalar(read.started_at, _INCOMING_SCHEMA.field("active_seen_at").type), n),
-            read.records.column("raw_record"),
+            records.column("raw_record"),
         ], schema=_INCOMING_SCHEMA))
     return pa.Table.from_batches(batches, schema=_INCOMING_SCHEMA)
 

@@ -53,7 +53,8 @@ class WindowRead:
     started_at: dt.datetime
     # The clock after the last page: any change it saw had happened by then (its observed_at).
     finished_at: dt.datetime
-    records: pa.RecordBatch  # the payments read, one row each (STORED_SCHEMA)
+    records: pa.RecordBatch | None  # the payments read, one row each (STORED_SCHEMA), until taken
+    payments: int  # how many
     quarantined: dict[str, Quarantined]  # by record hash
     walks: int
     pages: int
@@ -67,9 +68,13 @@ class WindowRead:
     def is_complete(self) -> bool:
         return self.incomplete_reason is None
 
-    @property
-    def payments(self) -> int:
-        return self.records.num_rows
+    def take_records(self) -> pa.RecordBatch:
+        """The payments read, handed over once: the store copies them into DuckDB, and holding
+        them through the batch's transaction too would double the batch's memory."""
+        records, self.records = self.records, None
+        if records is None:
+            raise RuntimeError(f"the records of window {self.day} were already taken")
+        return records
 
 
 # A read's payments as the store takes them: the checked record as UTF-8 JSON bytes (DuckDB
@@ -235,5 +240,6 @@ def read_window(client, day: dt.date, clock: Clock, limits: Limits, max_walks: i
     retries = client.stats.retries - retries_before
     if retries:
         log.warning("window %s needed %d retries", day, retries)
-    return WindowRead(day, start, end, started_at, finished_at, stored_form(walk.orders), walk.quarantined, walk.walks,
-                      walk.pages, walk.records_read, retries, reason, timer, failed=failure is not None)
+    return WindowRead(day, start, end, started_at, finished_at, stored_form(walk.orders), len(walk.orders),
+                      walk.quarantined, walk.walks, walk.pages, walk.records_read, retries, reason, timer,
+                      failed=failure is not None)
