@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -58,7 +59,13 @@ class Order:
     requested_text: str | None = None
     accepted_text: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    raw_json: str = field(default="", compare=False, repr=False)  # `raw` as stored: sorted-key JSON
+    # `raw` as stored: sorted-key JSON, UTF-8, as orjson writes it. Bytes: the sync hands them
+    # to Arrow and DuckDB as they are, with no str made (and cached again as UTF-8) per record.
+    raw_bytes: bytes = field(default=b"", compare=False, repr=False)
+
+    @property
+    def raw_json(self) -> str:
+        return self.raw_bytes.decode()
 
     @property
     def requested_at(self) -> dt.datetime | None:
@@ -181,6 +188,59 @@ def parse_order(raw: Any, max_amount: int = DEFAULT_LIMITS.max_amount_won) -> Or
     totalCharge is *not*: point3's own examples do it, so such records are stored and
     counted by a check instead.
     """
+    # This runs once per record synced: a record every field of which is plainly right takes
+    # the short path; anything else (a rejection, or a lenient case such as "" for absent)
+    # takes the field-by-field path, which alone words the reasons.
+    order = _plainly_valid_order(raw, max_amount)
+    return order if order is not None else _checked_order(raw, max_amount)
+
+
+# Both in the ASCII range only (full-width digits are no timestamp); the calendar day is
+# checked apart, by _is_calendar_day.
+_PLAIN_TIMESTAMP = re.compile(r"[0-9]{8}(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]").fullmatch
+_STRING_OR_NONE = frozenset((str, type(None)))
+
+
+def _stored_json(raw: dict[str, Any]) -> bytes:
+    """The record as stored: sorted-key JSON, in a bytes object of its own size. orjson's own
+    result keeps a larger buffer behind it: holding a window's worth of those cost 6.7 us per
+    record in allocation (measured) and far more memory, a copy 1 us with the dump."""
+    return bytes(memoryview(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)))
+
+
+def _plainly_valid_order(raw: Any, max_amount: int) -> Order | None:
+    """The Order when every field is plainly within the contract, else None (the record may
+    still be valid or not: _checked_order decides). Accepts a subset of what _checked_order
+    accepts and builds the same Order (tests/test_models.py holds the two together)."""
+    if type(raw) is not dict:
+        return None
+    get = raw.get
+    signature, canceled, culture = get("signature"), get("isCanceled"), get("cultureExpenseType")
+    total, tax_free, vat = get("totalCharge"), get("taxFreeAmount"), get("vat")
+    requested, accepted = get("timeStampOnRequest"), get("timeStampOnAccept")
+    strings = (get("userId"), get("clientNickname"), get("purchasingProductName"), get("orderIdFromClient"),
+               get("clientIdentification"), get("clientGeneratedUserId"), get("paymentMethodType"))
+    if not (
+        type(signature) is str and signature.strip() and type(canceled) is bool
+        and type(total) is int and type(tax_free) is int and type(vat) is int
+        and 0 <= total <= max_amount and 0 <= tax_free <= max_amount and 0 <= vat <= max_amount
+        and (culture is None or (type(culture) is str and culture in CULTURE_EXPENSE_TYPES))
+        and (requested is None or (type(requested) is str and _PLAIN_TIMESTAMP(requested)
+                                   and _is_calendar_day(requested[:8])))
+        and (accepted is None or (type(accepted) is str and _PLAIN_TIMESTAMP(accepted)
+                                  and _is_calendar_day(accepted[:8])))
+        and _STRING_OR_NONE.issuperset(map(type, strings))
+    ):
+        return None
+    try:
+        raw_bytes = _stored_json(raw)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    return Order(signature, total, tax_free, vat, canceled, *strings, culture, requested, accepted, raw, raw_bytes)
+
+
+def _checked_order(raw: Any, max_amount: int) -> Order:
+    """parse_order field by field: the reason of any rejection."""
     if not isinstance(raw, dict):
         raise RecordRejected(f"record is a {type(raw).__name__}, not an object")
     signature = raw.get("signature")
@@ -199,7 +259,7 @@ def parse_order(raw: Any, max_amount: int = DEFAULT_LIMITS.max_amount_won) -> Or
     try:
         # Serialised here, once: a record that cannot be stored as JSON (a lone surrogate,
         # nesting beyond orjson's limit) is a contract break, not a crash later in the sync.
-        raw_json = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()
+        raw_bytes = _stored_json(raw)
     except (TypeError, orjson.JSONEncodeError) as exc:
         raise RecordRejected(f"record cannot be stored as JSON: {exc}") from None
     # Positional, in field order: this runs once per record synced.
@@ -220,5 +280,5 @@ def parse_order(raw: Any, max_amount: int = DEFAULT_LIMITS.max_amount_won) -> Or
         _optional_time(raw, "timeStampOnRequest"),
         _optional_time(raw, "timeStampOnAccept"),
         raw,
-        raw_json,
+        raw_bytes,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import orjson
 import pytest
 
 from point3_pipeline import config
@@ -16,6 +17,8 @@ from point3_pipeline.models import (
     format_api_datetime,
     kst_day_start,
     parse_api_datetime,
+    _checked_order,
+    _plainly_valid_order,
     parse_order,
     parse_timestamp,
 )
@@ -158,6 +161,36 @@ def test_the_contract_check_refuses_the_timestamps_parse_timestamp_refuses(bad):
 @pytest.mark.parametrize("good", ["20240229235959", "20240101000000", "19991231235959"])
 def test_the_contract_check_accepts_real_times(good):
     assert parse_order(record(timeStampOnAccept=good)).accepted_at == parse_timestamp(good)
+
+
+PLAIN = {"cultureExpenseType": "a", "paymentMethodType": "card", "timeStampOnRequest": "20240301235959",
+         "timeStampOnAccept": "20240302000004"}
+
+
+@pytest.mark.parametrize("changes", [
+    {}, PLAIN, {"cultureExpenseType": ""}, {"cultureExpenseType": None}, {"timeStampOnAccept": ""},
+    {"signature": "   "}, {"signature": " x "}, {"signature": 1}, {"isCanceled": 0}, {"isCanceled": ...},
+    {"totalCharge": -1}, {"vat": 10**10 + 1}, {"vat": 10**10}, {"taxFreeAmount": True}, {"totalCharge": 1000.0},
+    {"totalCharge": ...}, {"cultureExpenseType": "e"}, {"cultureExpenseType": ["a"]}, {"userId": 1},
+    {"clientNickname": ...}, {"purchasingProductName": "lone \ud800"}, {"brandNewField": [1, 2]},
+    {"timeStampOnAccept": "00010101000000"}, {"timeStampOnAccept": "18991231235959"},
+    *({"timeStampOnAccept": bad} for bad in BAD_TIMESTAMPS), *({"timeStampOnRequest": bad} for bad in BAD_TIMESTAMPS),
+])
+def test_the_short_path_accepts_only_what_the_full_check_accepts_and_builds_the_same_order(changes):
+    raw = record(**changes)
+    short = _plainly_valid_order(raw, 10**10)
+    try:
+        checked = _checked_order(raw, 10**10)
+    except RecordRejected:
+        assert short is None
+        return
+    assert short is None or (short == checked and short.raw_bytes == checked.raw_bytes)
+
+
+def test_a_plain_record_takes_the_short_path():
+    order = _plainly_valid_order(record(**PLAIN), 10**10)
+    assert order is not None and order == parse_order(record(**PLAIN))
+    assert list(orjson.loads(order.raw_bytes)) == sorted(record(**PLAIN))
 
 
 @pytest.mark.parametrize(("moment", "api", "stamp"), [

@@ -489,3 +489,35 @@ def test_a_bad_record_seen_twice_because_pages_shifted_is_one_copy(warehouse):
     assert (window.walks, window.is_complete, window.rejected, window.distinct_payments) == (2, True, 1, 2)
     with warehouse.connect(read_only=True) as conn:
         assert conn.execute("SELECT copies FROM rejected_records").fetchall() == [(1,)]
+
+
+class _ThresholdProbe(_ShiftOnFirstWalk):
+    """Records the collector's threshold while the sync reads."""
+
+    def iter_payment_pages(self, start, end):
+        import gc
+
+        self.seen_threshold = gc.get_threshold()[0]
+        yield from super().iter_payment_pages(start, end)
+
+
+def test_a_run_collects_cycles_less_often_and_restores_the_processs_setting(warehouse):
+    import gc
+
+    from point3_pipeline.sync.run import RUN_GC_THRESHOLD, _FewerCollections
+
+    before = gc.get_threshold()
+    day = SANDBOX_NOW.date() - dt.timedelta(days=3)
+    probe = _ThresholdProbe()
+    sync.sync_range(probe, warehouse, day, day, clock=lambda: SANDBOX_NOW)
+    assert probe.seen_threshold == max(before[0], RUN_GC_THRESHOLD)
+    assert gc.get_threshold() == before
+    # Runs that overlap (merchants on the fleet's threads): the last one out restores.
+    scope = _FewerCollections()
+    first, second = scope.during_run(), scope.during_run()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert gc.get_threshold()[0] == max(before[0], RUN_GC_THRESHOLD)
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before

@@ -36,7 +36,7 @@ _INCOMING_SCHEMA = pa.schema([
     ("source_day", pa.date32()),
     ("observed_at", pa.timestamp("us", tz=KST.key)),
     ("active_seen_at", pa.timestamp("us", tz=KST.key)),
-    ("raw_record", pa.string()),
+    ("raw_record", pa.binary()),  # UTF-8 JSON bytes (orjson's)
 ])
 
 
@@ -97,8 +97,8 @@ class BatchStore:
 
     def stage(self, reads: list[WindowRead]) -> None:
         """Copy the batch into DuckDB once, outside the transaction (DuckDB refuses to
-        unregister inside an aborted one): scanning a Python-held Arrow table takes the GIL
-        from the reading thread, and the statements read the batch several times."""
+        unregister inside an aborted one): the statements read the batch several times, and
+        the reads' Arrow records are freed once copied."""
         self.conn.register("incoming_arrow", _incoming_table(reads))
         try:
             self.conn.execute(sql("stage_incoming"), {"zone": KST.key})
@@ -155,27 +155,19 @@ class BatchStore:
 
 
 def _incoming_table(reads: list[WindowRead]) -> pa.Table:
-    """One row per signature over the batch: its keys and its record as validated JSON (DuckDB
-    takes the fields out of it, far faster than building a Python column per field). A
-    payment returned by two windows (exactly at midnight) is kept from the later one; without
-    an accept time it belongs to that day."""
-    owner: dict[str, WindowRead] = {}
-    for read in reads:
-        for signature in read.orders:
-            owner[signature] = read
+    """The batch's payments with their window's keys, as read (stage_incoming.sql keeps one row
+    per signature). A change is dated by the read's end (detection, an upper bound), being
+    active by its start (a lower bound). A window's constants are repeated in Arrow, not built
+    per row from Python objects."""
     batches = []
     for read in reads:
-        orders = [order for signature, order in read.orders.items() if owner[signature] is read]
-        n = len(orders)
-        # A change is dated by the read's end (detection, an upper bound), being active by
-        # its start (a lower bound). A window's constants are repeated in Arrow, not built
-        # per row from Python objects (that cost more than the rest of the batch).
+        n, records = read.payments, read.take_records()
         batches.append(pa.RecordBatch.from_arrays([
-            pa.array([o.signature for o in orders], pa.string()),
+            records.column("signature"),
             pa.repeat(pa.scalar(read.day, pa.date32()), n),
             pa.repeat(pa.scalar(read.finished_at, _INCOMING_SCHEMA.field("observed_at").type), n),
             pa.repeat(pa.scalar(read.started_at, _INCOMING_SCHEMA.field("active_seen_at").type), n),
-            pa.array([o.raw_json for o in orders], pa.string()),
+            records.column("raw_record"),
         ], schema=_INCOMING_SCHEMA))
     return pa.Table.from_batches(batches, schema=_INCOMING_SCHEMA)
 
@@ -187,7 +179,7 @@ def _window_result(read: WindowRead, counts: tuple[int, int, int, int]) -> Windo
         walks=read.walks,
         pages=read.pages,
         records_read=read.records_read,
-        distinct_payments=len(read.orders),
+        distinct_payments=read.payments,
         payments_new=new,
         payments_changed=changed,
         cancellations_detected=detected,

@@ -23,6 +23,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from point3_pipeline.client import Page
 from point3_pipeline.errors import AuthenticationError, Point3Error
 from point3_pipeline.limits import Limits
@@ -51,7 +53,8 @@ class WindowRead:
     started_at: dt.datetime
     # The clock after the last page: any change it saw had happened by then (its observed_at).
     finished_at: dt.datetime
-    orders: dict[str, Order]
+    records: pa.RecordBatch | None  # the payments read, one row each (STORED_SCHEMA), until taken
+    payments: int  # how many
     quarantined: dict[str, Quarantined]  # by record hash
     walks: int
     pages: int
@@ -65,13 +68,35 @@ class WindowRead:
     def is_complete(self) -> bool:
         return self.incomplete_reason is None
 
+    def take_records(self) -> pa.RecordBatch:
+        """The payments read, handed over once: the store copies them into DuckDB, and holding
+        them through the batch's transaction too would double the batch's memory."""
+        records, self.records = self.records, None
+        if records is None:
+            raise RuntimeError(f"the records of window {self.day} were already taken")
+        return records
+
+
+# A read's payments as the store takes them: the checked record as UTF-8 JSON bytes (DuckDB
+# reads every field from it). Made on the reading thread as the window ends, so the Orders
+# (a dict and an object per record) are freed before the batch waits for its turn, and the
+# writer thread holds the GIL for no per-record work.
+STORED_SCHEMA = pa.schema([("signature", pa.string()), ("raw_record", pa.binary())])
+
+
+def stored_form(orders: dict[str, Order]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays(
+        [pa.array(list(orders), pa.string()), pa.array([o.raw_bytes for o in orders.values()], pa.binary())],
+        schema=STORED_SCHEMA,
+    )
+
 
 @dataclass
 class _Walk:
     """One pass over the pages."""
 
-    seen: dict[str, str] = field(default_factory=dict)  # signature -> the record as first seen
-    conflicts: dict[str, Counter[str]] = field(default_factory=dict)  # signature -> copies by record
+    seen: dict[str, bytes] = field(default_factory=dict)  # signature -> the record (raw_bytes) as first seen
+    conflicts: dict[str, Counter[bytes]] = field(default_factory=dict)  # signature -> copies by record
     bad: Counter[str] = field(default_factory=Counter)  # quarantined record hash -> copies
     pages: set[int] = field(default_factory=set)
     shifted: bool = False
@@ -127,11 +152,11 @@ class WindowWalk:
         walk = self._walk
         first = walk.seen.get(order.signature)
         if first is None:
-            walk.seen[order.signature] = order.raw_json
+            walk.seen[order.signature] = order.raw_bytes
         else:
             walk.shifted = True
-            if first != order.raw_json or order.signature in walk.conflicts:
-                walk.conflicts.setdefault(order.signature, Counter({first: 1}))[order.raw_json] += 1
+            if first != order.raw_bytes or order.signature in walk.conflicts:
+                walk.conflicts.setdefault(order.signature, Counter({first: 1}))[order.raw_bytes] += 1
         if order.signature not in self.orders:
             walk.new += 1
         self.orders[order.signature] = order
@@ -167,7 +192,8 @@ class WindowWalk:
         for signature, copies in conflicts.items():
             self.orders.pop(signature, None)
             reason = conflict_reason(signature, len(copies))
-            for raw_json, n in copies.items():
+            for raw_bytes, n in copies.items():
+                raw_json = raw_bytes.decode()
                 self.quarantined[record_hash(raw_json)] = Quarantined(raw_json, reason, signature, None, n)
         if self.stop_reason is not None:
             return self.stop_reason
@@ -214,5 +240,6 @@ def read_window(client, day: dt.date, clock: Clock, limits: Limits, max_walks: i
     retries = client.stats.retries - retries_before
     if retries:
         log.warning("window %s needed %d retries", day, retries)
-    return WindowRead(day, start, end, started_at, finished_at, walk.orders, walk.quarantined, walk.walks,
-                      walk.pages, walk.records_read, retries, reason, timer, failed=failure is not None)
+    return WindowRead(day, start, end, started_at, finished_at, stored_form(walk.orders), len(walk.orders),
+                      walk.quarantined, walk.walks, walk.pages, walk.records_read, retries, reason, timer,
+                      failed=failure is not None)
