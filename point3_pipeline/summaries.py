@@ -152,9 +152,12 @@ def duplicate_signatures(conn: duckdb.DuckDBPyConnection, table: str) -> tuple[i
     """How many signatures appear more than once in `table` (payments or cancellations), and some of them."""
     if table not in ("payments", "cancellations"):
         raise ValueError(f"no signature table {table!r}")
-    dupes = f"SELECT signature, count(*) AS n FROM {table} GROUP BY signature HAVING count(*) > 1"
-    count = conn.execute(f"SELECT count(*) FROM ({dupes})").fetchone()[0]
-    return count, conn.execute(f"{dupes} ORDER BY n DESC, signature LIMIT 20").fetchall()
+    rows = conn.execute(
+        "SELECT signature, count(*) AS n, count(*) OVER () AS signatures FROM query_table(?) "
+        "GROUP BY signature HAVING count(*) > 1 ORDER BY n DESC, signature LIMIT 20",
+        [table],
+    ).fetchall()
+    return (rows[0][2] if rows else 0), [(signature, n) for signature, n, _ in rows]
 
 
 def rejected_reasons(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:

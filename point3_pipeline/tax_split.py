@@ -43,7 +43,7 @@ def refresh_tax_split(conn: duckdb.DuckDBPyConnection, businesses: Sequence[Busi
     load_declarations(conn, businesses)
     for table in TAX_SPLIT_TABLES:
         conn.execute(derived_sql(table))
-    return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TAX_SPLIT_TABLES}
+    return {table: conn.execute("SELECT count(*) FROM query_table(?)", [table]).fetchone()[0] for table in TAX_SPLIT_TABLES}
 
 
 def classify(conn: duckdb.DuckDBPyConnection, signature: str, tax_class: str, note: str, who: str) -> int:
