@@ -2,6 +2,7 @@
 
 import contextlib
 import datetime as dt
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -305,7 +306,7 @@ def monthly_reconciliation_report(
     def render(merchant_id: str) -> dict:
         wh, folder = warehouse.get(merchant_id), reports_dir.path(merchant_id)
         result = reports.render_reconciliation_report(wh, report_month(context.partition_key), folder,
-                                                      terms=reconciliation_terms())
+                                                      terms=reconciliation_terms(merchant_id))
         _write_index(reports_dir, wh, folder)
         return {**_report_metadata(result), **_roll_forward_metadata(result.totals)}
 
@@ -317,10 +318,11 @@ def _write_index(reports_dir: ReportsResource, wh, folder) -> None:
         reports.write_index(wh, folder)
 
 
-def reconciliation_terms():
-    """The declared fee, credit timing and tolerances; a malformed setting fails the step with its sentence."""
+def reconciliation_terms(merchant_id: str):
+    """The merchant's declared fee, credit timing and tolerances (its merchants-file entry's terms
+    over the process environment); a malformed setting fails the step with its sentence."""
     try:
-        return config.reconciliation_terms()
+        return config.reconciliation_terms({**os.environ, **merchant(merchant_id).environment()})
     except config.ConfigError as exc:
         raise Failure(description=str(exc)) from exc
 

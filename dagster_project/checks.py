@@ -216,9 +216,8 @@ def _report_checks(report, kind: str) -> list[AssetChecksDefinition]:
     description="Each reported month's unexplained balance change is within POINT3_UNEXPLAINED_THRESHOLD_WON.",
 )  # fmt: skip
 def unexplained_within_threshold(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-    terms = reconciliation_terms()
-
     def check(merchant_id: str) -> AssetCheckResult:
+        terms = reconciliation_terms(merchant_id)
         with warehouse.get(merchant_id).connect(read_only=True) as conn:
             months = reconciliation.check_reported_months(conn, terms)
         beyond = [m for m in months if abs(m.unexplained) > terms.unexplained_threshold]
@@ -240,9 +239,8 @@ def unexplained_within_threshold(context: AssetCheckExecutionContext, warehouse:
     description="Every payout has its bank deposit within POINT3_PAYOUT_DEPOSIT_DAYS of the latest deposits import.",
 )  # fmt: skip
 def payouts_have_deposits(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-    terms = reconciliation_terms()
-
     def check(merchant_id: str) -> AssetCheckResult:
+        terms = reconciliation_terms(merchant_id)
         with warehouse.get(merchant_id).connect(read_only=True) as conn:
             months = reconciliation.check_reported_months(conn, terms)
         overdue = [(m.month, p) for m in months for p in m.overdue]

@@ -11,6 +11,12 @@
     start_date = 2026-01-01                 # first day of history (KST), a TOML date or "YYYY-MM-DD"
     businesses = "arthall-businesses.toml"  # optional: its businesses file
     api_url = "https://..."                 # optional: default POINT3_API_URL
+    fee_percent = "3.3"                     # optional: its contract with point3, for the
+    fee_vat = true                          #   reconciliation (POINT3_FEE_PERCENT, _FEE_VAT,
+    credit_delay_days = 1                   #   _CREDIT_DELAY_DAYS, _DEPOSIT_MATCH_DAYS,
+    deposit_match_days = 3                  #   _PAYOUT_DEPOSIT_DAYS, _UNEXPLAINED_THRESHOLD_WON);
+    payout_deposit_days = 5                 #   a term not given comes from the environment
+    unexplained_threshold_won = 0
 
 Relative paths are relative to the merchants file's folder. Each merchant's files live in
 `<root>/<id>/`: `warehouse/point3.duckdb`, its published copy beside it and `reports/`, so
@@ -44,7 +50,16 @@ WAREHOUSE_NAME = "point3.duckdb"
 # A slug is a folder name, a Dagster partition key and part of a DuckDB alias: lowercase
 # ASCII letters, digits and inner hyphens, at most 63 characters.
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_FIELDS = ("id", "name", "key_file", "start_date", "businesses", "api_url")
+# The merchant's reconciliation terms: field -> the variable config.reconciliation_terms reads.
+TERM_VARIABLES = {
+    "fee_percent": "POINT3_FEE_PERCENT",
+    "fee_vat": "POINT3_FEE_VAT",
+    "credit_delay_days": "POINT3_CREDIT_DELAY_DAYS",
+    "deposit_match_days": "POINT3_DEPOSIT_MATCH_DAYS",
+    "payout_deposit_days": "POINT3_PAYOUT_DEPOSIT_DAYS",
+    "unexplained_threshold_won": "POINT3_UNEXPLAINED_THRESHOLD_WON",
+}
+_FIELDS = ("id", "name", "key_file", "start_date", "businesses", "api_url", *TERM_VARIABLES)
 _TOP_LEVEL = ("root", "merchant")
 
 
@@ -62,6 +77,8 @@ class Merchant:
     businesses_file: Path | None = None
     folder: Path | None = None  # <root>/<id>; None for the default merchant of the variables
     key_setting: str = field(default="POINT3_SECRET_KEY_FILE", repr=False, compare=False)
+    # Its own reconciliation terms as (variable, value); a term absent here comes from the environment.
+    terms: tuple[tuple[str, str], ...] = ()
 
     @property
     def published_path(self) -> Path:
@@ -86,6 +103,7 @@ class Merchant:
         }
         if self.key_file is not None:
             env.update(POINT3_SECRET_KEY="", POINT3_SECRET_KEY_FILE=str(self.key_file))
+        env.update(self.terms)
         return env
 
     def secret_key(self, env: Mapping[str, str] = os.environ) -> SecretKey:
@@ -245,8 +263,39 @@ def _parse_entry(entry: dict, where: str, path: Path, root: Path, default_url: s
         id=id_, name=name, api_url=config.check_api_url(url, f"{where}: api_url"),
         start_date=_start_date(entry, where, today), warehouse_path=folder / "warehouse" / WAREHOUSE_NAME,
         reports_dir=folder / "reports", key_file=key_file,
-        businesses_file=businesses_file, folder=folder, key_setting=key_setting,
+        businesses_file=businesses_file, folder=folder, key_setting=key_setting, terms=_terms(entry, where),
     )  # fmt: skip
+
+
+def _terms(entry: dict, where: str) -> tuple[tuple[str, str], ...]:
+    """The entry's reconciliation terms as the variables config reads, each checked the way
+    config checks that variable, the mistake named by its field."""
+    terms = []
+    for name, variable in TERM_VARIABLES.items():
+        if name not in entry:
+            continue
+        value = _term_text(entry[name], name, where)
+        try:
+            config.reconciliation_terms({variable: value})
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {str(exc).replace(variable, name)}") from None
+        terms.append((variable, value))
+    return tuple(terms)
+
+
+def _term_text(value: object, name: str, where: str) -> str:
+    """A term's value as its variable's text: the fee a string ("3.3"), fee_vat a boolean, the rest whole numbers."""
+    if name == "fee_percent":
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        raise ConfigError(f"{where}: fee_percent must be a percent as a string, such as \"3.3\", not {value!r}.")
+    if name == "fee_vat":
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        raise ConfigError(f"{where}: fee_vat must be true or false, not {value!r}.")
+    if type(value) is int and value >= 0:
+        return str(value)
+    raise ConfigError(f"{where}: {name} must be a whole number from 0, not {value!r}.")
 
 
 def _check_businesses(path: Path, where: str) -> None:

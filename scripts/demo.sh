@@ -14,15 +14,17 @@ scripts/setup.sh
 
 source scripts/sandbox-env.sh
 
-# point3 keeps 3% of each sale plus 10% VAT on it (the sandbox's terms for every merchant),
-# and the merchants declare the same contract to the reconciliation.
-export POINT3_FEE_PERCENT=3 POINT3_FEE_VAT=yes
-.venv/bin/python - "$url" "$merchant_count" <<'PY'
+# Several merchants: each has its own contract with point3 (fee, fee VAT, credit delay, payout
+# schedule), which the sandbox wrote into its merchants-file entry, as a merchant declares it.
+# One merchant: point3 keeps 3% of each sale plus 10% VAT on it, declared by the variables.
+if [ "$merchant_count" -eq 1 ]; then
+  export POINT3_FEE_PERCENT=3 POINT3_FEE_VAT=yes
+  .venv/bin/python - "$url" <<'PY'
 import sys, httpx
-for n in range(1, int(sys.argv[2]) + 1):
-    httpx.post(f"{sys.argv[1]}/_sandbox/settlement", params={"merchant": n},
-               json={"fee_ppm": 30_000, "fee_vat": True}).raise_for_status()
+httpx.post(f"{sys.argv[1]}/_sandbox/settlement", params={"merchant": 1},
+           json={"fee_ppm": 30_000, "fee_vat": True}).raise_for_status()
 PY
+fi
 
 # A fresh start: the sandbox's history is generated around today, so an older demo's
 # warehouses and workbooks would not match it.
@@ -87,14 +89,14 @@ step "analysts' copies" --select analyst_warehouse_copy --partition-range "$one.
 
 echo
 .venv/bin/python - "${last_month:0:7}" <<'PY'
-import sys
+import os, sys
 from point3_pipeline import config
 from point3_pipeline.merchants import load_merchants
 from point3_pipeline.reports import render_reconciliation_report
 
 month = sys.argv[1]  # rendered by Dagster above: this returns that version's figures
 for m in load_merchants().merchants:
-    t = render_reconciliation_report(m.warehouse(), month, m.reports_dir, terms=config.reconciliation_terms()).totals
+    t = render_reconciliation_report(m.warehouse(), month, m.reports_dir, terms=config.reconciliation_terms({**os.environ, **m.environment()})).totals
     if "opening_balance" in t:
         print(f"{m.id} reconciliation {month}: opening {t['opening_balance']:,} + sales {t['payments_in']:,} "
               f"- cancellations {t['cancellations_out']:,} - fees {t['fees']:,} - payouts {t['payouts']:,} "

@@ -109,3 +109,30 @@ def test_a_merchant_with_a_bad_key_fails_alone_and_each_warehouse_holds_its_own_
     assert "| good | 2026-03-18 |" in meta["by_merchant"] and "FAILING" in meta["by_merchant"]
     [check] = result.get_asset_check_evaluations()
     assert not check.passed and check.metadata["merchants_behind_or_failing"].value == 2
+
+
+def test_each_merchants_reconciliation_terms_are_its_own(tmp_path, monkeypatch):
+    """The reconciliation asset and its checks take the terms of the merchant of the step: its
+    merchants-file entry over the process environment, not the environment alone."""
+    from dagster import Failure
+
+    monkeypatch.setenv("POINT3_START_DATE", "2026-03-01")  # the partitions the definitions load with
+    from dagster_project.assets import reconciliation_terms
+
+    path = _merchants_file(tmp_path, {"arthall": ("sk_a", "http://127.0.0.1:9"), "violet": ("sk_v", "http://127.0.0.1:9"),
+                                      "plain": ("sk_p", "http://127.0.0.1:9")})
+    text = path.read_text()
+    text = text.replace('id = "arthall"', 'id = "arthall"\nfee_percent = "3.3"\nfee_vat = true\ncredit_delay_days = 1')
+    text = text.replace('id = "violet"', 'id = "violet"\nfee_percent = "2.5"\nfee_vat = false\ndeposit_match_days = 5')
+    path.write_text(text)
+    monkeypatch.setenv("POINT3_MERCHANTS", str(path))
+    monkeypatch.setenv("POINT3_FEE_PERCENT", "1")
+    monkeypatch.setenv("POINT3_FEE_VAT", "yes")
+    arthall, violet, plain = (reconciliation_terms(m) for m in ("arthall", "violet", "plain"))
+    assert (arthall.fee_ppm, arthall.fee_vat, arthall.credit_delay_days, arthall.match_days) == (33_000, True, 1, 3)
+    assert (violet.fee_ppm, violet.fee_vat, violet.credit_delay_days, violet.match_days) == (25_000, False, 0, 5)
+    assert (plain.fee_ppm, plain.fee_vat) == (10_000, True)  # no terms of its own: the environment's
+    path.write_text(text.replace('fee_percent = "2.5"', 'fee_percent = "2.5.1"'))
+    with pytest.raises(Failure) as failed:
+        reconciliation_terms("violet")
+    assert "merchant 'violet': fee_percent must be a percent" in failed.value.description

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from point3_pipeline.config import ConfigError
-from point3_pipeline.merchants import DEFAULT_ID, load_merchants, load_merchants_file
+from point3_pipeline.config import ConfigError, reconciliation_terms
+from point3_pipeline.merchants import DEFAULT_ID, TERM_VARIABLES, load_merchants, load_merchants_file
 
 TODAY = dt.date(2026, 3, 18)
 KEY = "sk_live_merchant_key_0001"
@@ -99,6 +99,29 @@ def test_the_environment_of_one_merchant_names_its_files_not_its_key(tmp_path):
     assert (alone.id, alone.warehouse_path, alone.businesses_file) == ("default", violet.warehouse_path, None)
 
 
+def test_a_merchants_own_terms_are_its_reconciliation_terms_over_the_environment(tmp_path):
+    _key(tmp_path, "arthall.key")
+    _key(tmp_path, "violet.key")
+    terms = {"fee_percent": '"3.3"', "fee_vat": "true", "credit_delay_days": "1", "deposit_match_days": "4",
+             "payout_deposit_days": "7", "unexplained_threshold_won": "500"}
+    arthall, violet = _load(tmp_path, _entry(**terms) + _entry("violet", fee_percent='"2.75"')).merchants
+    assert {k: v for k, v in arthall.environment().items() if k in TERM_VARIABLES.values()} == {
+        "POINT3_FEE_PERCENT": "3.3", "POINT3_FEE_VAT": "yes", "POINT3_CREDIT_DELAY_DAYS": "1",
+        "POINT3_DEPOSIT_MATCH_DAYS": "4", "POINT3_PAYOUT_DEPOSIT_DAYS": "7", "POINT3_UNEXPLAINED_THRESHOLD_WON": "500",
+    }
+    parent = {"POINT3_FEE_PERCENT": "1", "POINT3_FEE_VAT": "yes", "POINT3_CREDIT_DELAY_DAYS": "2"}
+    own = reconciliation_terms({**parent, **arthall.environment()})
+    assert (own.fee_ppm, own.fee_vat, own.credit_delay_days, own.match_days, own.deposit_overdue_days,
+            own.unexplained_threshold) == (33_000, True, 1, 4, 7, 500)
+    # A term the entry leaves out comes from the environment, as without the file.
+    mixed = reconciliation_terms({**parent, **violet.environment()})
+    assert (mixed.fee_ppm, mixed.fee_vat, mixed.credit_delay_days, mixed.match_days) == (27_500, True, 2, 3)
+    [plain] = _load(tmp_path, _entry("violet")).merchants
+    assert not set(plain.environment()) & set(TERM_VARIABLES.values())
+    no_vat = _load(tmp_path, _entry(fee_vat="false")).merchants[0]
+    assert reconciliation_terms({**parent, **no_vat.environment()}).fee_vat is False
+
+
 def test_a_rotated_key_is_read_anew(tmp_path):
     path = _key(tmp_path, "arthall.key")
     [merchant] = _load(tmp_path, _entry()).merchants
@@ -113,7 +136,8 @@ def test_a_rotated_key_is_read_anew(tmp_path):
         (_entry("-art"), "not '-art'"),
         (_entry("a" * 64), "id must be a slug"),
         (_entry("arthall", id=None), "merchant 1: id must be a slug"),
-        (_entry(colour='"blue"'), "merchant 'arthall': unknown field 'colour' (expected id, name, key_file, start_date, businesses, api_url)."),
+        (_entry(colour='"blue"'), "merchant 'arthall': unknown field 'colour' (expected id, name, key_file, start_date, businesses, api_url, fee_percent, "
+                                    "fee_vat, credit_delay_days, deposit_match_days, payout_deposit_days, unexplained_threshold_won)."),
         (_entry(name=None), "merchant 'arthall': name must be a non-empty string."),
         (_entry(key_file='"keys/missing.key"'), "merchant 'arthall': key_file points to {tmp}/keys/missing.key, which cannot be read (No such file or directory)."),
         (_entry(key_file='"keys/empty.key"'), "merchant 'arthall': key_file points to {tmp}/keys/empty.key, which is empty."),
@@ -125,6 +149,18 @@ def test_a_rotated_key_is_read_anew(tmp_path):
         (_entry(businesses="3"), "merchant 'arthall': businesses must be a non-empty string."),
         (_entry(businesses='"missing.toml"'), "merchant 'arthall': businesses points to {tmp}/missing.toml, which cannot be read (No such file or directory)."),
         (_entry(businesses='"bad-businesses.toml"'), "merchant 'arthall': {tmp}/bad-businesses.toml: business 1 (arthall): registration_number 101-81-12342 fails the 사업자등록번호 checksum; check for a typo."),
+        (_entry(fee_percent="3.3"), "merchant 'arthall': fee_percent must be a percent as a string, such as \"3.3\", not 3.3."),
+        (_entry(fee_percent='""'), "merchant 'arthall': fee_percent must be a percent as a string"),
+        (_entry(fee_percent='"3.33333"'), "merchant 'arthall': fee_percent must be a percent from 0 to 99.9999 with at most 4 decimals, such as 3.3, not '3.33333'."),
+        (_entry(fee_percent='"100"'), "merchant 'arthall': fee_percent must be a percent from 0 to 99.9999"),
+        (_entry(fee_vat='"yes"'), "merchant 'arthall': fee_vat must be true or false, not 'yes'."),
+        (_entry(credit_delay_days="-1"), "merchant 'arthall': credit_delay_days must be a whole number from 0, not -1."),
+        (_entry(credit_delay_days='"1"'), "merchant 'arthall': credit_delay_days must be a whole number from 0, not '1'."),
+        (_entry(credit_delay_days="61"), "merchant 'arthall': credit_delay_days must be a whole number of days from 0 to 60, not '61'."),
+        (_entry(deposit_match_days="true"), "merchant 'arthall': deposit_match_days must be a whole number from 0, not True."),
+        (_entry(deposit_match_days="1.5"), "merchant 'arthall': deposit_match_days must be a whole number from 0, not 1.5."),
+        (_entry(payout_deposit_days="366"), "merchant 'arthall': payout_deposit_days must be a whole number of days from 0 to 365, not '366'."),
+        (_entry(unexplained_threshold_won="10000000000000000000"), "merchant 'arthall': unexplained_threshold_won must be a whole number of won from 0"),
     ],
 )
 def test_a_bad_entry_fails_that_merchant_alone_with_one_sentence(tmp_path, entry, message):

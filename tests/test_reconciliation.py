@@ -190,6 +190,26 @@ def test_credit_timing_and_daily_payouts(tmp_path, terms):
         assert at_once.totals["days_not_tying"] > 0
 
 
+# With a credit delay, a daily payout leaves at the 00:00 instant the next credits arrive: the
+# balance need not fall, so the roll-forward reads the payout as unexplained (a known limit).
+_SAME_INSTANT = pytest.mark.xfail(strict=True, reason="a daily payout at the instant of a credit is not seen as a payout")
+
+
+@pytest.mark.parametrize(("credit", "delay"), [
+    (0, 1), (0, 2),
+    pytest.param(1, 1, marks=_SAME_INSTANT), pytest.param(1, 2, marks=_SAME_INSTANT), pytest.param(2, 1, marks=_SAME_INSTANT),
+])  # fmt: skip
+def test_daily_payouts_meet_their_deposits_within_the_default_window(tmp_path, credit, delay):
+    """A daily payout reaches the bank the morning of its day: the default window of
+    POINT3_DEPOSIT_MATCH_DAYS covers it whatever payout_delay_days is."""
+    terms = {**SANDBOX_TERMS, "payout": "daily", "payout_delay_days": delay, "credit_delay_days": credit}
+    warehouse, now, _ = _books(tmp_path, terms)
+    declared = Terms(fee_ppm=33_000, fee_vat=True, credit_delay_days=credit)
+    t = render_reconciliation_report(warehouse, FEB, tmp_path / "reports", now=now, terms=declared).totals
+    assert t["unexplained"] == 0 and t["payout_count"] == 28
+    assert (t["payouts_matched"], t["payouts_without_deposit"], t["deposits_without_payout"]) == (28, 0, 0)
+
+
 def test_a_business_with_its_own_fee(tmp_path):
     bookshop = "책방 달빛서가"
     warehouse, now, _ = _books(tmp_path, {**SANDBOX_TERMS, "business_fee_ppm": {bookshop: 15_000}}, deposits=False)

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from point3_pipeline.businesses import load_businesses
+from point3_pipeline.config import reconciliation_terms
 from point3_pipeline.merchants import load_merchants_file
 from point3_pipeline.models import KST
 from point3_pipeline.sandbox import SandboxConfig, SandboxServer, SandboxState
@@ -178,6 +179,16 @@ def test_write_merchants_gives_a_merchants_file_the_pipeline_loads(sb, tmp_path)
     for merchant, state in zip(loaded.merchants, sb.states):
         declared = {n for b in load_businesses(merchant.businesses_file) for n in b.client_nicknames}
         assert declared == {b.nickname for b in state.profile.businesses}
+
+
+def test_write_merchants_declares_each_merchants_own_contract(sb, tmp_path):
+    path = sb.write_merchants(tmp_path / "demo")
+    for merchant, state in zip(load_merchants_file(path, {}, today=NOW.date()).merchants, sb.states):
+        declared = reconciliation_terms(merchant.environment())
+        true = state.settlement_terms
+        assert (declared.fee_ppm, declared.fee_vat, declared.credit_delay_days) == (
+            true.fee_ppm, true.fee_vat, true.credit_delay_days)
+    assert len({s.settlement_terms.fee_ppm for s in sb.states}) > 1  # seed 7: the merchants' fees differ
 
 
 def test_merchant_one_declares_the_demo_businesses(sb, tmp_path):

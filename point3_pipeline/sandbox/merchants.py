@@ -13,10 +13,12 @@ import os
 from pathlib import Path
 
 from point3_pipeline.businesses import format_registration_number
+from point3_pipeline.rollforward import percent_text
 from point3_pipeline.sandbox.clock import SandboxClock
 from point3_pipeline.sandbox.config import SandboxConfig
 from point3_pipeline.sandbox.errors import ApiError
 from point3_pipeline.sandbox.profiles import MerchantProfile, merchant_profiles
+from point3_pipeline.sandbox.settlement import SettlementTerms
 from point3_pipeline.sandbox.stall import StallGate
 from point3_pipeline.sandbox.state import SandboxState
 
@@ -85,8 +87,16 @@ def merchants_toml(url: str, states: tuple[SandboxState, ...], start_date: dt.da
         profile = state.profile
         lines += ["[[merchant]]", f"id = {_toml(profile.id)}", f"name = {_toml(profile.name)}",
                   f"key_file = {_toml(f'keys/{profile.id}.key')}", f"start_date = {start_date.isoformat()}",
-                  f"businesses = {_toml(f'businesses/{profile.id}.toml')}", f"api_url = {_toml(url)}", ""]
+                  f"businesses = {_toml(f'businesses/{profile.id}.toml')}", f"api_url = {_toml(url)}",
+                  *terms_toml(state.settlement_terms), ""]
     return "\n".join(lines)
+
+
+def terms_toml(terms: SettlementTerms) -> list[str]:
+    """The merchant's contract as it declares it to the reconciliation: fee, fee VAT, credit delay."""
+    return [f"fee_percent = {_toml(percent_text(terms.fee_ppm).removesuffix('%'))}",
+            f"fee_vat = {'true' if terms.fee_vat else 'false'}",
+            f"credit_delay_days = {terms.credit_delay_days}"]
 
 
 def businesses_toml(profile: MerchantProfile) -> str:
