@@ -211,15 +211,20 @@ def _report_checks(report, kind: str) -> list[AssetChecksDefinition]:
     return [every_day_synced, totals_match]
 
 
+def _reported_months(warehouse: WarehouseResource, merchant_id: str):
+    """The merchant's reconciliation terms and its reported months' roll-forwards under them."""
+    terms = reconciliation_terms(merchant_id)
+    with warehouse.get(merchant_id).connect(read_only=True) as conn:
+        return terms, reconciliation.check_reported_months(conn, terms)
+
+
 @asset_check(
     asset=monthly_reconciliation_report,
     description="Each reported month's unexplained balance change is within POINT3_UNEXPLAINED_THRESHOLD_WON.",
 )  # fmt: skip
 def unexplained_within_threshold(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
     def check(merchant_id: str) -> AssetCheckResult:
-        terms = reconciliation_terms(merchant_id)
-        with warehouse.get(merchant_id).connect(read_only=True) as conn:
-            months = reconciliation.check_reported_months(conn, terms)
+        terms, months = _reported_months(warehouse, merchant_id)
         beyond = [m for m in months if abs(m.unexplained) > terms.unexplained_threshold]
         return AssetCheckResult(
             passed=not beyond,
@@ -240,9 +245,7 @@ def unexplained_within_threshold(context: AssetCheckExecutionContext, warehouse:
 )  # fmt: skip
 def payouts_have_deposits(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
     def check(merchant_id: str) -> AssetCheckResult:
-        terms = reconciliation_terms(merchant_id)
-        with warehouse.get(merchant_id).connect(read_only=True) as conn:
-            months = reconciliation.check_reported_months(conn, terms)
+        terms, months = _reported_months(warehouse, merchant_id)
         overdue = [(m.month, p) for m in months for p in m.overdue]
         return AssetCheckResult(
             passed=not overdue,
