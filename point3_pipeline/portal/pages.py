@@ -139,13 +139,15 @@ def merchant_page(user_name: str, csrf: str, merchant: Merchant, shelf: Shelf,
         body.append(f'<p class="note">{e(shelf.problem)}</p>')
     elif not shelf.versions:
         body.append('<p class="note">아직 만든 보고서가 없습니다.</p>')
-    latest = shelf.latest()
+    by_period: dict[Period, list[Version]] = {}
+    for version in shelf.latest():
+        by_period.setdefault(version.listed.period, []).append(version)
     for kind in KINDS:
-        periods = sorted({v.listed.period for v in latest if v.listed.period.kind == kind}, reverse=True)
+        periods = sorted((p for p in by_period if p.kind == kind), reverse=True)
         if periods:
             body.append(f"<h2>{e(PERIOD_KIND_KO[kind])}</h2>")
         for period in periods:
-            body += _period_section(merchant.id, period, [v for v in latest if v.listed.period == period], existing)
+            body += _period_section(merchant.id, period, by_period[period], existing)
     body += _businesses(shelf) + _filing(merchant.id, filing)
     return layout(f"{merchant.name} 보고서", body, user_name=user_name, csrf=csrf)
 
