@@ -290,3 +290,8 @@ def test_the_audit_log_reads_newest_first_per_person(store):
     assert [e.event for e in audit.newest(store, 1)] == ["login_failed"]
     with pytest.raises(ValueError):
         audit.write(store, "password_shown", "alice")
+
+
+def test_every_portal_setting_is_in_the_readme():
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert [v for v in settings.ENV_VARS if f"`{v}`" not in readme] == []

@@ -9,14 +9,14 @@ import socket
 import pytest
 
 from point3_pipeline import cli, config
-from point3_pipeline.portal import accounts
+from point3_pipeline.portal import accounts, settings
 from point3_pipeline.portal.store import open_store
 from tests.portal_fixtures import PASSWORD, write_merchants_file
 
 
 @pytest.fixture
 def firm(tmp_path, monkeypatch):
-    for name in (*config.ENV_VARS, "POINT3_MERCHANTS", "POINT3_PORTAL_DB", "POINT3_PORTAL_FORWARDED_ALLOW_IPS"):
+    for name in (*config.ENV_VARS, *settings.ENV_VARS, "POINT3_MERCHANTS"):
         monkeypatch.delenv(name, raising=False)
     path = write_merchants_file(tmp_path / "firm")
     monkeypatch.setenv("POINT3_MERCHANTS", str(path))
