@@ -34,9 +34,12 @@ from fractions import Fraction
 import duckdb
 
 from point3_pipeline.models import KST
+from point3_pipeline.subsets import SEARCH_STEPS, subset_summing_to
 
 SLOT = dt.timedelta(minutes=30)
 PPM = 1_000_000
+CUTOFF_DAYS = 7  # a payout's cut-off is at most a week before it (a weekly schedule's period)
+HISTORY_SEARCH_STEPS = 5_000_000  # subset-search steps for one history, all its intervals together
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class Interval:
     payout: int = 0
     unexplained: int = 0
     placed: list[Movement] = field(default_factory=list)  # untimed sales and cancellations put here
+    search_cut_short: bool = False  # the search for what explains its balance change hit its bound
 
     @property
     def actual(self) -> int:
@@ -333,12 +337,7 @@ def place(intervals: list[Interval], movements: list[Movement]) -> list[Movement
             _take(intervals[k], m)
         else:
             uncertain.append(m)
-    for i in intervals:
-        if not uncertain or _residual(i) == 0:
-            continue
-        for m in _explaining(i, [m for m in uncertain if m.after < i.closing.slot and m.by > i.opening.slot]):
-            _take(i, m)
-            uncertain.remove(m)
+    _explain_by_balance(intervals, uncertain)
     closings = [i.closing.slot for i in intervals]
     outside = []
     for m in uncertain:  # not explained by the balance: at its latest time, where it shows
@@ -366,29 +365,62 @@ def _residual(i: Interval) -> int:
     return i.actual - (i.sales - i.fees - i.cancellations)
 
 
-def _explaining(i: Interval, candidates: list[Movement]) -> list[Movement]:
-    """One movement, or two, whose effects add up to what the interval's flows leave unexplained."""
-    residual = _residual(i)
-    by_effect: dict[int, Movement] = {}
-    for m in candidates:
-        if m.effect == residual:
-            return [m]
-        other = by_effect.get(residual - m.effect)
-        if other is not None:
-            return [other, m]
-        by_effect.setdefault(m.effect, m)
-    return []
+def _explain_by_balance(intervals: list[Interval], uncertain: list[Movement]) -> None:
+    """Put in each interval, in time order, the uncertain movements within their bounds whose
+    effects add up to what its flows leave unexplained (a subset search, bounded per interval
+    and per history); taken ones leave `uncertain`. A fall with a payout's level is left
+    alone, so cancellations never explain a payout away."""
+    cutoffs = _midnight_balances(intervals)
+    budget = HISTORY_SEARCH_STEPS
+    for i in intervals:
+        residual = _residual(i)
+        if not uncertain or residual == 0 or _pays_a_cutoff(i, residual, cutoffs):
+            continue
+        candidates = [m for m in uncertain if m.after < i.closing.slot and m.by > i.opening.slot]
+        if not candidates:
+            continue
+        found = subset_summing_to(residual, [m.effect for m in candidates], min(SEARCH_STEPS, budget))
+        budget -= found.steps
+        i.search_cut_short = found.cut_short
+        for k in found.indices or ():
+            _take(i, candidates[k])
+            uncertain.remove(candidates[k])
 
 
 def _classify(intervals: list[Interval]) -> None:
     """What the expected flows leave: a payout where the balance fell by more than the
-    cancellations explain, else unexplained."""
+    cancellations explain or the fall has a payout's level (see the module's note), else
+    unexplained."""
+    cutoffs = _midnight_balances(intervals)
     for i in intervals:
         residual = _residual(i)
-        if residual < 0 and i.actual < -i.cancellations:
+        if residual < 0 and (i.actual < -i.cancellations or _pays_a_cutoff(i, residual, cutoffs)):
             i.payout = -residual
         else:
             i.unexplained = residual
+
+
+def _midnight_balances(intervals: list[Interval]) -> dict[dt.datetime, int]:
+    """The balances observed at 00:00 KST: the instants a payout's cut-off can be."""
+    return {o.slot: o.balance for i in intervals for o in (i.opening, i.closing) if _kst_midnight(o.slot) == o.slot}
+
+
+def _kst_midnight(moment: dt.datetime) -> dt.datetime:
+    """00:00 KST of the day `moment` is in."""
+    return moment.astimezone(KST).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _pays_a_cutoff(i: Interval, residual: int, cutoffs: dict[dt.datetime, int]) -> bool:
+    """Whether a fall of -`residual` in `i` has a payout's level: `i` holds a 00:00 KST and
+    either closes there at a balance of 0 or fell by the balance observed at a 00:00 in the
+    CUTOFF_DAYS before it."""
+    payout_time = _kst_midnight(i.closing.slot)
+    if residual >= 0 or payout_time <= i.opening.slot:
+        return False
+    if payout_time == i.closing.slot and i.closing.balance == 0:
+        return True
+    days = (payout_time - dt.timedelta(days=n) for n in range(CUTOFF_DAYS + 1))
+    return any(cutoffs.get(cutoff) == -residual for cutoff in days if cutoff <= i.opening.slot)
 
 
 # --- periods -----------------------------------------------------------------------------------
