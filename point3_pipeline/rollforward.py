@@ -5,15 +5,36 @@ point3 reports only the current balance, refreshed every 30 minutes: an observat
 balance as at the start of its refresh slot, and everything up to and including that instant
 is in it. Between two observations (an interval, (opening slot, closing slot]) the balance
 should move by the sales credited (less the declared fee and its VAT) and the cancellations
-in it. What else moved it is one of two things:
-- a payout: the balance fell by more than the interval's cancellations explain;
+in it. What else moved it (the residual) is one of two things:
+- a payout, when the residual is negative and either
+  (a) the balance fell by more than the interval's cancellations explain: a credit that never
+      came cannot make a balance fall, only money paid out can; or
+  (b) the fall has a payout's level. A payout pays what was credited by its cut-off and
+      empties the balance down to what came after it, at 00:00 KST (the sandbox's weekly and
+      daily schedules; point3's docs are silent). So: the interval holds a 00:00 and either
+      closes there at a balance of exactly 0 (the cut-off is the payout itself: the credits
+      of that instant went out with it) or fell by exactly the balance observed at a 00:00
+      in the CUTOFF_DAYS before (its cut-off: the Monday before a weekly payout, day D for a
+      daily D+N one). This finds the payouts that credits arriving at the same 00:00 hide
+      (daily payouts with a credit delay), whose balance need not fall;
 - unexplained (미확인): anything else, never hidden.
+Limits of (b), stated rather than hidden: a credit that never came, whose net amount equals a
+00:00 balance of the week before, or which was all of a balance at a 00:00, is read as a
+payout (the deposit matching then shows a payout without a deposit). A payout hidden by
+credits that is not at 00:00, or whose cut-off has no observation, stays unexplained; so does
+one in an interval also holding a cancellation point3 does not date (read with it by (a) when
+the balance fell, its amount then off by the cancellation, which shows at its detection).
 
 Cancellations carry bounds, not a time: after the last read that saw the payment active (or
 its acceptance, if it was already cancelled when first seen) and no later than the read that
 saw it cancelled. One whose bounds fit inside one interval belongs there. Any other is placed
-by the balance: in the first interval within its bounds whose unexplained fall it (alone or
-with one other such cancellation) explains to the won; if none, at its detection.
+by the balance: in the first interval within its bounds (and without a payout's level) whose
+unexplained change some of them explain to the won, the fewest that do (a subset sum, any
+number of them; when amounts repeat several sets fit, so which cancellations is a best guess
+while the amounts are what the balance shows); if none, at its detection. The search is
+bounded (subsets.SEARCH_STEPS per interval, HISTORY_SEARCH_STEPS per history): where it stops
+at the bound, the interval's change stays payout or unexplained, its candidates go on to later
+intervals or their detection, and the period's notes say so.
 
 A balance "as at" an instant T rests on the last observation at or before T (its slot) and
 the next one: it is that observation's balance plus the sales and fees credited since its
@@ -309,7 +330,7 @@ def history(conn: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetim
     intervals = [Interval(a, b) for a, b in zip(observations, observations[1:])]
     _add_sales(intervals, flows)
     unplaced = place(intervals, movements)
-    _classify(intervals)
+    classify(intervals)
     return History(observations, intervals, flows, unplaced)
 
 
@@ -387,7 +408,7 @@ def _explain_by_balance(intervals: list[Interval], uncertain: list[Movement]) ->
             uncertain.remove(candidates[k])
 
 
-def _classify(intervals: list[Interval]) -> None:
+def classify(intervals: list[Interval]) -> None:
     """What the expected flows leave: a payout where the balance fell by more than the
     cancellations explain or the fall has a payout's level (see the module's note), else
     unexplained."""
@@ -478,6 +499,10 @@ def roll(h: History, start: dt.datetime, end: dt.datetime) -> Roll | None:
                     r.sales_count += 1
                     r.fees += m.fee
                     r.fee_vat += m.fee_vat
+    cut_short = sum(1 for i in h.intervals if lo < i.closing.slot <= hi and i.search_cut_short)
+    if cut_short:
+        r.notes.append(f"취소 조합 탐색 한도 도달: {cut_short}개 구간 (the search for cancellations explaining "
+                       f"the balance stopped at its bound in {cut_short} interval(s))")
     return r
 
 
