@@ -18,12 +18,16 @@ in it. What else moved it (the residual) is one of two things:
       daily D+N one). This finds the payouts that credits arriving at the same 00:00 hide
       (daily payouts with a credit delay), whose balance need not fall;
 - unexplained (미확인): anything else, never hidden.
-Limits of (b), stated rather than hidden: a credit that never came, whose net amount equals a
-00:00 balance of the week before, or which was all of a balance at a 00:00, is read as a
-payout (the deposit matching then shows a payout without a deposit). A payout hidden by
-credits that is not at 00:00, or whose cut-off has no observation, stays unexplained; so does
-one in an interval also holding a cancellation point3 does not date (read with it by (a) when
-the balance fell, its amount then off by the cancellation, which shows at its detection).
+Limits, stated rather than hidden. The balance alone cannot tell a payout from a credit that
+never came in the same interval: where the balance fell (a), or the payout emptied it at the
+credits' instant (b), the missing credit is read as part of the payout and shows as its
+deposit's difference; where the payout paid a cut-off balance (b), the two together have no
+payout's level and stay unexplained, the deposit then without a payout. A credit that never
+came whose net amount equals a 00:00 balance of the week before, or which was all of the
+balance at a 00:00, is read as a payout (one without a deposit). A payout hidden by credits
+that is not at 00:00, or whose cut-off has no observation, stays unexplained; so does one in
+an interval also holding a cancellation point3 does not date, or is read with it by (a) when
+the balance fell (its amount then off by the cancellation, which shows at its detection).
 
 Cancellations carry bounds, not a time: after the last read that saw the payment active (or
 its acceptance, if it was already cancelled when first seen) and no later than the read that

@@ -260,6 +260,34 @@ def test_unexplained_equals_a_payment_the_balance_never_got(tmp_path, monkeypatc
     assert _checks(warehouse, monkeypatch, POINT3_UNEXPLAINED_THRESHOLD_WON=str(-expected_gap))["unexplained_within_threshold"][0]
 
 
+UNCREDITED_GAP = 11_897  # 12,345 less the 3.3% fee and its VAT
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("terms", "shown_as"), [
+    ({"payout": "daily", "payout_delay_days": 2}, "unexplained"),  # credited at once, at 14:07
+    ({"credit_delay_days": 1}, "deposit difference"),  # due at Wednesday 00:00, with the weekly payout
+    ({"payout": "daily", "payout_delay_days": 1, "credit_delay_days": 1}, "deposit difference"),  # the payout emptied it
+    ({"payout": "daily", "payout_delay_days": 2, "credit_delay_days": 1}, "unexplained with the payout"),
+])  # fmt: skip
+def test_a_payment_never_credited_shows_where_the_rule_says(tmp_path, terms, shown_as):
+    """The payout rule's stated limits: a credit due at a payout's instant cannot be told from the
+    payout by the balance; it shows in the deposits, or with the payout as unexplained."""
+    warehouse, now, payouts = _books(tmp_path, {**SANDBOX_TERMS, **terms}, uncredited=kst(2026, 2, 10, 14, 7))
+    declared = Terms(fee_ppm=33_000, fee_vat=True, credit_delay_days=terms.get("credit_delay_days", 0))
+    t = render_reconciliation_report(warehouse, FEB, tmp_path / "reports", now=now, terms=declared).totals
+    paid = [a for at, a in payouts if FEB_START.timestamp() < at <= MAR_START.timestamp()]
+    got = (t["unexplained"], t["deposit_difference"], t["payout_count"], t["payouts_matched"], t["deposits_without_payout"])
+    n = len(paid)
+    if shown_as == "unexplained":
+        assert got == (-UNCREDITED_GAP, 0, n, n, 0)
+    elif shown_as == "deposit difference":  # the payout is read as paid + the gap; its deposit says otherwise
+        assert got == (0, -UNCREDITED_GAP, n, n, 0) and t["payouts"] == sum(paid) + UNCREDITED_GAP
+    else:  # no payout's level: the day's payout and the gap stay unexplained together
+        due = [a for at, a in payouts if at == kst(2026, 2, 11).timestamp()]
+        assert got == (-(due[0] + UNCREDITED_GAP), 0, n - 1, n - 1, 1)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("terms", [
     {"credit_delay_days": 1},  # sales credited the next day at 00:00
