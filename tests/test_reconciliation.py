@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from openpyxl import load_workbook
 
-from point3_pipeline import sync
+from point3_pipeline import rollforward, sync
 from point3_pipeline.client import Point3Client
 from point3_pipeline.deposits import import_deposits
 from point3_pipeline.imports import import_balances
@@ -110,6 +110,21 @@ def test_a_fall_made_by_several_cancellations_is_not_a_payout(count):
     first, _ = intervals
     assert (first.cancellations, first.cancellation_count, first.payout, first.unexplained) == (sum(cancelled), count, 0, 0)
     assert [m.amount for m in outside] == [500]  # detected after the last observation
+
+
+def test_beyond_the_search_bound_a_fall_stays_as_it_reads_and_the_period_says_so(monkeypatch):
+    monkeypatch.setattr(rollforward, "HISTORY_SEARCH_STEPS", 0)  # the history's steps already spent
+    points = [(kst(2026, 2, 10, 14), 1_000_000), (kst(2026, 2, 10, 14, 30), 958_000)]
+    intervals = _intervals(points, [0])
+    weeks = (kst(2026, 2, 1), kst(2026, 2, 20))
+    outside = place(intervals, [Movement("cancellation", f"s{n}", v, *weeks) for n, v in enumerate([2_000, 8_000, 32_000])])
+    classify(intervals)
+    (interval,) = intervals
+    assert (interval.search_cut_short, interval.cancellations, interval.payout) == (True, 0, 42_000)
+    assert len(outside) == 3  # left for their detection, after the last observation
+    history = rollforward.History([interval.opening, interval.closing], intervals, {}, outside)
+    r = rollforward.roll(history, points[0][0], points[1][0])
+    assert r.payouts == 42_000 and any("stopped at its bound in 1 interval" in n for n in r.notes)
 
 
 def _checks(warehouse, monkeypatch, **env: str) -> dict[str, tuple]:
