@@ -5,15 +5,40 @@ point3 reports only the current balance, refreshed every 30 minutes: an observat
 balance as at the start of its refresh slot, and everything up to and including that instant
 is in it. Between two observations (an interval, (opening slot, closing slot]) the balance
 should move by the sales credited (less the declared fee and its VAT) and the cancellations
-in it. What else moved it is one of two things:
-- a payout: the balance fell by more than the interval's cancellations explain;
+in it. What else moved it (the residual) is one of two things:
+- a payout, when the residual is negative and either
+  (a) the balance fell by more than the interval's cancellations explain: a credit that never
+      came cannot make a balance fall, only money paid out can; or
+  (b) the fall has a payout's level. A payout pays what was credited by its cut-off and
+      empties the balance down to what came after it, at 00:00 KST (the sandbox's weekly and
+      daily schedules; point3's docs are silent). So: the interval holds a 00:00 and either
+      closes there at a balance of exactly 0 (the cut-off is the payout itself: the credits
+      of that instant went out with it) or fell by exactly the balance observed at a 00:00
+      in the CUTOFF_DAYS before (its cut-off: the Monday before a weekly payout, day D for a
+      daily D+N one). This finds the payouts that credits arriving at the same 00:00 hide
+      (daily payouts with a credit delay), whose balance need not fall;
 - unexplained (미확인): anything else, never hidden.
+Limits, stated rather than hidden. The balance alone cannot tell a payout from a credit that
+never came in the same interval: where the balance fell (a), or the payout emptied it at the
+credits' instant (b), the missing credit is read as part of the payout and shows as its
+deposit's difference; where the payout paid a cut-off balance (b), the two together have no
+payout's level and stay unexplained, the deposit then without a payout. A credit that never
+came whose net amount equals a 00:00 balance of the week before, or which was all of the
+balance at a 00:00, is read as a payout (one without a deposit). A payout hidden by credits
+that is not at 00:00, or whose cut-off has no observation, stays unexplained; so does one in
+an interval also holding a cancellation point3 does not date, or is read with it by (a) when
+the balance fell (its amount then off by the cancellation, which shows at its detection).
 
 Cancellations carry bounds, not a time: after the last read that saw the payment active (or
 its acceptance, if it was already cancelled when first seen) and no later than the read that
 saw it cancelled. One whose bounds fit inside one interval belongs there. Any other is placed
-by the balance: in the first interval within its bounds whose unexplained fall it (alone or
-with one other such cancellation) explains to the won; if none, at its detection.
+by the balance: in the first interval within its bounds (and without a payout's level) whose
+unexplained change some of them explain to the won, the fewest that do (a subset sum, any
+number of them; when amounts repeat several sets fit, so which cancellations is a best guess
+while the amounts are what the balance shows); if none, at its detection. The search is
+bounded (subsets.SEARCH_STEPS per interval, HISTORY_SEARCH_STEPS per history): where it stops
+at the bound, the interval's change stays payout or unexplained, its candidates go on to later
+intervals or their detection, and the period's notes say so.
 
 A balance "as at" an instant T rests on the last observation at or before T (its slot) and
 the next one: it is that observation's balance plus the sales and fees credited since its
@@ -34,9 +59,12 @@ from fractions import Fraction
 import duckdb
 
 from point3_pipeline.models import KST
+from point3_pipeline.subsets import SEARCH_STEPS, subset_summing_to
 
 SLOT = dt.timedelta(minutes=30)
 PPM = 1_000_000
+CUTOFF_DAYS = 7  # a payout's cut-off is at most a week before it (a weekly schedule's period)
+HISTORY_SEARCH_STEPS = 5_000_000  # subset-search steps for one history, all its intervals together
 
 
 @dataclass(frozen=True)
@@ -99,6 +127,7 @@ class Interval:
     payout: int = 0
     unexplained: int = 0
     placed: list[Movement] = field(default_factory=list)  # untimed sales and cancellations put here
+    search_cut_short: bool = False  # the search for what explains its balance change hit its bound
 
     @property
     def actual(self) -> int:
@@ -305,7 +334,7 @@ def history(conn: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetim
     intervals = [Interval(a, b) for a, b in zip(observations, observations[1:])]
     _add_sales(intervals, flows)
     unplaced = place(intervals, movements)
-    _classify(intervals)
+    classify(intervals)
     return History(observations, intervals, flows, unplaced)
 
 
@@ -333,12 +362,7 @@ def place(intervals: list[Interval], movements: list[Movement]) -> list[Movement
             _take(intervals[k], m)
         else:
             uncertain.append(m)
-    for i in intervals:
-        if not uncertain or _residual(i) == 0:
-            continue
-        for m in _explaining(i, [m for m in uncertain if m.after < i.closing.slot and m.by > i.opening.slot]):
-            _take(i, m)
-            uncertain.remove(m)
+    _explain_by_balance(intervals, uncertain)
     closings = [i.closing.slot for i in intervals]
     outside = []
     for m in uncertain:  # not explained by the balance: at its latest time, where it shows
@@ -366,29 +390,62 @@ def _residual(i: Interval) -> int:
     return i.actual - (i.sales - i.fees - i.cancellations)
 
 
-def _explaining(i: Interval, candidates: list[Movement]) -> list[Movement]:
-    """One movement, or two, whose effects add up to what the interval's flows leave unexplained."""
-    residual = _residual(i)
-    by_effect: dict[int, Movement] = {}
-    for m in candidates:
-        if m.effect == residual:
-            return [m]
-        other = by_effect.get(residual - m.effect)
-        if other is not None:
-            return [other, m]
-        by_effect.setdefault(m.effect, m)
-    return []
-
-
-def _classify(intervals: list[Interval]) -> None:
-    """What the expected flows leave: a payout where the balance fell by more than the
-    cancellations explain, else unexplained."""
+def _explain_by_balance(intervals: list[Interval], uncertain: list[Movement]) -> None:
+    """Put in each interval, in time order, the uncertain movements within their bounds whose
+    effects add up to what its flows leave unexplained (a subset search, bounded per interval
+    and per history); taken ones leave `uncertain`. A fall with a payout's level is left
+    alone, so cancellations never explain a payout away."""
+    cutoffs = _midnight_balances(intervals)
+    budget = HISTORY_SEARCH_STEPS
     for i in intervals:
         residual = _residual(i)
-        if residual < 0 and i.actual < -i.cancellations:
+        if not uncertain or residual == 0 or _pays_a_cutoff(i, residual, cutoffs):
+            continue
+        candidates = [m for m in uncertain if m.after < i.closing.slot and m.by > i.opening.slot]
+        if not candidates:
+            continue
+        found = subset_summing_to(residual, [m.effect for m in candidates], min(SEARCH_STEPS, budget))
+        budget -= found.steps
+        i.search_cut_short = found.cut_short
+        for k in found.indices or ():
+            _take(i, candidates[k])
+            uncertain.remove(candidates[k])
+
+
+def classify(intervals: list[Interval]) -> None:
+    """What the expected flows leave: a payout where the balance fell by more than the
+    cancellations explain or the fall has a payout's level (see the module's note), else
+    unexplained."""
+    cutoffs = _midnight_balances(intervals)
+    for i in intervals:
+        residual = _residual(i)
+        if residual < 0 and (i.actual < -i.cancellations or _pays_a_cutoff(i, residual, cutoffs)):
             i.payout = -residual
         else:
             i.unexplained = residual
+
+
+def _midnight_balances(intervals: list[Interval]) -> dict[dt.datetime, int]:
+    """The balances observed at 00:00 KST: the instants a payout's cut-off can be."""
+    return {o.slot: o.balance for i in intervals for o in (i.opening, i.closing) if _kst_midnight(o.slot) == o.slot}
+
+
+def _kst_midnight(moment: dt.datetime) -> dt.datetime:
+    """00:00 KST of the day `moment` is in."""
+    return moment.astimezone(KST).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _pays_a_cutoff(i: Interval, residual: int, cutoffs: dict[dt.datetime, int]) -> bool:
+    """Whether a fall of -`residual` in `i` has a payout's level: `i` holds a 00:00 KST and
+    either closes there at a balance of 0 or fell by the balance observed at a 00:00 in the
+    CUTOFF_DAYS before it."""
+    payout_time = _kst_midnight(i.closing.slot)
+    if residual >= 0 or payout_time <= i.opening.slot:
+        return False
+    if payout_time == i.closing.slot and i.closing.balance == 0:
+        return True
+    days = (payout_time - dt.timedelta(days=n) for n in range(CUTOFF_DAYS + 1))
+    return any(cutoffs.get(cutoff) == -residual for cutoff in days if cutoff <= i.opening.slot)
 
 
 # --- periods -----------------------------------------------------------------------------------
@@ -446,6 +503,10 @@ def roll(h: History, start: dt.datetime, end: dt.datetime) -> Roll | None:
                     r.sales_count += 1
                     r.fees += m.fee
                     r.fee_vat += m.fee_vat
+    cut_short = sum(1 for i in h.intervals if lo < i.closing.slot <= hi and i.search_cut_short)
+    if cut_short:
+        r.notes.append(f"취소 조합 탐색 한도 도달: {cut_short}개 구간 (the search for cancellations explaining "
+                       f"the balance stopped at its bound in {cut_short} interval(s))")
     return r
 
 

@@ -1,5 +1,6 @@
-"""The settlement roll-forward against the sandbox: payouts found, fees implied, deposits matched,
-discrepancies shown; the balance and deposit imports; the version fingerprint."""
+"""The settlement roll-forward: the subset search and the payout rule as pure functions; against
+the sandbox, payouts found, fees implied, deposits matched, discrepancies shown; the version
+fingerprint."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import datetime as dt
 import pytest
 from openpyxl import load_workbook
 
-from point3_pipeline import sync
+from point3_pipeline import rollforward, sync
 from point3_pipeline.client import Point3Client
 from point3_pipeline.deposits import import_deposits
 from point3_pipeline.imports import import_balances
@@ -16,12 +17,12 @@ from point3_pipeline.models import KST
 from point3_pipeline.periods import Period
 from point3_pipeline.reports import render_reconciliation_report, verify_report
 from point3_pipeline.reports.reconciliation import PAYOUTS, build, check_reported_months
-from point3_pipeline.rollforward import BusinessFee, Terms
+from point3_pipeline.rollforward import BusinessFee, Interval, Movement, Observation, Terms, classify, place
 from point3_pipeline.sandbox.settlement import DEPOSIT_SHORTFALL
+from point3_pipeline.subsets import subset_summing_to
 from point3_pipeline.warehouse import Warehouse
 from tests.conftest import FAST_RETRY, make_sandbox, sandbox_first_day
-
-pytestmark = pytest.mark.slow
+from tests.report_fixtures import Books, kst
 
 FEB = "2026-02"
 FEB_START = dt.datetime(2026, 2, 1, tzinfo=KST)
@@ -30,6 +31,100 @@ HISTORY_FROM = dt.datetime(2026, 1, 20, tzinfo=KST)
 SANDBOX_TERMS = {"fee_ppm": 33_000, "fee_vat": True}
 DECLARED = Terms(fee_ppm=33_000, fee_vat=True)
 FEB_WEDNESDAYS = [dt.date(2026, 2, d) for d in (4, 11, 18, 25)]
+
+
+# --- the subset search and the payout rule, as pure functions ------------------------------------
+
+THOUSANDS = [-1_000, -2_000, -4_000, -8_000, -16_000, -32_000, -64_000]  # every sum has one subset
+
+
+@pytest.mark.parametrize(("target", "values", "indices"), [
+    (-8_000, THOUSANDS, (3,)),  # one cancellation
+    (-34_000, THOUSANDS, (1, 5)),  # two
+    (-42_000, THOUSANDS, (1, 3, 5)),  # three
+    (-31_000, THOUSANDS, (0, 1, 2, 3, 4)),  # five
+    (-127_000, THOUSANDS, (0, 1, 2, 3, 4, 5, 6)),  # all of them
+    (-66_000, [-11_000, -22_000, -33_000, -66_000], (3,)),  # several fit: the fewest
+    (-22_450, [22_000, -33_000, -11_000, -450], (0, 1, 2, 3)),  # an untimed sale among cancellations
+    (-1_500, THOUSANDS, None),  # none fits
+    (-128_000, THOUSANDS, None),  # more than all of them
+    (0, THOUSANDS, None),  # nothing to explain
+    (-5_000, [], None),  # nothing to explain it with
+])  # fmt: skip
+def test_subset_search(target, values, indices):
+    found = subset_summing_to(target, values)
+    assert (found.indices, found.cut_short) == (indices, False)
+    if indices is not None:
+        assert sum(values[k] for k in indices) == target
+
+
+def test_subset_search_stops_at_its_bound_and_says_so():
+    values = [-(2**k) * 1_000 - k for k in range(12)]  # every subset has its own sum: 4,096 of them
+    target = values[0] + values[11]  # reached only with the last value, after ~4,000 steps
+    found = subset_summing_to(target, values, steps=1_000)
+    assert (found.indices, found.cut_short) == (None, True) and found.steps <= 1_000
+    found = subset_summing_to(target, values)
+    assert (found.indices, found.cut_short) == ((0, 11), False) and found.steps > 1_000
+
+
+def _intervals(points: list[tuple[dt.datetime, int]], credits: list[int]) -> list[Interval]:
+    """Observations (slot, balance) and what each interval between them is expected to credit."""
+    seen = [Observation(at, at, balance, "api") for at, balance in points]
+    return [Interval(a, b, sales=credit) for a, b, credit in zip(seen, seen[1:], credits)]
+
+
+@pytest.mark.parametrize(("points", "credits", "payouts", "unexplained"), [
+    # a daily payout at 00:00 with the credits of that instant: the balance rose, and is 0
+    ([(kst(2026, 2, 9, 23, 30), -5_000), (kst(2026, 2, 10), 0)], [1_000_000], [995_000], [0]),
+    # the same figures at 14:00: no payout time, a shortfall
+    ([(kst(2026, 2, 10, 13, 30), -5_000), (kst(2026, 2, 10, 14), 0)], [1_000_000], [0], [-995_000]),
+    # a payout of the balance at its cut-off, 00:00 the day before
+    ([(kst(2026, 2, 9), 700_000), (kst(2026, 2, 9, 23, 30), 1_200_000), (kst(2026, 2, 10), 1_000_000)],
+     [500_000, 500_000], [0, 700_000], [0, 0]),
+    # a credit of 11,897 that never came, at 00:00: no balance of the week was 11,897
+    ([(kst(2026, 2, 9), 700_000), (kst(2026, 2, 9, 23, 30), 1_200_000), (kst(2026, 2, 10), 1_688_103)],
+     [500_000, 500_000], [0, 0], [0, -11_897]),
+    # the balance fell beyond any cancellation: a payout at any time
+    ([(kst(2026, 2, 10, 14), 1_000_000), (kst(2026, 2, 10, 14, 30), 400_000)], [0], [600_000], [0]),
+    # the rule's stated limit: a missing credit equal to a 00:00 balance of the week reads as a payout
+    ([(kst(2026, 2, 9), 11_897), (kst(2026, 2, 9, 23, 30), 511_897), (kst(2026, 2, 10), 511_897)],
+     [500_000, 11_897], [0, 11_897], [0, 0]),
+])  # fmt: skip
+def test_a_fall_is_a_payout_by_the_balance_or_its_level(points, credits, payouts, unexplained):
+    intervals = _intervals(points, credits)
+    classify(intervals)
+    assert ([i.payout for i in intervals], [i.unexplained for i in intervals]) == (payouts, unexplained)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5])
+def test_a_fall_made_by_several_cancellations_is_not_a_payout(count):
+    """Cancellations first seen cancelled (bounds of weeks) explain a fall whatever their number,
+    and the one that does not fit stays for its detection."""
+    cancelled = [-v for v in THOUSANDS[:count]]
+    intervals = _intervals([(kst(2026, 2, 10, 14), 1_000_000), (kst(2026, 2, 10, 14, 30), 1_000_000 - sum(cancelled)),
+                            (kst(2026, 2, 10, 15), 1_000_000 - sum(cancelled))], [0, 0])  # fmt: skip
+    weeks = (kst(2026, 2, 1), kst(2026, 2, 20))
+    movements = [Movement("cancellation", f"s{n}", amount, *weeks) for n, amount in enumerate([*cancelled, 500])]
+    outside = place(intervals, movements)
+    classify(intervals)
+    first, _ = intervals
+    assert (first.cancellations, first.cancellation_count, first.payout, first.unexplained) == (sum(cancelled), count, 0, 0)
+    assert [m.amount for m in outside] == [500]  # detected after the last observation
+
+
+def test_beyond_the_search_bound_a_fall_stays_as_it_reads_and_the_period_says_so(monkeypatch):
+    monkeypatch.setattr(rollforward, "HISTORY_SEARCH_STEPS", 0)  # the history's steps already spent
+    points = [(kst(2026, 2, 10, 14), 1_000_000), (kst(2026, 2, 10, 14, 30), 958_000)]
+    intervals = _intervals(points, [0])
+    weeks = (kst(2026, 2, 1), kst(2026, 2, 20))
+    outside = place(intervals, [Movement("cancellation", f"s{n}", v, *weeks) for n, v in enumerate([2_000, 8_000, 32_000])])
+    classify(intervals)
+    (interval,) = intervals
+    assert (interval.search_cut_short, interval.cancellations, interval.payout) == (True, 0, 42_000)
+    assert len(outside) == 3  # left for their detection, after the last observation
+    history = rollforward.History([interval.opening, interval.closing], intervals, {}, outside)
+    r = rollforward.roll(history, points[0][0], points[1][0])
+    assert r.payouts == 42_000 and any("stopped at its bound in 1 interval" in n for n in r.notes)
 
 
 def _checks(warehouse, monkeypatch, **env: str) -> dict[str, tuple]:
@@ -89,6 +184,7 @@ def clean(tmp_path_factory):
     return warehouse, now, payouts, result
 
 
+@pytest.mark.slow
 def test_clean_month_ties_with_weekly_payouts_found(clean):
     warehouse, _, payouts, result = clean
     t = result.totals
@@ -109,6 +205,7 @@ def test_clean_month_ties_with_weekly_payouts_found(clean):
     ]  # each payout's bounds are the 30 minutes before it
 
 
+@pytest.mark.slow
 def test_the_tie_to_the_tax_workbook_is_timing_only(clean):
     _, _, _, result = clean
     t = result.totals
@@ -117,6 +214,7 @@ def test_the_tie_to_the_tax_workbook_is_timing_only(clean):
     assert abs(t["tax_sales"] - t["payments_in"]) < t["payments_in"] // 10
 
 
+@pytest.mark.slow
 def test_workbook_lists_the_payouts_and_their_deposits(clean):
     _, _, _, result = clean
     rows = [[c.value for c in r] for r in load_workbook(result.path)[PAYOUTS].iter_rows()]
@@ -124,6 +222,7 @@ def test_workbook_lists_the_payouts_and_their_deposits(clean):
     assert kinds == ["맞음 matched"] * 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fee_vat", [False, True])
 def test_implied_fee_is_the_sandbox_rate(tmp_path, fee_vat):
     sandbox_rate = 25_000  # 2.5%
@@ -134,6 +233,7 @@ def test_implied_fee_is_the_sandbox_rate(tmp_path, fee_vat):
     assert abs(result.totals["fee_ppm_implied"] - charged) <= 1_000  # 0.1 percentage point
 
 
+@pytest.mark.slow
 def test_a_missing_and_a_changed_deposit_are_reported(tmp_path, monkeypatch):
     terms = {**SANDBOX_TERMS, "missing_deposit_on": "2026-02-11", "differing_deposit_on": "2026-02-18"}
     warehouse, now, _ = _books(tmp_path, terms)
@@ -158,6 +258,7 @@ def test_a_missing_and_a_changed_deposit_are_reported(tmp_path, monkeypatch):
     assert _checks(warehouse, monkeypatch, POINT3_PAYOUT_DEPOSIT_DAYS="365")["payouts_have_deposits"][0]
 
 
+@pytest.mark.slow
 def test_unexplained_equals_a_payment_the_balance_never_got(tmp_path, monkeypatch):
     at = dt.datetime(2026, 2, 10, 14, 7, tzinfo=KST)
     warehouse, now, _ = _books(tmp_path, SANDBOX_TERMS, uncredited=at)
@@ -174,6 +275,35 @@ def test_unexplained_equals_a_payment_the_balance_never_got(tmp_path, monkeypatc
     assert _checks(warehouse, monkeypatch, POINT3_UNEXPLAINED_THRESHOLD_WON=str(-expected_gap))["unexplained_within_threshold"][0]
 
 
+UNCREDITED_GAP = 11_897  # 12,345 less the 3.3% fee and its VAT
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("terms", "shown_as"), [
+    ({"payout": "daily", "payout_delay_days": 2}, "unexplained"),  # credited at once, at 14:07
+    ({"credit_delay_days": 1}, "deposit difference"),  # due at Wednesday 00:00, with the weekly payout
+    ({"payout": "daily", "payout_delay_days": 1, "credit_delay_days": 1}, "deposit difference"),  # the payout emptied it
+    ({"payout": "daily", "payout_delay_days": 2, "credit_delay_days": 1}, "unexplained with the payout"),
+])  # fmt: skip
+def test_a_payment_never_credited_shows_where_the_rule_says(tmp_path, terms, shown_as):
+    """The payout rule's stated limits: a credit due at a payout's instant cannot be told from the
+    payout by the balance; it shows in the deposits, or with the payout as unexplained."""
+    warehouse, now, payouts = _books(tmp_path, {**SANDBOX_TERMS, **terms}, uncredited=kst(2026, 2, 10, 14, 7))
+    declared = Terms(fee_ppm=33_000, fee_vat=True, credit_delay_days=terms.get("credit_delay_days", 0))
+    t = render_reconciliation_report(warehouse, FEB, tmp_path / "reports", now=now, terms=declared).totals
+    paid = [a for at, a in payouts if FEB_START.timestamp() < at <= MAR_START.timestamp()]
+    got = (t["unexplained"], t["deposit_difference"], t["payout_count"], t["payouts_matched"], t["deposits_without_payout"])
+    n = len(paid)
+    if shown_as == "unexplained":
+        assert got == (-UNCREDITED_GAP, 0, n, n, 0)
+    elif shown_as == "deposit difference":  # the payout is read as paid + the gap; its deposit says otherwise
+        assert got == (0, -UNCREDITED_GAP, n, n, 0) and t["payouts"] == sum(paid) + UNCREDITED_GAP
+    else:  # no payout's level: the day's payout and the gap stay unexplained together
+        due = [a for at, a in payouts if at == kst(2026, 2, 11).timestamp()]
+        assert got == (-(due[0] + UNCREDITED_GAP), 0, n - 1, n - 1, 1)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("terms", [
     {"credit_delay_days": 1},  # sales credited the next day at 00:00
     {"payout": "daily", "payout_delay_days": 2},  # D+2 daily payouts
@@ -190,15 +320,11 @@ def test_credit_timing_and_daily_payouts(tmp_path, terms):
         assert at_once.totals["days_not_tying"] > 0
 
 
-# With a credit delay, a daily payout leaves at the 00:00 instant the next credits arrive: the
-# balance need not fall, so the roll-forward reads the payout as unexplained (a known limit).
-_SAME_INSTANT = pytest.mark.xfail(strict=True, reason="a daily payout at the instant of a credit is not seen as a payout")
-
-
-@pytest.mark.parametrize(("credit", "delay"), [
-    (0, 1), (0, 2),
-    pytest.param(1, 1, marks=_SAME_INSTANT), pytest.param(1, 2, marks=_SAME_INSTANT), pytest.param(2, 1, marks=_SAME_INSTANT),
-])  # fmt: skip
+# With a credit delay a daily payout leaves at the 00:00 the next credits arrive, so the balance
+# need not fall: the payout is found by its level (it empties the balance, or pays the balance
+# of its cut-off).
+@pytest.mark.slow
+@pytest.mark.parametrize(("credit", "delay"), [(0, 1), (0, 2), (1, 1), (1, 2), (2, 1), (2, 2)])
 def test_daily_payouts_meet_their_deposits_within_the_default_window(tmp_path, credit, delay):
     """A daily payout reaches the bank the morning of its day: the default window of
     POINT3_DEPOSIT_MATCH_DAYS covers it whatever payout_delay_days is."""
@@ -210,6 +336,7 @@ def test_daily_payouts_meet_their_deposits_within_the_default_window(tmp_path, c
     assert (t["payouts_matched"], t["payouts_without_deposit"], t["deposits_without_payout"]) == (28, 0, 0)
 
 
+@pytest.mark.slow
 def test_a_business_with_its_own_fee(tmp_path):
     bookshop = "책방 달빛서가"
     warehouse, now, _ = _books(tmp_path, {**SANDBOX_TERMS, "business_fee_ppm": {bookshop: 15_000}}, deposits=False)
@@ -219,3 +346,37 @@ def test_a_business_with_its_own_fee(tmp_path):
     # the merchant's rate for the bookshop too: the fees are overstated, the days do not tie
     merchant_only = render_reconciliation_report(warehouse, FEB, tmp_path / "other", now=now, terms=DECLARED)
     assert merchant_only.totals["days_not_tying"] > 0 and merchant_only.totals["fees"] > result.totals["fees"]
+
+
+# --- the version fingerprint: what lies before the month counts too ---------------------------------
+
+
+@pytest.mark.parametrize("source", ["api", "imported"])
+def test_an_observation_changed_before_the_month_makes_a_new_version(tmp_path, source):
+    """An observation two before the month's start (not the one its opening rests on) changes
+    the payout found before the month, so a November deposit no longer matches it: the
+    workbook shows the deposit without a payout, in a new version."""
+    now, before = kst(2025, 12, 2, 9), kst(2025, 10, 30, 23, 50)
+    books = Books(tmp_path / "wh.duckdb")
+    if source == "api":
+        books.observation(before, 50_000)
+    books.observation(kst(2025, 10, 31, 0, 10), 10_000)  # a payout of 40,000 at 00:00
+    books.observation(kst(2025, 10, 31, 22, 10), 10_000)  # the opening rests on it
+    books.payment("late-oct", kst(2025, 10, 31, 23, 10), total=11_000)
+    books.observation(kst(2025, 12, 1, 0, 20), 21_000)
+    books.synced(dt.date(2025, 10, 1), dt.date(2025, 11, 30))
+    wh = books.refresh()
+    if source == "imported":
+        (tmp_path / "balances.csv").write_text(f"observed_at,balance\n{before.isoformat()},50000\n")
+        import_balances(wh, tmp_path / "balances.csv", now=now)
+    (tmp_path / "bank.csv").write_text("거래일자,입금액\n2025.11.01,40000\n")
+    import_deposits(wh, tmp_path / "bank.csv", now=now)
+    first = render_reconciliation_report(wh, "2025-11", tmp_path / "r", now=now)
+    assert (first.version, first.totals["deposits_without_payout"], first.totals["unexplained"]) == (1, 0, 0)
+    table = {"api": "settlement_observations", "imported": "imported_settlement_observations"}[source]
+    with wh.connect() as conn:
+        conn.execute(f"UPDATE {table} SET balance = 45000 WHERE observed_at = ?", [before])
+    wh = books.refresh()
+    second = render_reconciliation_report(wh, "2025-11", tmp_path / "r", now=now)
+    assert second.created and second.version == 2 and second.totals["deposits_without_payout"] == 1
+    assert second.totals["opening_balance"] == first.totals["opening_balance"] == 21_000
