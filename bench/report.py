@@ -135,9 +135,18 @@ def case_dump(db: Path, out: Path, period: str = MONTH) -> None:
         wb.save(out / "dump.xlsx")
 
 
-# The month's balance as point3 would have served it every 30 minutes (1,440 observations),
-# less four weekly payouts (Wednesdays 00:00) of everything in by the Monday before, each with
-# its bank deposit the same morning.
+# The month's balance as point3 would have served it every 30 minutes (1,440 observations): each
+# sale credited at its slot, each cancellation taken back at the slot of the read that saw it,
+# less four weekly payouts (Wednesdays 00:00) of the balance at the Monday before, each with its
+# bank deposit the same morning.
+SLOT_OF = "time_bucket(INTERVAL 30 MINUTES, {t} - INTERVAL 1 MICROSECOND, 'Asia/Seoul') + INTERVAL 30 MINUTES"
+BALANCE_MOVES = f"""
+SELECT slot, CAST(sum(amount) AS BIGINT) FROM (
+    SELECT {SLOT_OF.format(t='accepted_at')} AS slot, total_charge AS amount FROM payments
+    UNION ALL
+    SELECT {SLOT_OF.format(t='canceled_detected_at')}, -total_charge FROM payments WHERE is_canceled
+) GROUP BY slot
+"""
 PAYOUT_DAYS = ("2025-11-05", "2025-11-12", "2025-11-19", "2025-11-26")
 
 
@@ -152,23 +161,17 @@ def add_balance_history(path: Path) -> None:
     start = dt.datetime(2025, 11, 1, tzinfo=KST)
     slots = [start + dt.timedelta(minutes=30 * k) for k in range(30 * 48)]
     with warehouse.connect() as conn:
-        sums = dict(conn.execute(
-            """
-            SELECT time_bucket(INTERVAL 30 MINUTES, accepted_at - INTERVAL 1 MICROSECOND, 'Asia/Seoul') + INTERVAL 30 MINUTES,
-                   CAST(sum(total_charge) AS BIGINT)
-            FROM payments GROUP BY 1
-            """
-        ).fetchall())
-        credited = dict(zip(slots, accumulate(sums.get(slot, 0) for slot in slots)))
+        moves = dict(conn.execute(BALANCE_MOVES).fetchall())
+        net = dict(zip(slots, accumulate(moves.get(slot, 0) for slot in slots)))
         paid, rows, deposits = 0, [], []
         for slot in slots:
             day = slot.date().isoformat()
             if day in PAYOUT_DAYS and slot.hour == 0 and slot.minute == 0:
-                due = credited[slot - dt.timedelta(days=2)] - paid
+                due = net[slot - dt.timedelta(days=2)] - paid
                 paid += due
                 deposits.append([f"bench-{day}", slot.replace(hour=9), slot.date(), True, due, "타행이체",
                                  "포인트쓰리정산", None, None, 1, 1])  # fmt: skip
-            rows.append([slot + dt.timedelta(minutes=2), credited[slot] - paid])
+            rows.append([slot + dt.timedelta(minutes=2), net[slot] - paid])
         conn.executemany("INSERT INTO settlement_observations VALUES (?, ?)", rows)
         conn.execute("INSERT INTO reconciliation_imports VALUES (1, 'deposits', 'bench.csv', '', 'utf-8', now(), 4, 4, 0, 0, 0)")
         conn.executemany("INSERT INTO bank_deposits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", deposits)
