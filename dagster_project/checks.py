@@ -7,6 +7,7 @@ are checked whole anyway. A run over several merchants checks each and fails nam
 """
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -22,13 +23,11 @@ from dagster_project.assets import (
     reconciliation_terms,
     monthly_reconciliation_report,
     monthly_tax_report,
-    payment_cancellations,
-    payment_tax_split,
     point3_payments,
 )
 from dagster_project.partitions import merchants_of_run
 from dagster_project.resources import ReportsResource, WarehouseResource
-from point3_pipeline import reports, summaries
+from point3_pipeline import fleet, reports, summaries
 from point3_pipeline.reports import reconciliation
 from point3_pipeline.merchants import DEFAULT_ID
 from point3_pipeline.sync import kst_now
@@ -42,7 +41,9 @@ def each_merchant(context: AssetCheckExecutionContext, check: Callable[[str], As
     """`check(merchant_id)` for the run's merchants: its result for one, for several one result
     that passes only if all do, with the failing merchants and their figures."""
     ids = merchants_of_run(_run_tags(context)) or [DEFAULT_ID]
-    results = {merchant_id: check(merchant_id) for merchant_id in ids}
+    # Each merchant's check opens its own file: several at once, as their steps run them.
+    with ThreadPoolExecutor(max_workers=min(len(ids), fleet.max_parallel()), thread_name_prefix="point3-check") as pool:
+        results = dict(zip(ids, pool.map(check, ids)))
     if len(ids) == 1:
         [(merchant_id, result)] = results.items()
         return AssetCheckResult(passed=result.passed, severity=result.severity,
@@ -83,7 +84,7 @@ def no_duplicate_signatures(context: AssetCheckExecutionContext, warehouse: Ware
 
 
 @asset_check(
-    asset=payment_cancellations, name="no_duplicate_signatures",
+    asset="payment_cancellations", name="no_duplicate_signatures",
     description="Each cancelled payment is one row.",
 )  # fmt: skip
 def no_duplicate_cancellations(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
@@ -134,7 +135,7 @@ def _split_finding_of(warehouse: WarehouseResource, finding: str, merchant_id: s
 
 
 @asset_check(
-    asset=payment_tax_split,
+    asset="payment_tax_split",
     description="Payments breaking vat + taxFreeAmount = totalCharge that no person has classified yet "
     "(each keeps its period from being final: `point3 classify`).",
 )  # fmt: skip
@@ -143,7 +144,7 @@ def no_unclassified_payments(context: AssetCheckExecutionContext, warehouse: War
 
 
 @asset_check(
-    asset=payment_tax_split,
+    asset="payment_tax_split",
     description="Payments whose VAT is above 1/11 of their price beyond rounding (impossible for 10% VAT).",
 )  # fmt: skip
 def no_impossible_vat(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
@@ -151,7 +152,7 @@ def no_impossible_vat(context: AssetCheckExecutionContext, warehouse: WarehouseR
 
 
 @asset_check(
-    asset=payment_tax_split,
+    asset="payment_tax_split",
     description="Payments whose figures contradict their business's declaration (all taxable with an exempt "
     "part, all exempt with VAT).",
 )  # fmt: skip

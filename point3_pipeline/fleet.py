@@ -119,11 +119,11 @@ def open_client(merchant: Merchant, **options) -> Point3Client:
 
 def with_client(operation: Callable[[Merchant, Point3Client, Warehouse], T],
                 **client_options) -> Callable[[Merchant], T]:
-    """An operation on (merchant, its client, its warehouse), for `run_each`."""
+    """An operation on (merchant, its client, its warehouse with its own businesses), for `run_each`."""
 
     def run(merchant: Merchant) -> T:
         with open_client(merchant, **client_options) as client:
-            return operation(merchant, client, merchant.warehouse())
+            return operation(merchant, client, merchant.warehouse(businesses=merchant.businesses()))
 
     return run
 
