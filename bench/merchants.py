@@ -2,6 +2,7 @@
 (the library legs), and through Dagster (its own leg). Prints, never asserts.
 
     .venv/bin/python bench/merchants.py [--merchants 50] [--per-day 40] [--latency-ms 40] [--workers 16]
+        [--legs serial,parallel,dagster] [--dagster-storage sqlite|memory]
 
 One sandbox process serves every merchant (`point3 sandbox --merchants N`: a key, a history
 and a settlement contract each; volumes vary around --per-day) and writes the merchants file
@@ -10,11 +11,10 @@ its own warehouse under a temp root. The history (--history-days) is synced firs
 latency; then the sandbox answers every request --latency-ms late and the hourly run
 (`fleet.sync_and_publish`: the incremental run over the last days, the derived tables, the
 published copy) is timed for all merchants, serially and then on the fleet's thread pool.
-The issue's floors: parallel at least 4x faster than serial; Dagster within 2x of parallel.
-Then through Dagster (`dagster_leg`): the same merchants from the merchants file, the hourly
-schedule's days (yesterday and today) of every merchant as one backfill run of
-point3_payments, then one run of their derived tables and analysts' copies, each run doing
-the merchants --workers at a time.
+Then through Dagster (`dagster_leg`): the code location's jobs as a backfill of every merchant
+runs them, sync_payments over every merchant's yesterday and today, then refresh_books, with
+their checks. The issue's floors: parallel at least 4x faster than serial; Dagster within 2x
+of parallel. Wall and CPU seconds (this process's, and the sandbox's apart) for each leg.
 """
 
 from __future__ import annotations
@@ -53,12 +53,15 @@ def timed_run(merchants: list[Merchant], workers: int, sandbox_pid: int) -> dict
             "sandbox_cpu": cpu_seconds(sandbox_pid) - sandbox_cpu, "ok": len(outcomes) - len(failed)}
 
 
-def dagster_leg(merchants_file: Path, merchants: list[Merchant], workers: int, sandbox_pid: int) -> dict[str, float]:
+def dagster_leg(merchants_file: Path, merchants: list[Merchant], workers: int, sandbox_pid: int,
+                storage: str = "sqlite") -> dict[str, float]:
     """The hourly run through Dagster, in this process on a temporary instance, as a backfill of
     every merchant runs it: the code location's own jobs with their asset checks, each one run
     over all the merchants (`workers` at a time inside each step): sync_payments over every
     merchant's yesterday and today, then refresh_books (derived tables, analysts' copies).
-    The dict timed_run returns, with each run's wall seconds."""
+    `storage`: the instance's, "sqlite" files as dagster.yaml's default (each event a commit
+    to disk), or "memory" (Dagster's bookkeeping without the disk). The dict timed_run
+    returns, with each run's wall seconds."""
     os.environ.update({"POINT3_MERCHANTS": str(merchants_file), MAX_PARALLEL_VAR: str(workers)})
     # bench/ (this script's folder, first on sys.path) has a dagster.py of its own.
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
@@ -71,7 +74,8 @@ def dagster_leg(merchants_file: Path, merchants: list[Merchant], workers: int, s
     today = NOW.date()
     runs = [("sync_payments", f"{today - dt.timedelta(days=1)}|{first}", f"{today}|{last}"),
             ("refresh_books", first, last)]
-    with tempfile.TemporaryDirectory(prefix="point3-bench-dagster-") as home, DagsterInstance.local_temp(home) as instance:
+    with tempfile.TemporaryDirectory(prefix="point3-bench-dagster-") as home, (
+            DagsterInstance.local_temp(home) if storage == "sqlite" else DagsterInstance.ephemeral()) as instance:
         started, cpu, sandbox_cpu = time.perf_counter(), time.process_time(), cpu_seconds(sandbox_pid)
         ok, each = True, {}
         for job, start, end in runs:
@@ -95,6 +99,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=40)
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--legs", default=",".join(LEGS), help="which of serial,parallel,dagster to run (default all)")
+    parser.add_argument("--dagster-storage", choices=("sqlite", "memory"), default="sqlite",
+                        help="the Dagster instance's storage: sqlite files (dagster.yaml's default) or in memory")
     args = parser.parse_args()
     legs = [leg for leg in args.legs.split(",") if leg]
     if not legs or set(legs) - set(LEGS):
@@ -117,7 +123,8 @@ def main() -> None:
             load_before = os.getloadavg()
             for leg in LEGS:
                 if leg in legs:
-                    measured[leg] = (dagster_leg(merchants_file, merchants, args.workers, process.pid) if leg == "dagster"
+                    measured[leg] = (dagster_leg(merchants_file, merchants, args.workers, process.pid, args.dagster_storage)
+                                     if leg == "dagster"
                                      else timed_run(merchants, 1 if leg == "serial" else args.workers, process.pid))
             load_after = os.getloadavg()
         finally:
@@ -126,13 +133,13 @@ def main() -> None:
     print(f"hourly run of {len(merchants)} merchants, {args.latency_ms} ms added latency per request, {os.cpu_count()} "
           f"cores, load average (1/5/15 min) {'/'.join(f'{x:.1f}' for x in load_before)} before, "
           f"{'/'.join(f'{x:.1f}' for x in load_after)} after:")
-    report(measured, len(merchants), args.workers)
+    report(measured, len(merchants), args.workers, args.dagster_storage)
 
 
-def report(measured: dict[str, dict], merchants: int, workers: int) -> None:
+def report(measured: dict[str, dict], merchants: int, workers: int, storage: str) -> None:
     """Each leg's wall and CPU, then the issue's two floors."""
     labels = {"serial": "serially (library)", "parallel": f"in parallel ({workers} workers, fleet)",
-              "dagster": f"through Dagster ({workers} at a time)"}
+              "dagster": f"through Dagster ({storage} storage)"}
     for leg, figures in measured.items():
         print(f"  {labels[leg]:<34} {figures['wall']:6.2f} s wall, {figures['cpu']:6.2f} s CPU here "
               f"({1000 * figures['cpu'] / merchants:.0f} ms a merchant), {figures['sandbox_cpu']:5.2f} s sandbox CPU, "
