@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dagster import (
     AssetDep,
     AssetExecutionContext,
+    AssetKey,
     AssetMaterialization,
+    AssetSpec,
     AssetSelection,
     AutomationCondition,
     BackfillPolicy,
@@ -17,6 +19,7 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     asset,
+    multi_asset,
 )
 
 from dagster_project.partitions import (
@@ -77,27 +80,37 @@ def merchant_order(partition_key: str) -> int:
 
 
 def for_each_merchant(context: AssetExecutionContext, work: Callable[[str], dict]) -> MaterializeResult:
-    """`work(merchant_id)` -> metadata for every merchant of the step. One merchant (every
-    scheduled run) fails the step with its own sentence. Several (a backfill over more
-    merchants than days) run at once, up to POINT3_MAX_PARALLEL_MERCHANTS, since most of a
-    merchant's time is waiting for point3; a failing merchant then fails the step after the
-    others' partitions are recorded as materialized, so its retry is that merchant alone."""
+    """`work(merchant_id)` -> metadata for every merchant of the step; see for_each_merchant_of."""
+    [result] = for_each_merchant_of(context, [context.asset_key], lambda merchant_id: {context.asset_key: work(merchant_id)})
+    return result
+
+
+def for_each_merchant_of(context: AssetExecutionContext, keys: list[AssetKey],
+                         work: Callable[[str], dict[AssetKey, dict]]) -> list[MaterializeResult]:
+    """`work(merchant_id)` -> metadata of each of the step's assets `keys` for every merchant of
+    the step. One merchant (every scheduled run) fails the step with its own sentence. Several
+    (a backfill over more merchants than days) run at once, up to POINT3_MAX_PARALLEL_MERCHANTS,
+    since most of a merchant's time is waiting for point3; a failing merchant then fails the
+    step after the others' partitions are recorded as materialized, so its retry is that
+    merchant alone."""
     ids = merchants_in(context)
     if len(ids) == 1:
         with _fails_with_its_sentence():
-            return MaterializeResult(metadata={"merchant": ids[0], **work(ids[0])})
+            found = work(ids[0])
+        return [MaterializeResult(asset_key=key, metadata={"merchant": ids[0], **found[key]}) for key in keys]
     outcomes = _run_each(ids, work)
     failed = {id_: error for id_, (_, error) in outcomes.items() if error is not None}
     table = MetadataValue.md("\n".join(
         ["| merchant | outcome |", "| --- | --- |"]
         + [f"| {id_} | {error or 'ok'} |" for id_, (_, error) in outcomes.items()]))
     if not failed:
-        return MaterializeResult(metadata={"merchants": len(ids), "by_merchant": table})
+        return [MaterializeResult(asset_key=key, metadata={"merchants": len(ids), "by_merchant": table}) for key in keys]
     for partition_key in context.partition_keys:
-        metadata, error = outcomes[merchant_of(partition_key)]
+        found, error = outcomes[merchant_of(partition_key)]
         if error is None:
-            context.log_event(AssetMaterialization(context.asset_key, partition=partition_key,
-                                                   metadata={"merchant": merchant_of(partition_key), **metadata}))
+            for key in keys:
+                context.log_event(AssetMaterialization(key, partition=partition_key,
+                                                       metadata={"merchant": merchant_of(partition_key), **found[key]}))
     raise Failure(description=f"{len(failed)} of {len(ids)} merchants failed: "
                   + "; ".join(f"{id_}: {error}" for id_, error in failed.items()),
                   metadata={"by_merchant": table})
@@ -149,9 +162,10 @@ def point3_payments(
 
 def _progress_log(context: AssetExecutionContext, merchant_id: str):
     def progress(done: int, total: int, window: sync.WindowResult) -> None:
-        # Each log line is a write to Dagster's event log, so a run logs about 20 windows (and
-        # every one left open) instead of all 365 of a year's backfill.
-        if window.is_complete and done % max(1, total // 20) and done != total:
+        # Each log line is a write to Dagster's event log (~10 ms of CPU), so a merchant's sync
+        # logs about 20 windows of a year's backfill and its last (and every one left open);
+        # an hourly run, its last: a run over 50 merchants otherwise wrote 100 lines.
+        if window.is_complete and done % (total // 20 or total) and done != total:
             return
         state = "complete" if window.is_complete else f"not final ({window.incomplete_reason})"
         context.log.info(
@@ -190,41 +204,45 @@ MERCHANT_ASSET = {"partitions_def": merchant_partitions, "backfill_policy": Back
                   "group_name": GROUP, "kinds": {"duckdb"}}
 
 
-@asset(
-    deps=[AssetDep(point3_payments, partition_mapping=same_merchant)],
-    description="One row per cancelled payment, with when the sync first saw it cancelled.",
-    **MERCHANT_ASSET,
+# The derived tables' assets, each the warehouse table it stands for and its totals. One step
+# refreshes them together: the refresh rebuilds a table's readers with it anyway, in one
+# transaction, so three steps rebuilt the tax split three times and opened the file thrice.
+DERIVED = {
+    AssetKey("payment_cancellations"): ("cancellations", summaries.cancellation_totals),
+    AssetKey("payment_tax_split"): ("payment_tax_split", summaries.tax_split_totals),  # and tax_filing_daily
+    AssetKey("culture_vat_breakdown"): ("culture_vat_daily", summaries.culture_vat_totals),
+}
+DERIVED_SPEC = {"partitions_def": merchant_partitions, "group_name": GROUP, "kinds": {"duckdb"}}
+
+
+@multi_asset(
+    name="derived_tables",
+    specs=[
+        AssetSpec("payment_cancellations", deps=[AssetDep(point3_payments, partition_mapping=same_merchant)],
+                  description="One row per cancelled payment, with when the sync first saw it cancelled.",
+                  **DERIVED_SPEC),
+        AssetSpec("payment_tax_split", deps=["payment_cancellations"], **DERIVED_SPEC,
+                  description="Every payment's tax class (taxable, mixed, exempt, unclassified, impossible VAT) and "
+                  "filing amounts, with the businesses of the merchant's businesses file (POINT3_BUSINESSES without "
+                  "a merchants file) and people's classifications; and the daily filing lines."),
+        AssetSpec("culture_vat_breakdown", deps=["payment_tax_split"], **DERIVED_SPEC,
+                  description="Culture-expense type x the tax split per KST payment day: gross, cancelled and net."),
+    ],
+    partitions_def=merchant_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    can_subset=True,
 )
-def payment_cancellations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    return for_each_merchant(context, lambda m: _refresh(warehouse, m, "cancellations", summaries.cancellation_totals))
+def derived_tables(context: AssetExecutionContext, warehouse: WarehouseResource):
+    keys = [key for key in DERIVED if key in context.selected_asset_keys]
 
+    def refresh(merchant_id: str) -> dict[AssetKey, dict]:
+        wh = warehouse.get(merchant_id)
+        with wh.held():
+            wh.refresh_derived(*(DERIVED[key][0] for key in keys))
+            with wh.connect(read_only=True) as conn:
+                return {key: DERIVED[key][1](conn) for key in keys}
 
-def _refresh(warehouse: WarehouseResource, merchant_id: str, table: str, totals) -> dict:
-    wh = warehouse.get(merchant_id)
-    wh.refresh_derived(table)
-    with wh.connect(read_only=True) as conn:
-        return totals(conn)
-
-
-@asset(
-    deps=[payment_cancellations],
-    description="Every payment's tax class (taxable, mixed, exempt, unclassified, impossible VAT) and filing "
-    "amounts, with the businesses of the merchant's businesses file (POINT3_BUSINESSES without a merchants "
-    "file) and people's classifications; and the daily filing lines.",
-    **MERCHANT_ASSET,
-)
-def payment_tax_split(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    # and tax_filing_daily, culture_vat_daily: they read it
-    return for_each_merchant(context, lambda m: _refresh(warehouse, m, "payment_tax_split", summaries.tax_split_totals))
-
-
-@asset(
-    deps=[payment_tax_split],
-    description="Culture-expense type x the tax split per KST payment day: gross, cancelled and net.",
-    **MERCHANT_ASSET,
-)
-def culture_vat_breakdown(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    return for_each_merchant(context, lambda m: _refresh(warehouse, m, "culture_vat_daily", summaries.culture_vat_totals))
+    yield from for_each_merchant_of(context, keys, refresh)
 
 
 @asset(
@@ -266,8 +284,7 @@ def _report_metadata(result: ReportResult) -> dict:
 
 REPORT_DEPS = [
     AssetDep(point3_payments, partition_mapping=month_to_days),
-    *(AssetDep(upstream, partition_mapping=same_merchant)
-      for upstream in (payment_cancellations, payment_tax_split, culture_vat_breakdown)),
+    *(AssetDep(upstream, partition_mapping=same_merchant) for upstream in DERIVED),
 ]
 
 
@@ -374,7 +391,7 @@ VAT_PERIOD_REPORTS = {QUARTER: vat_quarter_report, HALF: vat_half_year_report, Y
 @asset(
     deps=[
         AssetDep(point3_payments, partition_mapping=same_merchant),
-        payment_cancellations, payment_tax_split, culture_vat_breakdown, settlement_balance_history,
+        *DERIVED, settlement_balance_history,
         *(AssetDep(report, partition_mapping=same_merchant) for report in (
             monthly_tax_report, monthly_reconciliation_report, *VAT_PERIOD_REPORTS.values())),
     ],

@@ -6,15 +6,23 @@ over a range of partitions (every backfill and scheduled sync is one), and a mer
 are checked whole anyway. A run over several merchants checks each and fails naming them.
 """
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
+import duckdb
 from dagster import (
     AssetCheckExecutionContext,
+    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetChecksDefinition,
+    AssetCheckSpec,
+    AssetKey,
     MetadataValue,
     asset_check,
+    multi_asset_check,
 )
 from dagster._core.errors import DagsterInvalidPropertyError
 
@@ -22,16 +30,16 @@ from dagster_project.assets import (
     reconciliation_terms,
     monthly_reconciliation_report,
     monthly_tax_report,
-    payment_cancellations,
-    payment_tax_split,
     point3_payments,
 )
 from dagster_project.partitions import merchants_of_run
 from dagster_project.resources import ReportsResource, WarehouseResource
-from point3_pipeline import reports, summaries
+from point3_pipeline import fleet, reports, summaries
 from point3_pipeline.reports import reconciliation
 from point3_pipeline.merchants import DEFAULT_ID
 from point3_pipeline.sync import kst_now
+
+T = TypeVar("T")
 
 
 def _bullets(lines: list[str]) -> MetadataValue:
@@ -41,20 +49,50 @@ def _bullets(lines: list[str]) -> MetadataValue:
 def each_merchant(context: AssetCheckExecutionContext, check: Callable[[str], AssetCheckResult]) -> AssetCheckResult:
     """`check(merchant_id)` for the run's merchants: its result for one, for several one result
     that passes only if all do, with the failing merchants and their figures."""
+    return combined(_on_each(context, check))
+
+
+def each_merchant_checks(context: AssetCheckExecutionContext, warehouse: WarehouseResource,
+                         checks: dict[AssetCheckKey, Callable[[duckdb.DuckDBPyConnection], AssetCheckResult]]
+                         ) -> Iterator[AssetCheckResult]:
+    """The selected `checks` (each a result from a merchant's warehouse) for the run's merchants,
+    combined as each_merchant does; each merchant's file is opened once for all of them."""
+    selected = {key: check for key, check in checks.items() if key in context.selected_asset_check_keys}
+
+    def merchant_results(merchant_id: str) -> dict[AssetCheckKey, AssetCheckResult]:
+        with warehouse.get(merchant_id).connect(read_only=True) as conn:
+            return {key: check(conn) for key, check in selected.items()}
+
+    by_merchant = _on_each(context, merchant_results)
+    for key in selected:
+        yield combined({merchant_id: found[key] for merchant_id, found in by_merchant.items()},
+                       asset_key=key.asset_key, check_name=key.name)
+
+
+def _on_each(context: AssetCheckExecutionContext, work: Callable[[str], T]) -> dict[str, T]:
     ids = merchants_of_run(_run_tags(context)) or [DEFAULT_ID]
-    results = {merchant_id: check(merchant_id) for merchant_id in ids}
-    if len(ids) == 1:
+    # Each merchant's check opens its own file: several at once, as their steps run them.
+    with ThreadPoolExecutor(max_workers=min(len(ids), fleet.max_parallel()), thread_name_prefix="point3-check") as pool:
+        return dict(zip(ids, pool.map(work, ids)))
+
+
+def combined(results: dict[str, AssetCheckResult], **target) -> AssetCheckResult:
+    """One merchant's result naming it, or for several one result that passes only if all do,
+    with the failing merchants and their figures. `target`: the check's asset_key and check_name
+    where one step evaluates several checks."""
+    if len(results) == 1:
         [(merchant_id, result)] = results.items()
         return AssetCheckResult(passed=result.passed, severity=result.severity,
-                                metadata={"merchant": merchant_id, **result.metadata})
+                                metadata={"merchant": merchant_id, **result.metadata}, **target)
     failing = {m: r for m, r in results.items() if not r.passed}
     severities = {r.severity for r in failing.values()}
     return AssetCheckResult(
         passed=not failing,
         severity=AssetCheckSeverity.ERROR if AssetCheckSeverity.ERROR in severities or not failing else AssetCheckSeverity.WARN,
-        metadata={"merchants_checked": len(ids), "merchants_failing": _bullets([
+        metadata={"merchants_checked": len(results), "merchants_failing": _bullets([
             f"{m}: " + ", ".join(f"{k} {v.value}" for k, v in r.metadata.items() if isinstance(v.value, int))
             for m, r in failing.items()])},
+        **target,
     )
 
 
@@ -65,9 +103,8 @@ def _run_tags(context: AssetCheckExecutionContext) -> dict[str, str]:
         return {}
 
 
-def _duplicates_result(warehouse: WarehouseResource, table: str, merchant_id: str) -> AssetCheckResult:
-    with warehouse.get(merchant_id).connect(read_only=True) as conn:
-        count, sample = summaries.duplicate_signatures(conn, table)
+def _duplicates_result(conn: duckdb.DuckDBPyConnection, table: str) -> AssetCheckResult:
+    count, sample = summaries.duplicate_signatures(conn, table)
     return AssetCheckResult(
         passed=count == 0,
         metadata={
@@ -77,30 +114,8 @@ def _duplicates_result(warehouse: WarehouseResource, table: str, merchant_id: st
     )
 
 
-@asset_check(asset=point3_payments, description="Each signature is one payment row.")
-def no_duplicate_signatures(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-    return each_merchant(context, lambda m: _duplicates_result(warehouse, "payments", m))
-
-
-@asset_check(
-    asset=payment_cancellations, name="no_duplicate_signatures",
-    description="Each cancelled payment is one row.",
-)  # fmt: skip
-def no_duplicate_cancellations(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-    return each_merchant(context, lambda m: _duplicates_result(warehouse, "cancellations", m))
-
-
-@asset_check(
-    asset=point3_payments,
-    description="Records point3 sent that the sync could not accept (kept in rejected_records).",
-)  # fmt: skip
-def no_rejected_records(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-    return each_merchant(context, lambda m: _rejected_result(warehouse, m))
-
-
-def _rejected_result(warehouse: WarehouseResource, merchant_id: str) -> AssetCheckResult:
-    with warehouse.get(merchant_id).connect(read_only=True) as conn:
-        reasons = summaries.rejected_reasons(conn)
+def _rejected_result(conn: duckdb.DuckDBPyConnection) -> AssetCheckResult:
+    reasons = summaries.rejected_reasons(conn)
     count = sum(n for _, n in reasons)
     return AssetCheckResult(
         passed=count == 0,
@@ -112,14 +127,8 @@ def _rejected_result(warehouse: WarehouseResource, merchant_id: str) -> AssetChe
     )
 
 
-def _split_finding_result(context: AssetCheckExecutionContext, warehouse: WarehouseResource,
-                          finding: str) -> AssetCheckResult:
-    return each_merchant(context, lambda m: _split_finding_of(warehouse, finding, m))
-
-
-def _split_finding_of(warehouse: WarehouseResource, finding: str, merchant_id: str) -> AssetCheckResult:
-    with warehouse.get(merchant_id).connect(read_only=True) as conn:
-        count, sample = summaries.split_findings(conn, finding)
+def _split_finding_result(conn: duckdb.DuckDBPyConnection, finding: str) -> AssetCheckResult:
+    count, sample = summaries.split_findings(conn, finding)
     return AssetCheckResult(
         passed=count == 0,
         # Each is a payment an accountant must look at, not a broken pipeline.
@@ -133,30 +142,52 @@ def _split_finding_of(warehouse: WarehouseResource, finding: str, merchant_id: s
     )
 
 
-@asset_check(
-    asset=payment_tax_split,
-    description="Payments breaking vat + taxFreeAmount = totalCharge that no person has classified yet "
-    "(each keeps its period from being final: `point3 classify`).",
-)  # fmt: skip
-def no_unclassified_payments(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-    return _split_finding_result(context, warehouse, "unclassified")
+# The checks of the sync's and the refresh's assets: one step each, every merchant's file opened
+# once for all of the step's checks (a step per check opened each file once per check).
+PAYMENTS = point3_payments.key
+CANCELLATIONS, SPLIT = AssetKey("payment_cancellations"), AssetKey("payment_tax_split")
 
 
-@asset_check(
-    asset=payment_tax_split,
-    description="Payments whose VAT is above 1/11 of their price beyond rounding (impossible for 10% VAT).",
-)  # fmt: skip
-def no_impossible_vat(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-    return _split_finding_result(context, warehouse, "impossible_vat")
+@multi_asset_check(
+    name="payments_checks",
+    specs=[
+        AssetCheckSpec("no_duplicate_signatures", asset=PAYMENTS, description="Each signature is one payment row."),
+        AssetCheckSpec("no_rejected_records", asset=PAYMENTS,
+                       description="Records point3 sent that the sync could not accept (kept in rejected_records)."),
+    ],
+    can_subset=True,
+)
+def payments_checks(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> Iterator[AssetCheckResult]:
+    yield from each_merchant_checks(context, warehouse, {
+        AssetCheckKey(PAYMENTS, "no_duplicate_signatures"): lambda conn: _duplicates_result(conn, "payments"),
+        AssetCheckKey(PAYMENTS, "no_rejected_records"): _rejected_result,
+    })
 
 
-@asset_check(
-    asset=payment_tax_split,
-    description="Payments whose figures contradict their business's declaration (all taxable with an exempt "
-    "part, all exempt with VAT).",
-)  # fmt: skip
-def no_declaration_conflicts(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-    return _split_finding_result(context, warehouse, "declaration_conflict")
+SPLIT_FINDINGS = {  # check -> (the finding it counts, its description)
+    "no_unclassified_payments": ("unclassified", "Payments breaking vat + taxFreeAmount = totalCharge that no person "
+                                 "has classified yet (each keeps its period from being final: `point3 classify`)."),
+    "no_impossible_vat": ("impossible_vat", "Payments whose VAT is above 1/11 of their price beyond rounding "
+                          "(impossible for 10% VAT)."),
+    "no_declaration_conflicts": ("declaration_conflict", "Payments whose figures contradict their business's "
+                                 "declaration (all taxable with an exempt part, all exempt with VAT)."),
+}
+
+
+@multi_asset_check(
+    name="books_checks",
+    specs=[
+        AssetCheckSpec("no_duplicate_signatures", asset=CANCELLATIONS, description="Each cancelled payment is one row."),
+        *(AssetCheckSpec(name, asset=SPLIT, description=description) for name, (_, description) in SPLIT_FINDINGS.items()),
+    ],
+    can_subset=True,
+)
+def books_checks(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> Iterator[AssetCheckResult]:
+    yield from each_merchant_checks(context, warehouse, {
+        AssetCheckKey(CANCELLATIONS, "no_duplicate_signatures"): lambda conn: _duplicates_result(conn, "cancellations"),
+        **{AssetCheckKey(SPLIT, name): functools.partial(_split_finding_result, finding=finding)
+           for name, (finding, _) in SPLIT_FINDINGS.items()},
+    })
 
 
 def _finality_result(warehouse: WarehouseResource, kind: str, merchant_id: str) -> AssetCheckResult:
@@ -262,12 +293,8 @@ def payouts_have_deposits(context: AssetCheckExecutionContext, warehouse: Wareho
 
 
 checks = [
-    no_duplicate_signatures,
-    no_duplicate_cancellations,
-    no_rejected_records,
-    no_unclassified_payments,
-    no_impossible_vat,
-    no_declaration_conflicts,
+    payments_checks,
+    books_checks,
     *_report_checks(monthly_tax_report, "tax"),
     *_report_checks(monthly_reconciliation_report, "reconciliation"),
     unexplained_within_threshold,

@@ -4,11 +4,9 @@ from dagster import Definitions, in_process_executor
 
 from dagster_project.assets import (
     analyst_warehouse_copy,
-    culture_vat_breakdown,
+    derived_tables,
     monthly_reconciliation_report,
     monthly_tax_report,
-    payment_cancellations,
-    payment_tax_split,
     point3_payments,
     settlement_balance_history,
     vat_half_year_report,
@@ -22,7 +20,7 @@ from dagster_project.schedules import jobs, schedules, sensors
 
 defs = Definitions(
     assets=[
-        point3_payments, payment_cancellations, payment_tax_split, culture_vat_breakdown, settlement_balance_history,
+        point3_payments, derived_tables, settlement_balance_history,
         monthly_tax_report, monthly_reconciliation_report, vat_quarter_report, vat_half_year_report, vat_year_report,
         analyst_warehouse_copy, merchants_overview,
     ],

@@ -13,17 +13,16 @@ from pathlib import Path
 from dagster import ConfigurableResource, get_dagster_logger
 
 from point3_pipeline import config
-from point3_pipeline.businesses import load_businesses
 from point3_pipeline.client import Point3Client
 from point3_pipeline.limits import Limits
-from point3_pipeline.merchants import Merchant, load_merchants
+from point3_pipeline.merchants import Merchant, load_merchant
 from point3_pipeline.retry import RetryEvent, RetryPolicy
 from point3_pipeline.warehouse import Warehouse
 
 
 def merchant(merchant_id: str) -> Merchant:
     """The merchant now, from the file (ConfigError with its entry's sentence when it is bad)."""
-    return load_merchants().get(merchant_id)
+    return load_merchant(merchant_id)
 
 
 def _log_retry(event: RetryEvent) -> None:
@@ -64,11 +63,7 @@ class WarehouseResource(ConfigurableResource):
 
     def get(self, merchant_id: str) -> Warehouse:
         found = merchant(merchant_id)
-        if found.folder is None:  # the default merchant: POINT3_BUSINESSES, read at its first refresh
-            return found.warehouse(lock_timeout=self.lock_timeout_seconds)
-        # Another merchant's businesses never come from the parent's POINT3_BUSINESSES.
-        businesses = load_businesses(found.businesses_file) if found.businesses_file else []
-        return found.warehouse(lock_timeout=self.lock_timeout_seconds, businesses=businesses)
+        return found.warehouse(lock_timeout=self.lock_timeout_seconds, businesses=found.businesses())
 
 
 class ReportsResource(ConfigurableResource):

@@ -119,11 +119,11 @@ def open_client(merchant: Merchant, **options) -> Point3Client:
 
 def with_client(operation: Callable[[Merchant, Point3Client, Warehouse], T],
                 **client_options) -> Callable[[Merchant], T]:
-    """An operation on (merchant, its client, its warehouse), for `run_each`."""
+    """An operation on (merchant, its client, its warehouse with its own businesses), for `run_each`."""
 
     def run(merchant: Merchant) -> T:
         with open_client(merchant, **client_options) as client:
-            return operation(merchant, client, merchant.warehouse())
+            return operation(merchant, client, merchant.warehouse(businesses=merchant.businesses()))
 
     return run
 
@@ -132,13 +132,15 @@ def sync_and_publish(merchant: Merchant, client: Point3Client, warehouse: Wareho
                      lookback_days: int = sync.DEFAULT_LOOKBACK_DAYS, **options) -> sync.SyncResult:
     """`point3 sync` for one merchant: the incremental run from its first day, the derived
     tables, then its published copy, which a failed run also publishes (every stored window
-    is valid) before its SyncFailed is raised. `options` are sync_range's."""
+    is valid) before its SyncFailed is raised. The file is opened once for all of it.
+    `options` are sync_range's."""
     options.setdefault("limits", config.limits())
-    try:
-        result = sync.sync_incremental(client, warehouse, start_date=merchant.start_date, lookback_days=lookback_days,
-                                       refresh_derived=True, **options)
-    except sync.SyncFailed:
+    with warehouse.held():
+        try:
+            result = sync.sync_incremental(client, warehouse, start_date=merchant.start_date,
+                                           lookback_days=lookback_days, refresh_derived=True, **options)
+        except sync.SyncFailed:
+            warehouse.publish()
+            raise
         warehouse.publish()
-        raise
-    warehouse.publish()
     return result

@@ -32,6 +32,7 @@ reads the key when a client is built.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 import tomllib
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from point3_pipeline import config
-from point3_pipeline.businesses import load_businesses
+from point3_pipeline.businesses import Business, load_businesses
 from point3_pipeline.config import ConfigError, SecretKey
 from point3_pipeline.warehouse import Warehouse
 
@@ -86,6 +87,14 @@ class Merchant:
 
     def warehouse(self, **options) -> Warehouse:
         return Warehouse(self.warehouse_path, **options)
+
+    def businesses(self) -> list[Business] | None:
+        """Its declared businesses, read now from its businesses file (none without one). None
+        for the default merchant: its warehouse reads POINT3_BUSINESSES at the first refresh,
+        and another merchant's never come from the parent's POINT3_BUSINESSES."""
+        if self.folder is None:
+            return None
+        return load_businesses(self.businesses_file) if self.businesses_file else []
 
     def environment(self) -> dict[str, str]:
         """The POINT3_* variables that make today's single-merchant commands (a `point3` or
@@ -153,6 +162,16 @@ def load_merchants(env: Mapping[str, str] = os.environ, *, today: dt.date | None
     return load_merchants_file(Path(value.strip()), env, today=today, check_keys=check_keys)
 
 
+def load_merchant(merchant_id: str, env: Mapping[str, str] = os.environ, *, today: dt.date | None = None) -> Merchant:
+    """The merchant `merchant_id` as `load_merchants(env).get(merchant_id)` gives it, with only
+    its own entry checked: a step or a command for one merchant then costs the same whatever
+    the file's length (checking every entry reads every key and businesses file)."""
+    value = env.get(ENV_VAR)
+    if value is None or not value.strip():
+        return default_merchant(env, today=today).get(merchant_id)
+    return load_merchants_file(Path(value.strip()), env, today=today, only=merchant_id).get(merchant_id)
+
+
 def default_merchant(env: Mapping[str, str] = os.environ, *, today: dt.date | None = None,
                      check_keys: bool = True) -> Merchants:
     """Today's single-merchant settings as the merchant `default`, paths unchanged."""
@@ -177,7 +196,9 @@ def default_merchant(env: Mapping[str, str] = os.environ, *, today: dt.date | No
 
 
 def load_merchants_file(path: Path, env: Mapping[str, str] = os.environ, *,
-                        today: dt.date | None = None, check_keys: bool = True) -> Merchants:
+                        today: dt.date | None = None, only: str | None = None,
+                        check_keys: bool = True) -> Merchants:
+    """The merchants of the file at `path`; `only`: just the entries with that id (parse_merchants)."""
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
@@ -185,15 +206,24 @@ def load_merchants_file(path: Path, env: Mapping[str, str] = os.environ, *,
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text: save the merchants file as UTF-8.") from None
     try:
-        data = tomllib.loads(text)
+        data = _parsed_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}).") from None
-    return parse_merchants(data, path, env, today=today, check_keys=check_keys)
+    return parse_merchants(data, path, env, today=today, only=only, check_keys=check_keys)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_toml(text: str) -> dict:
+    """The file's TOML, parsed once per content (read only: callers share it). Every step looks
+    its merchant up in the file, and parsing 50 entries costs ~5 ms of CPU each time."""
+    return tomllib.loads(text)
 
 
 def parse_merchants(data: Mapping[str, object], path: Path, env: Mapping[str, str] = os.environ, *,
-                    today: dt.date | None = None, check_keys: bool = True) -> Merchants:
-    """Validate the parsed file: the file's own mistakes raise, each entry's fail that entry."""
+                    today: dt.date | None = None, only: str | None = None, check_keys: bool = True) -> Merchants:
+    """Validate the parsed file: the file's own mistakes raise, each entry's fail that entry.
+    `only`: check just the entries with that id (every entry when none has it, so that the
+    error for an unknown id can name the known ones). `check_keys=False`: no key file is read."""
     root = _root(data, path)
     entries = data.get("merchant", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
@@ -202,8 +232,11 @@ def parse_merchants(data: Mapping[str, object], path: Path, env: Mapping[str, st
     repeated = _repeated_ids(entries)
     merchants: list[Merchant] = []
     errors: list[MerchantError] = []
+    wanted = only is not None and any(entry.get("id") == only for entry in entries)
     for number, entry in enumerate(entries, start=1):
         id_ = entry.get("id")
+        if wanted and id_ != only:
+            continue
         named = isinstance(id_, str) and bool(_SLUG.match(id_))
         entry_name = id_ if named else f"merchant {number}"
         where = f"{path}, merchant {id_!r}" if named else f"{path}, merchant {number}"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from point3_pipeline.config import ConfigError, reconciliation_terms
-from point3_pipeline.merchants import DEFAULT_ID, TERM_VARIABLES, load_merchants, load_merchants_file
+from point3_pipeline.merchants import DEFAULT_ID, TERM_VARIABLES, load_merchant, load_merchants, load_merchants_file
 
 TODAY = dt.date(2026, 3, 18)
 KEY = "sk_live_merchant_key_0001"
@@ -281,3 +281,22 @@ def test_an_unknown_merchant_lists_the_known_ones(tmp_path):
     _key(tmp_path, "arthall.key")
     with pytest.raises(ConfigError, match=r"has no merchant 'violet' \(known: arthall\)\.$"):
         _load(tmp_path, _entry()).get("violet")
+
+
+def test_one_merchant_loads_as_the_whole_file_gives_it_with_only_its_own_entry_checked(tmp_path):
+    _key(tmp_path, "arthall.key")
+    _key(tmp_path, "violet.key")
+    body = _entry() + _entry("violet", start_date='"2026-02-01"') + _entry("broken", key_file='"keys/missing.key"')
+    env = {**ENV, "POINT3_MERCHANTS": str(_file(tmp_path, body))}
+    whole = load_merchants(env, today=TODAY)
+    assert load_merchant("violet", env, today=TODAY) == whole.get("violet")
+    [error] = whole.errors
+    with pytest.raises(ConfigError) as raised:
+        load_merchant("broken", env, today=TODAY)
+    assert str(raised.value) == error.message
+    with pytest.raises(ConfigError, match=r"has no merchant 'nobody' \(known: arthall, violet\)\.$"):
+        load_merchant("nobody", env, today=TODAY)
+    # arthall's key file gone: violet's steps do not read it
+    (tmp_path / "keys" / "arthall.key").unlink()
+    assert load_merchant("violet", env, today=TODAY) == whole.get("violet")
+    assert [e.entry for e in load_merchants(env, today=TODAY).errors] == ["arthall", "broken"]

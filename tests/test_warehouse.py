@@ -177,3 +177,20 @@ def test_a_failing_derived_refresh_names_the_table_and_keeps_the_old_one(warehou
         warehouse.refresh_derived()
     with warehouse.connect(read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM culture_vat_daily").fetchone()[0] == 0
+
+
+def test_held_opens_the_file_once_and_its_publish_copies_every_write(warehouse):
+    """Inside held(): one open database for every connection, the write lock held throughout,
+    and a publish after a refresh and an unread result still checkpoints and copies it all."""
+    with warehouse.held():
+        with warehouse.connect() as conn:
+            conn.execute("INSERT INTO schema_migrations VALUES (999, 'held', now())")
+        with warehouse.connect(read_only=True) as conn:
+            conn.execute("SELECT version FROM schema_migrations")  # left unread
+        warehouse.refresh_derived()
+        probe = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(warehouse.path)!r})"],
+                               capture_output=True, text=True)
+        assert probe.returncode != 0 and "lock" in probe.stderr.lower()
+        published = warehouse.publish()
+    with duckdb.connect(str(published), read_only=True) as conn:
+        assert conn.execute("SELECT name FROM schema_migrations WHERE version = 999").fetchall() == [("held",)]
