@@ -1,5 +1,5 @@
 """The `point3` command: sandbox, sync, sweep, settlement (and its import), deposits import,
-status, reports, key rotation.
+status, reports, key rotation, and the reports portal (users, audit, serve: cli_portal.py).
 
 Settings come from the environment (see config.py); a missing or malformed one, a folder
 that cannot be written and a bad argument each stop the command with one sentence naming what
@@ -21,11 +21,12 @@ from pathlib import Path
 
 import duckdb
 
-from point3_pipeline import cli_merchants, config
+from point3_pipeline import cli_merchants, cli_portal, config
 from point3_pipeline.cli_merchants import current_env as _env
 from point3_pipeline.errors import Point3Error
 from point3_pipeline.export import ExportError
 from point3_pipeline.keys import KeyNotSavedError
+from point3_pipeline.portal.accounts import AccountError
 from point3_pipeline.sync import DEFAULT_LOOKBACK_DAYS, DEFAULT_SWEEP_DAYS
 from point3_pipeline.tax_split import ClassificationError
 from point3_pipeline.warehouse import Warehouse, WarehouseError
@@ -496,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(p)
     p.set_defaults(func=cmd_sandbox)
+    cli_portal.add_commands(sub)
     return parser
 
 
@@ -552,7 +554,8 @@ def _failure(exc: Exception) -> tuple[int, str]:
     """(exit code, one sentence) for what a command can meet that is no bug; anything else is raised again."""
     if isinstance(exc, config.ConfigError):
         return 2, str(exc)
-    if isinstance(exc, (Point3Error, WarehouseError, KeyNotSavedError, BalanceNotStoredError, ClassificationError, ExportError)):
+    if isinstance(exc, (Point3Error, WarehouseError, KeyNotSavedError, BalanceNotStoredError, ClassificationError, ExportError,
+                        AccountError)):
         return 1, str(exc)
     if isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""
@@ -568,6 +571,11 @@ def _run(args: argparse.Namespace) -> int:
         if args.merchant_id is not None or args.all_merchants:
             raise config.ConfigError("point3 sandbox serves merchants of its own (--merchants N): "
                                      "--merchant and --all are for the pipeline's commands.")
+        return args.func(args)
+    if args.command in cli_portal.COMMANDS:
+        if args.merchant_id is not None or args.all_merchants:
+            raise config.ConfigError(f"point3 {args.command} is the reports portal's, for every merchant: "
+                                     "give --merchant after `users add` to choose whom a person may see.")
         return args.func(args)
     selection = cli_merchants.select(args.merchant_id, args.all_merchants)
     if selection.every:
@@ -625,7 +633,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _sigterm_as_interrupt():
             return _run(args)
     except (config.ConfigError, Point3Error, WarehouseError, KeyNotSavedError, BalanceNotStoredError,
-            ClassificationError, ExportError, OSError, duckdb.IOException) as exc:
+            ClassificationError, ExportError, AccountError, OSError, duckdb.IOException) as exc:
         code, sentence = _failure(exc)
         print(f"point3: {sentence}", file=sys.stderr)
         return code

@@ -142,24 +142,27 @@ class Merchants:
         raise ConfigError(f"{self.source} has no merchant {merchant_id!r} (known: {known}).")
 
 
-def load_merchants(env: Mapping[str, str] = os.environ, *, today: dt.date | None = None) -> Merchants:
+def load_merchants(env: Mapping[str, str] = os.environ, *, today: dt.date | None = None,
+                   check_keys: bool = True) -> Merchants:
     """The merchants of the file named by POINT3_MERCHANTS, or the one `default` merchant of
-    the POINT3_* variables when it is unset."""
+    the POINT3_* variables when it is unset. `check_keys=False`: for a reader of the merchants'
+    files alone (the reports portal), which should run without access to any key."""
     value = env.get(ENV_VAR)
     if value is None or not value.strip():
-        return default_merchant(env, today=today)
-    return load_merchants_file(Path(value.strip()), env, today=today)
+        return default_merchant(env, today=today, check_keys=check_keys)
+    return load_merchants_file(Path(value.strip()), env, today=today, check_keys=check_keys)
 
 
-def default_merchant(env: Mapping[str, str] = os.environ, *, today: dt.date | None = None) -> Merchants:
+def default_merchant(env: Mapping[str, str] = os.environ, *, today: dt.date | None = None,
+                     check_keys: bool = True) -> Merchants:
     """Today's single-merchant settings as the merchant `default`, paths unchanged."""
     source = "the POINT3_* variables"
     try:
         key_path = config._get(env, "POINT3_SECRET_KEY_FILE")
         key_file = None if config._get(env, "POINT3_SECRET_KEY") is not None or key_path is None else Path(key_path)
-        if key_file is None:
+        if check_keys and key_file is None:
             config.secret_key(env)  # validated now, read again when used: it is not kept
-        else:
+        elif check_keys:
             config.read_key_file(key_file)
         businesses = config._get(env, "POINT3_BUSINESSES")
         merchant = Merchant(
@@ -174,7 +177,7 @@ def default_merchant(env: Mapping[str, str] = os.environ, *, today: dt.date | No
 
 
 def load_merchants_file(path: Path, env: Mapping[str, str] = os.environ, *,
-                        today: dt.date | None = None) -> Merchants:
+                        today: dt.date | None = None, check_keys: bool = True) -> Merchants:
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
@@ -185,11 +188,11 @@ def load_merchants_file(path: Path, env: Mapping[str, str] = os.environ, *,
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}).") from None
-    return parse_merchants(data, path, env, today=today)
+    return parse_merchants(data, path, env, today=today, check_keys=check_keys)
 
 
 def parse_merchants(data: Mapping[str, object], path: Path, env: Mapping[str, str] = os.environ, *,
-                    today: dt.date | None = None) -> Merchants:
+                    today: dt.date | None = None, check_keys: bool = True) -> Merchants:
     """Validate the parsed file: the file's own mistakes raise, each entry's fail that entry."""
     root = _root(data, path)
     entries = data.get("merchant", [])
@@ -208,7 +211,7 @@ def parse_merchants(data: Mapping[str, object], path: Path, env: Mapping[str, st
             if id_ in repeated:
                 # One folder per id: neither entry is used, since which one owns the data cannot be told.
                 raise ConfigError(f"{where}: the id {id_!r} is used by {repeated[id_]} entries; give each merchant its own id.")
-            merchants.append(_parse_entry(entry, where, path, root, default_url, today))
+            merchants.append(_parse_entry(entry, where, path, root, default_url, today, check_keys))
         except ConfigError as exc:
             if not any(e.entry == entry_name for e in errors):
                 errors.append(MerchantError(entry_name, str(exc)))
@@ -239,7 +242,7 @@ def _repeated_ids(entries: list[dict]) -> dict[str, int]:
 
 
 def _parse_entry(entry: dict, where: str, path: Path, root: Path, default_url: str | None,
-                 today: dt.date | None) -> Merchant:
+                 today: dt.date | None, check_keys: bool = True) -> Merchant:
     """The merchant of one [[merchant]] table; ConfigError with the first mistake in it."""
     id_ = entry.get("id")
     if not isinstance(id_, str) or not _SLUG.match(id_):
@@ -250,7 +253,8 @@ def _parse_entry(entry: dict, where: str, path: Path, root: Path, default_url: s
     name = _text(entry, "name", where)
     key_setting = f"{where}: key_file"
     key_file = _relative_to(path, _text(entry, "key_file", where))
-    config.read_key_file(key_file, key_setting)  # checked (and warned about) now, never kept
+    if check_keys:
+        config.read_key_file(key_file, key_setting)  # checked (and warned about) now, never kept
     url = _text(entry, "api_url", where, required=False) or default_url
     if url is None:
         raise ConfigError(f"{where}: api_url is not given and POINT3_API_URL is not set: give either.")
