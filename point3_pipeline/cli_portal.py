@@ -98,9 +98,14 @@ def _list_users(store: Store) -> None:
     print(f"{len(users)} user(s) in {store.path}" if users else f"no users in {store.path}")
     for user in users:
         seen = accounts.ALL_MERCHANTS if user.all_merchants else ", ".join(user.merchant_ids)
-        print(f"  {user.name}: merchants {seen} (added {user.created_at[:16].replace("T", " ")}, changed {user.changed_at[:16].replace("T", " ")} KST)")
+        print(f"  {user.name}: merchants {seen} (added {_shown(user.created_at, 16)}, changed {_shown(user.changed_at, 16)} KST)")
     for kind, subject, until in accounts.lockouts(store):
-        print(f"  locked {kind} {subject} until {until[:19].replace("T", " ")} KST (point3 users unlock)")
+        print(f"  locked {kind} {subject} until {_shown(until)} KST (point3 users unlock)")
+
+
+def _shown(stamp: str, width: int = 19) -> str:
+    """A stored KST time as people read it: 2026-12-03 04:35:10."""
+    return stamp[:width].replace("T", " ")
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -108,7 +113,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     print(f"the newest {len(entries)} audit entries, newest first:" if entries else "the audit log is empty")
     for entry in entries:
         detail = f" {entry.detail}" if entry.detail else ""
-        print(f"{entry.at[:19].replace("T", " ")} KST {entry.event} {entry.user_name or '-'}{detail} from {entry.address or '-'}")
+        print(f"{_shown(entry.at)} KST {entry.event} {entry.user_name or '-'}{detail} from {entry.address or '-'}")
     return 0
 
 

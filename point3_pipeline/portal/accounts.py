@@ -47,7 +47,9 @@ class User:
 
 @dataclass(frozen=True)
 class LoginPolicy:
-    max_failures: int = 5
+    max_failures: int = 5  # of one name
+    # of one address: higher, since an office's people share one address behind its NAT
+    max_address_failures: int = 20
     failure_window: dt.timedelta = dt.timedelta(minutes=15)
     lockout: dt.timedelta = dt.timedelta(minutes=15)
 
@@ -221,12 +223,12 @@ def _count_failure(conn: sqlite3.Connection, store: Store, policy: LoginPolicy, 
     conn.execute("INSERT INTO login_failures (user_name, address, failed_at) VALUES (?, ?, ?)", [name, address, stamp(now)])
     audit.record(conn, store, "login_failed", name, address=address)
     since = stamp(now - policy.failure_window)
-    subjects = (("user", "user_name", name), ("address", "address", address))
+    subjects = (("user", "user_name", name, policy.max_failures), ("address", "address", address, policy.max_address_failures))
     # Both counted before either is cleared: clearing a name's failures takes rows of the address too.
     reached = [
-        (kind, column, subject) for kind, column, subject in subjects
+        (kind, column, subject) for kind, column, subject, most in subjects
         if conn.execute(f"SELECT count(*) FROM login_failures WHERE {column} = ? AND failed_at > ?",
-                        [subject, since]).fetchone()[0] >= policy.max_failures
+                        [subject, since]).fetchone()[0] >= most
     ]  # fmt: skip
     for kind, column, subject in reached:
         conn.execute("INSERT OR REPLACE INTO lockouts VALUES (?, ?, ?, ?)", [kind, subject, stamp(now), stamp(now + policy.lockout)])

@@ -76,8 +76,9 @@ def _with_headers(send):
     return sending
 
 
-def _not_found(user_name: str | None = None, csrf: str | None = None) -> HTMLResponse:
-    return HTMLResponse(pages.message_page(*NOT_FOUND, user_name=user_name, csrf=csrf), status_code=404)
+def _not_found() -> HTMLResponse:
+    """One 404 for everything (the same bytes whoever asks): a missing merchant, another's, a bad path."""
+    return HTMLResponse(pages.message_page(*NOT_FOUND), status_code=404)
 
 
 class Portal:
@@ -191,7 +192,7 @@ class Portal:
         session, user = found
         merchant = self.visible_merchant(user, request.path_params["merchant_id"])
         if merchant is None:
-            return _not_found(user.name, session.csrf_secret)
+            return _not_found()
         return HTMLResponse(await run_in_threadpool(self._merchant_page, user, session, merchant))
 
     def _merchant_page(self, user: User, session: sessions.Session, merchant: Merchant) -> str:
@@ -212,7 +213,7 @@ class Portal:
         shelf = None if merchant is None or period is None else await run_in_threadpool(self.library.shelf, merchant)
         versions = shelf.of(kind, period) if shelf is not None else []
         if not versions:
-            return _not_found(user.name, session.csrf_secret)
+            return _not_found()
         existing = _existing(merchant.reports_dir, [v.file_name for v in versions])
         return HTMLResponse(pages.versions_page(user.name, session.csrf_secret, merchant, kind, period, versions, existing))
 
@@ -226,7 +227,7 @@ class Portal:
         path = None if merchant is None else await run_in_threadpool(
             resolve_download, merchant.reports_dir, requested, self._refused())
         if path is None:
-            return _not_found(user.name, session.csrf_secret)
+            return _not_found()
         await run_in_threadpool(audit.write, self.store, "download", user.name,
                                 detail=f"{merchant.id}/{requested}", address=self.address(request))  # fmt: skip
         headers = {"content-disposition": content_disposition(f"{merchant.name}_{path.name}")}
@@ -270,6 +271,10 @@ async def small_form(request: Request) -> dict[str, str] | None:
     return {key: values[0] for key, values in fields.items()}
 
 
+async def _router_not_found(request: Request, exc: Exception) -> Response:
+    return _not_found()
+
+
 async def _config_error(request: Request, exc: Exception) -> Response:
     return HTMLResponse(pages.message_page("설정 오류", "포털의 가맹점 설정을 읽을 수 없습니다. 운영자에게 알려 주세요."),
                         status_code=503)  # fmt: skip
@@ -292,7 +297,7 @@ def create_app(settings: PortalSettings, *, store: Store | None = None, hasher=H
         Route("/m/{merchant_id}/versions/{kind}/{period}", portal.versions, methods=["GET"]),
         Route("/m/{merchant_id}/files/{path:path}", portal.download, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={ConfigError: _config_error})
+    app = Starlette(routes=routes, exception_handlers={404: _router_not_found, ConfigError: _config_error})
     app.add_middleware(SecurityHeaders)
     return app
 

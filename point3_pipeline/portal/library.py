@@ -21,8 +21,8 @@ from point3_pipeline.periods import Period
 from point3_pipeline.reports.index import TOTAL_COLUMNS, Listed, listed_versions
 from point3_pipeline.reports.versions import all_versions
 
-# The filing export's names (export.py): filing_<first>-<last>_<사업자등록번호 or undeclared-hash>.csv
-FILING_FILE = re.compile(r"^filing_\d{4}-\d{2}-\d{2}-\d{4}-\d{2}-\d{2}_(?P<who>[0-9A-Za-z-]+)\.csv$")
+# The filing export's names (export.py): filing_<YYYYMMDD>-<YYYYMMDD>_<사업자등록번호 or undeclared-hash>.csv
+FILING_FILE = re.compile(r"^filing_\d{8}-\d{8}_(?P<who>[0-9A-Za-z-]+)\.csv$")
 _BUSINESSES = """
     SELECT business_name, registration_number FROM business_declarations
     UNION SELECT business_name, registration_number FROM tax_filing_daily

@@ -29,6 +29,7 @@ FORWARDED_VAR = "POINT3_PORTAL_FORWARDED_ALLOW_IPS"
 # variable -> (default, largest value, unit)
 NUMBERS = {
     "POINT3_PORTAL_MAX_FAILED_LOGINS": (5, 1_000, "failed logins"),
+    "POINT3_PORTAL_MAX_FAILED_LOGINS_PER_ADDRESS": (20, 100_000, "failed logins"),
     "POINT3_PORTAL_FAILURE_WINDOW_MINUTES": (15, 10_080, "minutes"),
     "POINT3_PORTAL_LOCKOUT_MINUTES": (15, 10_080, "minutes"),
     "POINT3_PORTAL_SESSION_HOURS": (12, 720, "hours"),
@@ -107,6 +108,7 @@ def _number(env: Mapping[str, str], variable: str) -> int:
 def login_policy(env: Mapping[str, str] = os.environ) -> LoginPolicy:
     return LoginPolicy(
         max_failures=_number(env, "POINT3_PORTAL_MAX_FAILED_LOGINS"),
+        max_address_failures=_number(env, "POINT3_PORTAL_MAX_FAILED_LOGINS_PER_ADDRESS"),
         failure_window=dt.timedelta(minutes=_number(env, "POINT3_PORTAL_FAILURE_WINDOW_MINUTES")),
         lockout=dt.timedelta(minutes=_number(env, "POINT3_PORTAL_LOCKOUT_MINUTES")),
     )
