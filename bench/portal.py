@@ -3,7 +3,7 @@
     .venv/bin/python bench/portal.py [--folder bench/out/portal] [--requests 400] [--clients 20] [--downloads 100]
 
 The deployment is built once under --folder and reused while its `built` marker is there
-(delete the folder to build it again, ~5 min on two cores): a merchants file of two merchants
+(delete the folder to build it again: ~8 min on two shared cores): a merchants file of two merchants
 and one person who may see both.
 
 - `bench-list`: two years (2024-2025) of bench/report.py's synthetic payments (about 600 a
