@@ -94,14 +94,15 @@ def export_filing(conn: duckdb.DuckDBPyConnection, first_day: dt.date, last_day:
         raise ExportError(f"cannot write the filing export into {out} ({exc.strerror}).") from None
 
 
-def _file_name(first_day: dt.date, last_day: dt.date, business: tuple) -> str:
-    business_id, name, number = business
+def filing_who(business_id: str | None, name: str | None, number: str | None) -> str:
+    """The business's part of its file name: its 사업자등록번호, or undeclared-<hash of the name>."""
     if business_id is None:
-        digest = hashlib.sha256((name or "").encode("utf-8")).hexdigest()[:10]
-        who = f"undeclared-{digest}"
-    else:
-        who = number
-    return f"filing_{first_day:%Y%m%d}-{last_day:%Y%m%d}_{who}.csv"
+        return f"undeclared-{hashlib.sha256((name or '').encode('utf-8')).hexdigest()[:10]}"
+    return number
+
+
+def _file_name(first_day: dt.date, last_day: dt.date, business: tuple) -> str:
+    return f"filing_{first_day:%Y%m%d}-{last_day:%Y%m%d}_{filing_who(*business)}.csv"
 
 
 def _cell(column: str, value: object) -> object:

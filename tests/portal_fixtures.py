@@ -66,7 +66,8 @@ def _books(merchant: Merchant, nickname: str) -> None:
     warehouse.publish()
 
 
-def build_deployment(folder: Path) -> Deployment:
+def write_merchants_file(folder: Path) -> Path:
+    """folder/merchants.toml of the three merchants, with their key files (mode 600)."""
     (folder / "keys").mkdir(parents=True)
     for mid in NAMES:
         key = folder / "keys" / f"{mid}.key"
@@ -74,7 +75,11 @@ def build_deployment(folder: Path) -> Deployment:
         key.chmod(0o600)
     path = folder / "merchants.toml"
     path.write_text(_merchants_toml(), encoding="utf-8")
-    deployment = Deployment(folder, path)
+    return path
+
+
+def build_deployment(folder: Path) -> Deployment:
+    deployment = Deployment(folder, write_merchants_file(folder))
     for mid, nickname in NICKNAMES.items():
         _books(deployment.merchant(mid), nickname)
     return deployment

@@ -74,6 +74,7 @@ def test_the_merchant_page_shows_each_periods_latest_workbooks_businesses_and_cs
     assert "v2" in page and "최종본" in page and "2025-12-01 03:00" in page  # version, final, as-of (KST)
     assert "변경 1건 · 결제금액 +22,000" in page  # what changed since v1
     assert f'href="/m/arthall/versions/tax/{PERIOD}"' in page and "정산 대사" in page
+    assert f'<tr id="p-{PERIOD}-tax">' in page  # what the browser test looks for
     assert "&lt;script&gt;alert(1)&lt;/script&gt; 극장" in page and "<script>" not in page
     csv = next((deployment.merchant("arthall").reports_dir / PERIOD).glob("filing_*.csv"))
     assert f'href="/m/arthall/files/{PERIOD}/{csv.name}"' in page

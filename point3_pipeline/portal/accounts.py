@@ -154,20 +154,18 @@ def lockouts(store: Store) -> list[tuple[str, str, str]]:
 
 
 def unlock(store: Store, *, name: str | None = None, address: str | None = None, by: str | None = None) -> int:
-    """Lift the lockout of a name or an address and forget its failed logins; how many were lifted."""
+    """Lift the lockout of a name or an address, and start its count of failed logins afresh;
+    how many lockouts in force were lifted (0 or 1)."""
     kind, subject = ("user", name) if name is not None else ("address", address)
-    column = "user_name" if kind == "user" else "address"
+    now = stamp(store.now())
     with store.connect() as conn:
-        if kind == "user" and get_user(conn, subject) is None and not _has_lockout(conn, kind, subject):
+        row = conn.execute("SELECT locked_until FROM lockouts WHERE subject_kind = ? AND subject = ?", [kind, subject]).fetchone()
+        if kind == "user" and row is None and get_user(conn, subject) is None:
             raise AccountError(f"there is no user {subject!r} and no lockout of that name (see `point3 users list`).")
-        lifted = conn.execute("DELETE FROM lockouts WHERE subject_kind = ? AND subject = ?", [kind, subject]).rowcount
-        conn.execute(f"DELETE FROM login_failures WHERE {column} = ?", [subject])
+        # Kept as a lockout that ended now: failures before it no longer count.
+        conn.execute("INSERT OR REPLACE INTO lockouts VALUES (?, ?, ?, ?)", [kind, subject, now, now])
         audit.record(conn, store, "unlocked", name, detail=None if name else f"address {address}", address=by)
-    return lifted
-
-
-def _has_lockout(conn: sqlite3.Connection, kind: str, subject: str) -> bool:
-    return conn.execute("SELECT 1 FROM lockouts WHERE subject_kind = ? AND subject = ?", [kind, subject]).fetchone() is not None
+    return int(row is not None and row[0] > now)
 
 
 def login(store: Store, name: str, password: str, address: str, policy: LoginPolicy = LoginPolicy(),
@@ -220,17 +218,18 @@ def _locked(conn: sqlite3.Connection, now: dt.datetime, name: str, address: str)
 
 def _count_failure(conn: sqlite3.Connection, store: Store, policy: LoginPolicy, now: dt.datetime,
                    name: str, address: str) -> None:  # fmt: skip
+    """Record a failed login; lock the name or the address that reached its limit. Failures
+    count within the window and after the subject's last lockout began (or was lifted)."""
+    since = stamp(now - policy.failure_window)
+    conn.execute("DELETE FROM login_failures WHERE failed_at <= ?", [since])  # the table stays small
     conn.execute("INSERT INTO login_failures (user_name, address, failed_at) VALUES (?, ?, ?)", [name, address, stamp(now)])
     audit.record(conn, store, "login_failed", name, address=address)
-    since = stamp(now - policy.failure_window)
-    subjects = (("user", "user_name", name, policy.max_failures), ("address", "address", address, policy.max_address_failures))
-    # Both counted before either is cleared: clearing a name's failures takes rows of the address too.
-    reached = [
-        (kind, column, subject) for kind, column, subject, most in subjects
-        if conn.execute(f"SELECT count(*) FROM login_failures WHERE {column} = ? AND failed_at > ?",
-                        [subject, since]).fetchone()[0] >= most
-    ]  # fmt: skip
-    for kind, column, subject in reached:
-        conn.execute("INSERT OR REPLACE INTO lockouts VALUES (?, ?, ?, ?)", [kind, subject, stamp(now), stamp(now + policy.lockout)])
-        conn.execute(f"DELETE FROM login_failures WHERE {column} = ?", [subject])
-        audit.record(conn, store, "locked", name, detail=f"{kind} {subject}", address=address)
+    for kind, column, subject, most in (("user", "user_name", name, policy.max_failures),
+                                        ("address", "address", address, policy.max_address_failures)):  # fmt: skip
+        count = conn.execute(
+            f"SELECT count(*) FROM login_failures WHERE {column} = ? AND failed_at > max(?, coalesce("
+            "(SELECT locked_at FROM lockouts WHERE subject_kind = ? AND subject = ?), ''))", [subject, since, kind, subject],
+        ).fetchone()[0]  # fmt: skip
+        if count >= most:
+            conn.execute("INSERT OR REPLACE INTO lockouts VALUES (?, ?, ?, ?)", [kind, subject, stamp(now), stamp(now + policy.lockout)])
+            audit.record(conn, store, "locked", name, detail=f"{kind} {subject}", address=address)

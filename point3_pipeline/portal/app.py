@@ -11,6 +11,7 @@ cookie of its own (there is no session yet), the others' to the session; without
 from __future__ import annotations
 
 import hmac
+import os
 import secrets
 from importlib import resources
 from pathlib import Path
@@ -253,7 +254,8 @@ def _period(label: str) -> Period | None:
 
 
 def _existing(reports_dir: Path, names: list[str]) -> set[str]:
-    return {name for name in names if (reports_dir / name).is_file()}
+    folder = str(reports_dir)
+    return {name for name in names if os.path.isfile(os.path.join(folder, name))}
 
 
 def _forbidden(text: str) -> HTMLResponse:

@@ -10,7 +10,7 @@ import re
 import stat
 import unicodedata
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 MEDIA_TYPES = {
@@ -66,6 +66,8 @@ def content_disposition(download_name: str) -> str:
     """`attachment` with the name in UTF-8 (RFC 5987/6266) and an ASCII stand-in for old clients."""
     clean = "".join(c for c in download_name if unicodedata.category(c)[0] != "C" and c not in '/\\"')
     clean = clean.strip().lstrip(".") or "download"
-    ascii_name = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in clean)
-    ascii_name = re.sub(r"_+", "_", ascii_name).strip("_") or "download"
+    name = PurePosixPath(clean)
+    suffix = name.suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", name.suffix) else ""
+    stem = re.sub(r"[^A-Za-z0-9.-]+", "_", name.stem if suffix else clean).strip("._") or "download"
+    ascii_name = stem + suffix
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(clean, safe='')}"

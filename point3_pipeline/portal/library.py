@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from point3_pipeline.export import filing_who
 from point3_pipeline.merchants import Merchant, Merchants, load_merchants
 from point3_pipeline.periods import Period
 from point3_pipeline.reports.index import TOTAL_COLUMNS, Listed, listed_versions
@@ -24,8 +25,8 @@ from point3_pipeline.reports.versions import all_versions
 # The filing export's names (export.py): filing_<YYYYMMDD>-<YYYYMMDD>_<사업자등록번호 or undeclared-hash>.csv
 FILING_FILE = re.compile(r"^filing_\d{8}-\d{8}_(?P<who>[0-9A-Za-z-]+)\.csv$")
 _BUSINESSES = """
-    SELECT business_name, registration_number FROM business_declarations
-    UNION SELECT business_name, registration_number FROM tax_filing_daily
+    SELECT business_id, business_name, registration_number FROM business_declarations
+    UNION SELECT business_id, business_name, registration_number FROM tax_filing_daily
     ORDER BY registration_number NULLS LAST, business_name
 """
 
@@ -43,14 +44,24 @@ class Version:
 
 
 @dataclass(frozen=True)
+class Business:
+    name: str
+    registration_number: str | None  # None: a clientNickname not declared in the businesses file
+    who: str  # its part of a filing CSV's name
+
+
+@dataclass(frozen=True)
 class Shelf:
     """A merchant's published facts: every version (newest period first, newest version first
-    within a kind and period), its businesses as (name, registration number); `problem` says
-    in Korean why there are none."""
+    within a kind and period), its businesses; `problem` says in Korean why there are none."""
 
     versions: tuple[Version, ...]
-    businesses: tuple[tuple[str, str | None], ...]
+    businesses: tuple[Business, ...]
     problem: str | None = None
+
+    def business_named_by(self, who: str) -> Business | None:
+        """The business a filing CSV's name part (export.filing_who) stands for."""
+        return next((b for b in self.businesses if b.who == who), None)
 
     def latest(self) -> list[Version]:
         """The newest version of each (period, kind)."""
@@ -100,7 +111,8 @@ def read_shelf(published: Path) -> Shelf:
     try:
         with duckdb.connect(str(published), read_only=True) as conn:
             items = listed_versions(all_versions(conn))
-            businesses = tuple(conn.execute(_BUSINESSES).fetchall())
+            businesses = tuple(Business(name or "", number, filing_who(bid, name, number))
+                               for bid, name, number in conn.execute(_BUSINESSES).fetchall())  # fmt: skip
     except duckdb.Error:
         return Shelf((), (), "게시된 데이터를 읽을 수 없습니다. 운영자에게 알려 주세요.")
     return Shelf(_versions(items), businesses)

@@ -86,7 +86,7 @@ def _state(version: Version) -> str:
 
 def _version_cells(merchant_id: str, version: Version, exists: bool) -> str:
     item = version.listed
-    download = (f'<a href="{e(file_url(merchant_id, item.file_name))}">내려받기</a>' if exists
+    download = (f'<a class="download" href="{e(file_url(merchant_id, item.file_name))}">내려받기</a>' if exists
                 else '<span class="muted">파일 없음</span>')  # fmt: skip
     return (
         f"<td>v{item.version}</td><td>{e(_time(item.as_of))}</td><td>{item.days_synced}/{item.days_in_period}</td>"
@@ -98,12 +98,13 @@ _HEAD = "<th>버전</th><th>데이터 기준 (KST)</th><th>동기화된 날</th>
 
 
 def _period_section(merchant_id: str, period: Period, latest: list[Version], existing: set[str]) -> list[str]:
+    # ids (p-2025-11, p-2025-11-tax) let a browser test find a period's workbook of a kind
     rows = [f"<h3>{e(period.label_ko)} <span class=\"muted\">({e(period.label)})</span></h3>",
-            f"<table><tr><th>종류</th>{_HEAD}<th>이전 버전</th></tr>"]  # fmt: skip
+            f'<table id="p-{e(period.label)}"><tr><th>종류</th>{_HEAD}<th>이전 버전</th></tr>']  # fmt: skip
     for version in sorted(latest, key=lambda v: WORKBOOK_KINDS.index(v.listed.kind) if v.listed.kind in WORKBOOK_KINDS else 9):
         kind = version.listed.kind
         history = f'<a href="{e(versions_url(merchant_id, kind, period))}">모든 버전 ({version.listed.version})</a>'
-        rows.append(f"<tr><td>{e(KIND_KO.get(kind, kind))}</td>"
+        rows.append(f'<tr id="p-{e(period.label)}-{e(kind)}"><td>{e(KIND_KO.get(kind, kind))}</td>'
                     f"{_version_cells(merchant_id, version, version.file_name in existing)}<td>{history}</td></tr>")  # fmt: skip
     rows.append("</table>")
     return rows
@@ -113,18 +114,25 @@ def _businesses(shelf: Shelf) -> list[str]:
     if not shelf.businesses:
         return []
     rows = ["<h2>사업장</h2>", "<table><tr><th>상호</th><th>사업자등록번호</th></tr>"]
-    rows += [f"<tr><td>{e(name or '')}</td><td>{e(number or '미등록')}</td></tr>" for name, number in shelf.businesses]
+    rows += [f"<tr><td>{e(b.name)}</td><td>{e(b.registration_number or '미등록')}</td></tr>" for b in shelf.businesses]
     rows.append("</table>")
     return rows
 
 
-def _filing(merchant_id: str, filing: dict[str, list[tuple[str, str]]]) -> list[str]:
+def _who(shelf: Shelf, who: str) -> str:
+    business = shelf.business_named_by(who)
+    if business is None:
+        return "미등록 사업장" if who.startswith("undeclared-") else who
+    return f"{business.name} ({business.registration_number or '미등록'})"
+
+
+def _filing(merchant_id: str, shelf: Shelf, filing: dict[str, list[tuple[str, str]]]) -> list[str]:
     if not filing:
         return ["<h2>신고용 CSV</h2>", '<p class="muted">내보낸 신고용 CSV가 없습니다 (point3 export filing).</p>']
     rows = ["<h2>신고용 CSV</h2>", "<table><tr><th>기간</th><th>사업자</th><th>파일</th></tr>"]
     for label, files in filing.items():
         for name, who in files:
-            shown = "미등록 사업장" if who.startswith("undeclared") else who
+            shown = _who(shelf, who)
             rows.append(f'<tr><td>{e(label)}</td><td>{e(shown)}</td>'
                         f'<td><a href="{e(file_url(merchant_id, name))}">{e(name.rsplit("/", 1)[-1])}</a></td></tr>')  # fmt: skip
     rows.append("</table>")
@@ -139,14 +147,16 @@ def merchant_page(user_name: str, csrf: str, merchant: Merchant, shelf: Shelf,
         body.append(f'<p class="note">{e(shelf.problem)}</p>')
     elif not shelf.versions:
         body.append('<p class="note">아직 만든 보고서가 없습니다.</p>')
-    latest = shelf.latest()
+    by_period: dict[Period, list[Version]] = {}
+    for version in shelf.latest():
+        by_period.setdefault(version.listed.period, []).append(version)
     for kind in KINDS:
-        periods = sorted({v.listed.period for v in latest if v.listed.period.kind == kind}, reverse=True)
+        periods = sorted((p for p in by_period if p.kind == kind), reverse=True)
         if periods:
             body.append(f"<h2>{e(PERIOD_KIND_KO[kind])}</h2>")
         for period in periods:
-            body += _period_section(merchant.id, period, [v for v in latest if v.listed.period == period], existing)
-    body += _businesses(shelf) + _filing(merchant.id, filing)
+            body += _period_section(merchant.id, period, by_period[period], existing)
+    body += _businesses(shelf) + _filing(merchant.id, shelf, filing)
     return layout(f"{merchant.name} 보고서", body, user_name=user_name, csrf=csrf)
 
 

@@ -35,7 +35,7 @@ NUMBERS = {
     "POINT3_PORTAL_SESSION_HOURS": (12, 720, "hours"),
     "POINT3_PORTAL_IDLE_MINUTES": (120, 43_200, "minutes"),
 }
-ENV_VARS = (DB_VAR, FORWARDED_VAR, *NUMBERS)
+ENV_VARS = (DB_VAR, FORWARDED_VAR, *NUMBERS)  # every variable the portal reads (README, Reports portal)
 
 
 @dataclass(frozen=True)
