@@ -188,12 +188,13 @@ def test_an_accountant_logs_in_finds_last_months_tax_workbook_and_downloads_it(d
     browser.find_element(By.CSS_SELECTOR, f"a[href$='/m/{mine.id}/']").click()
     WebDriverWait(browser, BOUND).until(lambda d: d.current_url == f"{portal}/m/{mine.id}/")
     browser.save_screenshot(str(shots / "portal-list.png"))
-    link = browser.find_element(By.CSS_SELECTOR, f"a[href$='/m/{mine.id}/files/{period}/{latest.name}']")
-    link.click()
+    row = browser.find_element(By.ID, f"p-{period}-tax")  # last month's tax workbook, its latest version
+    assert "v2" in row.text
+    row.find_element(By.CSS_SELECTOR, f"a[href$='/m/{mine.id}/files/{period}/{latest.name}']").click()
     downloaded = wait_until("the workbook's download", lambda: finished_download(browser.downloads))
     assert downloaded.read_bytes() == latest.read_bytes()
 
-    browser.find_element(By.CSS_SELECTOR, f"a[href$='/m/{mine.id}/versions/tax/{period}']").click()
+    row.find_element(By.CSS_SELECTOR, f"a[href$='/m/{mine.id}/versions/tax/{period}']").click()
     WebDriverWait(browser, BOUND).until(lambda d: d.current_url.endswith(f"/versions/tax/{period}"))
     for version in ("v1", "v2"):
         assert browser.find_elements(By.CSS_SELECTOR, f"a[href$='/files/{period}/point3-tax-{period}-{version}.xlsx']")
