@@ -127,15 +127,20 @@ def answers(url: str) -> bool:
 
 
 @pytest.fixture
-def browser(tmp_path):
+def downloads(tmp_path) -> Path:
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def browser(tmp_path, downloads):
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.fail(f"the browser test needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}): "
                     "run scripts/setup-browser.sh")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     # Without the background-networking flags Chromium calls home, which a closed network refuses.
@@ -146,7 +151,6 @@ def browser(tmp_path):
     options.add_experimental_option("prefs", {
         "download.default_directory": str(downloads), "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.downloads = downloads
     try:
         yield driver
     finally:
@@ -167,7 +171,7 @@ def finished_download(folder: Path) -> Path | None:
     return None
 
 
-def test_an_accountant_logs_in_finds_last_months_tax_workbook_and_downloads_it(deployment, portal, browser, tmp_path):
+def test_an_accountant_logs_in_finds_last_months_tax_workbook_and_downloads_it(deployment, portal, browser, downloads, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -191,7 +195,7 @@ def test_an_accountant_logs_in_finds_last_months_tax_workbook_and_downloads_it(d
     row = browser.find_element(By.ID, f"p-{period}-tax")  # last month's tax workbook, its latest version
     assert "v2" in row.text
     row.find_element(By.CSS_SELECTOR, f"a[href$='/m/{mine.id}/files/{period}/{latest.name}']").click()
-    downloaded = wait_until("the workbook's download", lambda: finished_download(browser.downloads))
+    downloaded = wait_until("the workbook's download", lambda: finished_download(downloads))
     assert downloaded.read_bytes() == latest.read_bytes()
 
     row.find_element(By.CSS_SELECTOR, f"a[href$='/m/{mine.id}/versions/tax/{period}']").click()
