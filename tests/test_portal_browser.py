@@ -164,9 +164,11 @@ def screenshots(tmp_path: Path) -> Path:
 
 
 def finished_download(folder: Path) -> Path | None:
-    """The one downloaded file once Chromium has finished it (no .crdownload part left)."""
+    """The one downloaded file once Chromium has finished it. Chromium writes a download to a
+    hidden temp file (.org.chromium.Chromium.*), renames it <name>.crdownload once it knows the
+    name, and renames that <name> when the last byte is written."""
     files = list(folder.iterdir())
-    if len(files) == 1 and not files[0].name.endswith(".crdownload") and files[0].stat().st_size > 0:
+    if len(files) == 1 and not files[0].name.startswith(".") and not files[0].name.endswith(".crdownload"):
         return files[0]
     return None
 
@@ -196,6 +198,7 @@ def test_an_accountant_logs_in_finds_last_months_tax_workbook_and_downloads_it(d
     assert "v2" in row.text
     row.find_element(By.CSS_SELECTOR, f"a[href$='/m/{mine.id}/files/{period}/{latest.name}']").click()
     downloaded = wait_until("the workbook's download", lambda: finished_download(downloads))
+    assert downloaded.name.endswith(latest.name)  # the name the portal gave it (Content-Disposition)
     assert downloaded.read_bytes() == latest.read_bytes()
 
     row.find_element(By.CSS_SELECTOR, f"a[href$='/m/{mine.id}/versions/tax/{period}']").click()
