@@ -8,12 +8,15 @@ import os
 from urllib.parse import unquote
 
 import pytest
+from starlette.testclient import TestClient
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from point3_pipeline import cli
 from point3_pipeline.config import ConfigError
 from point3_pipeline.portal import accounts, audit
 from point3_pipeline.portal.accounts import LoginPolicy
 from point3_pipeline.portal.app import create_app
+from point3_pipeline.portal.server import uvicorn_options
 from point3_pipeline.portal.settings import PortalSettings
 from point3_pipeline.portal.store import open_store
 from tests.portal_fixtures import FAST_HASHER, NAMES, PASSWORD, PERIOD, build_deployment, csrf_of, log_in, portal_client
@@ -272,3 +275,18 @@ def test_removing_a_person_ends_their_session(client, db_path):
     assert client.get("/").status_code == 200
     accounts.remove_user(open_store(db_path), "alice")
     assert client.get("/", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize(("trusted", "address"), [((), "testclient"), (("testclient",), "203.0.113.9")])
+def test_a_forwarded_address_is_believed_only_from_a_configured_proxy(deployment, db_path, trusted, address):
+    """What `point3 serve` asks of uvicorn, applied as uvicorn applies it: the audit log's
+    address comes from X-Forwarded-For only when the peer is a configured proxy."""
+    portal_settings = PortalSettings(db_path=db_path, env=deployment.env(), forwarded_allow_ips=trusted)
+    options = uvicorn_options(portal_settings)
+    assert options["proxy_headers"] is bool(trusted) and options["server_header"] is False
+    app = create_app(portal_settings, store=open_store(db_path), hasher=FAST_HASHER)
+    if options["proxy_headers"]:
+        app = ProxyHeadersMiddleware(app, trusted_hosts=options["forwarded_allow_ips"])
+    client = TestClient(app, base_url="https://testserver", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert log_in(client, "alice").status_code == 303
+    assert audit.newest(open_store(db_path), 1)[0].address == address
