@@ -40,6 +40,7 @@ from point3_pipeline import config, fleet, reports, summaries, sync
 from point3_pipeline.config import ConfigError
 from point3_pipeline.periods import HALF, QUARTER, YEAR, Period
 from point3_pipeline.reports import ReportResult
+from point3_pipeline.reports.links import version_page_url
 from point3_pipeline.warehouse import WarehouseError
 
 # The tag naming the one merchant a run writes for: the run queue admits one run per value
@@ -269,9 +270,12 @@ def settlement_balance_history(
     return for_each_merchant(context, observe)
 
 
-def _report_metadata(result: ReportResult) -> dict:
+def _report_metadata(result: ReportResult, merchant_id: str) -> dict:
+    portal = config.portal_url()
+    link = {"portal": MetadataValue.url(version_page_url(portal, merchant_id, result.kind, result.period))} if portal else {}
     return {
         "path": MetadataValue.path(str(result.path)),
+        **link,
         "version": result.version,
         "written": result.created,  # False: nothing changed since this version
         "as_of": result.as_of.isoformat(timespec="seconds") if result.as_of else "no day synced",
@@ -303,7 +307,7 @@ def monthly_tax_report(
         wh, folder = warehouse.get(merchant_id), reports_dir.path(merchant_id)
         result = reports.render_tax_report(wh, report_month(context.partition_key), folder)
         _write_index(reports_dir, wh, folder)
-        return _report_metadata(result)
+        return _report_metadata(result, merchant_id)
 
     return for_each_merchant(context, render)
 
@@ -325,7 +329,7 @@ def monthly_reconciliation_report(
         result = reports.render_reconciliation_report(wh, report_month(context.partition_key), folder,
                                                       terms=reconciliation_terms(merchant_id))
         _write_index(reports_dir, wh, folder)
-        return {**_report_metadata(result), **_roll_forward_metadata(result.totals)}
+        return {**_report_metadata(result, merchant_id), **_roll_forward_metadata(result.totals)}
 
     return for_each_merchant(context, render)
 
@@ -375,7 +379,7 @@ def _vat_period_report(kind: str, name: str, what: str):
             _write_index(reports_dir, wh, folder)
             with wh.connect(read_only=True) as conn:
                 split = summaries.period_split_totals(conn, Period.parse(period))
-            return _report_metadata(result) | {f"split_{k}": v for k, v in split.items()}
+            return _report_metadata(result, merchant_id) | {f"split_{k}": v for k, v in split.items()}
 
         return for_each_merchant(context, render)
 

@@ -22,6 +22,7 @@
 | POINT3_PAYOUT_DEPOSIT_DAYS      | optional: days a payout may lack a deposit after an import (default 5) |
 | POINT3_MERCHANTS                | optional: the merchants file (TOML, see merchants.py); unset: the variables above are the one merchant `default` |
 | POINT3_MAX_PARALLEL_MERCHANTS   | optional: merchants run at once by `--all` and the fleet (default 4) |
+| POINT3_PORTAL_URL               | optional: the reports portal's public address (https://reports.example.kr); Dagster's report metadata links there |
 
 The optional bounds default to `limits.DEFAULT_LIMITS`. A missing or malformed setting raises
 ConfigError with one sentence naming the variable.
@@ -83,6 +84,7 @@ ENV_VARS = (
     "POINT3_PAYOUT_DEPOSIT_DAYS",
     "POINT3_MERCHANTS",  # read by merchants.py
     "POINT3_MAX_PARALLEL_MERCHANTS",  # read by fleet.py
+    "POINT3_PORTAL_URL",
 )
 
 
@@ -147,6 +149,13 @@ def check_api_url(value: str, setting: str) -> str:
         given = parsed.netloc.rpartition(":")[2]
         raise ConfigError(f"{setting} {value!r} has the port {given!r}: a port is a number from 1 to 65535.")
     return value.rstrip("/")
+
+
+def portal_url(env: Mapping[str, str] = os.environ) -> str | None:
+    """The reports portal's public address without a trailing slash, or None when it is unset
+    (then nothing links to the portal)."""
+    value = _get(env, "POINT3_PORTAL_URL")
+    return None if value is None else check_api_url(value, "POINT3_PORTAL_URL")
 
 
 def key_problem(key: str) -> str | None:

@@ -87,6 +87,35 @@ for id in $ids; do
 done
 step "analysts' copies" --select analyst_warehouse_copy --partition-range "$one...$last"
 
+# The reports portal's own folder: its settings (the merchants file without the keys, which the
+# portal never reads), its store and a demo person who may see every merchant, whose password
+# is written to a private file, never put on a command line. scripts/portal.sh serves it.
+printf '%-62s' "reports portal: demo user"
+portal_dir="$PWD/merchants/_portal"
+mkdir -p "$portal_dir"
+{
+  echo "POINT3_PORTAL_DB=$(printf '%q' "$portal_dir/portal.db")"
+  if [ "$merchant_count" -gt 1 ]; then
+    cp "$POINT3_MERCHANTS" "$portal_dir/merchants.toml"
+    cp -r "$(dirname "$POINT3_MERCHANTS")/businesses" "$portal_dir/"
+    echo "POINT3_MERCHANTS=$(printf '%q' "$portal_dir/merchants.toml")"
+  else
+    for name in POINT3_API_URL POINT3_START_DATE POINT3_WAREHOUSE POINT3_REPORTS_DIR POINT3_BUSINESSES; do
+      echo "$name=$(printf '%q' "${!name}")"
+    done
+  fi
+} >"$portal_dir/portal.env"
+.venv/bin/python - "$portal_dir/demo-password" <<'PY'
+import os, secrets, sys
+with os.fdopen(os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+    out.write(secrets.token_urlsafe(12) + "\n")
+PY
+merchant_options=()
+for id in $ids; do merchant_options+=(--merchant "$id"); done
+(unset $(compgen -v POINT3_); set -a; source "$portal_dir/portal.env"; set +a
+ .venv/bin/point3 users add demo "${merchant_options[@]}" --password-file "$portal_dir/demo-password") \
+  >"$tmp/users.log" 2>&1 && echo ok || { echo FAILED; cat "$tmp/users.log" >&2; exit 1; }
+
 echo
 .venv/bin/python - "${last_month:0:7}" <<'PY'
 import os, sys
@@ -118,3 +147,5 @@ find merchants reports -name 'filing_*.csv' 2>/dev/null | sort | sed 's/^/filing
 echo "merchants:       $PWD/merchants/<id>/ (warehouse/, its published copy, reports/index.html)"
 echo "Dagster runs:    $DAGSTER_HOME"
 echo "to see it in the Dagster UI (with its own sandbox): scripts/ui.sh, then open http://127.0.0.1:3000"
+echo "reports portal:  scripts/portal.sh, then open http://127.0.0.1:${PORTAL_PORT:-8040} as the user demo," \
+  "password $(cat "$portal_dir/demo-password") (kept in $portal_dir/demo-password)"

@@ -71,6 +71,21 @@ def test_api_url_refuses_unusable_urls_in_one_sentence(url, what):
     assert "POINT3_API_URL" in message and what in message and "\n" not in message
 
 
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, None),
+    ({"POINT3_PORTAL_URL": "  "}, None),
+    ({"POINT3_PORTAL_URL": "https://reports.example.kr/"}, "https://reports.example.kr"),
+    ({"POINT3_PORTAL_URL": "https://example.kr/point3"}, "https://example.kr/point3"),
+])
+def test_portal_url_is_optional(env, expected):
+    assert config.portal_url(env) == expected
+
+
+def test_portal_url_refuses_what_is_no_url_in_one_sentence():
+    with pytest.raises(ConfigError, match=r"^POINT3_PORTAL_URL must be an http\(s\) URL .*'reports.example.kr'\.$"):
+        config.portal_url({"POINT3_PORTAL_URL": "reports.example.kr"})
+
+
 @pytest.mark.parametrize(("key", "what"), [
     ("sk_test 0123", "contains a space"),
     ("sk_test\t0123", "contains a space"),

@@ -494,6 +494,36 @@ def test_a_derived_table_that_cannot_be_rebuilt_fails_its_step_with_one_sentence
     assert not result.get_asset_materialization_events()
 
 
+@pytest.mark.parametrize(("portal", "link"), [
+    ("https://reports.example.kr/", "https://reports.example.kr/m/default/versions/{kind}/2026-02"),
+    (None, None),  # unset: no link
+])
+def test_a_report_links_to_its_page_in_the_portal(tmp_path, monkeypatch, portal, link):
+    from dagster import materialize
+
+    from dagster_project.assets import monthly_reconciliation_report, monthly_tax_report
+    from dagster_project.resources import ReportsResource, WarehouseResource
+    from tests.report_fixtures import Books, kst
+
+    books = Books(tmp_path / "point3.duckdb")
+    books.payment("feb", kst(2026, 2, 10, 12))
+    books.synced(dt.date(2026, 2, 1), dt.date(2026, 2, 28), finished_at=kst(2026, 3, 1, 3))
+    warehouse = books.refresh()
+    _default_merchant_on(monkeypatch, warehouse.path, tmp_path / "reports")
+    if portal is None:
+        monkeypatch.delenv("POINT3_PORTAL_URL", raising=False)
+    else:
+        monkeypatch.setenv("POINT3_PORTAL_URL", portal)
+    result = materialize(
+        [monthly_tax_report, monthly_reconciliation_report], partition_key="2026-02-01|default",
+        resources={"warehouse": WarehouseResource(), "reports_dir": ReportsResource(write_index=False)},
+    )  # fmt: skip
+    for asset, kind in (("monthly_tax_report", "tax"), ("monthly_reconciliation_report", "reconciliation")):
+        metadata = _metadata(result, asset)
+        assert metadata["version"] == 1
+        assert metadata.get("portal") == (link and link.format(kind=kind))
+
+
 @pytest.mark.slow
 def test_a_vat_quarter_report_materializes_with_the_split_of_its_businesses(tmp_path, monkeypatch):
     """A sandbox around the Q2/Q3 boundary, the demo's businesses, then Q3's workbook."""
