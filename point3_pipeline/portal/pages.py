@@ -12,7 +12,8 @@ from point3_pipeline.merchants import Merchant
 from point3_pipeline.models import KST
 from point3_pipeline.periods import KINDS, Period
 from point3_pipeline.portal.library import Shelf, Version
-from point3_pipeline.reports.index import KIND_KO
+from point3_pipeline.reports.index import KIND_KO, Listed
+from point3_pipeline.reports.versions import UNCLASSIFIED_COUNT
 
 PERIOD_KIND_KO = {"month": "월", "quarter": "분기", "half": "반기", "year": "연"}
 WORKBOOK_KINDS = ("tax", "vat", "reconciliation")
@@ -81,7 +82,21 @@ def home_page(user_name: str, csrf: str, merchants: list[Merchant]) -> str:
 
 
 def _state(version: Version) -> str:
-    return "최종본" if version.listed.is_final else '<span class="warn">최종본 아님</span>'
+    item = version.listed
+    if item.is_final:
+        return "최종본"
+    return f'<span class="warn">최종본 아님</span>{"".join(f"<br>{e(why)}" for why in not_final_reasons(item))}'
+
+
+def not_final_reasons(item: Listed) -> list[str]:
+    """Why a version is not final, as versions.py decides it: days without a complete sync,
+    and (tax and VAT workbooks) payments no one has classified."""
+    reasons = []
+    if item.days_synced < item.days_in_period:
+        reasons.append(f"동기화 안 된 날 {item.days_in_period - item.days_synced}일")
+    if item.totals.get(UNCLASSIFIED_COUNT, 0) > 0:
+        reasons.append(f"미분류 결제 {item.totals[UNCLASSIFIED_COUNT]:,}건")
+    return reasons
 
 
 def _version_cells(merchant_id: str, version: Version, exists: bool) -> str:
