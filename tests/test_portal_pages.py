@@ -6,7 +6,7 @@ import pytest
 
 from point3_pipeline.models import KST
 from point3_pipeline.periods import Period
-from point3_pipeline.portal.pages import not_final_reasons
+from point3_pipeline.portal.pages import not_final_reasons, registration_text
 from point3_pipeline.reports.index import Listed
 
 
@@ -27,3 +27,11 @@ def listed(days_synced: int, totals: dict[str, int], is_final: bool = False) -> 
 )
 def test_not_final_reasons_name_the_missing_days_and_the_unclassified_payments(days_synced, totals, expected):
     assert not_final_reasons(listed(days_synced, totals)) == expected
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [("1018112341", "101-81-12341"), (None, "미등록"), ("", "미등록"), ("12-34", "12-34"), ("101811234x", "101811234x")],
+)
+def test_registration_numbers_are_shown_as_printed(stored, shown):
+    assert registration_text(stored) == shown

@@ -8,6 +8,7 @@ import datetime as dt
 import html
 from urllib.parse import quote
 
+from point3_pipeline.businesses import format_registration_number
 from point3_pipeline.merchants import Merchant
 from point3_pipeline.models import KST
 from point3_pipeline.periods import KINDS, Period
@@ -129,7 +130,7 @@ def _businesses(shelf: Shelf) -> list[str]:
     if not shelf.businesses:
         return []
     rows = ["<h2>사업장</h2>", "<table><tr><th>상호</th><th>사업자등록번호</th></tr>"]
-    rows += [f"<tr><td>{e(b.name)}</td><td>{e(b.registration_number or '미등록')}</td></tr>" for b in shelf.businesses]
+    rows += [f"<tr><td>{e(b.name)}</td><td>{e(registration_text(b.registration_number))}</td></tr>" for b in shelf.businesses]
     rows.append("</table>")
     return rows
 
@@ -138,7 +139,14 @@ def _who(shelf: Shelf, who: str) -> str:
     business = shelf.business_named_by(who)
     if business is None:
         return "미등록 사업장" if who.startswith("undeclared-") else who
-    return f"{business.name} ({business.registration_number or '미등록'})"
+    return f"{business.name} ({registration_text(business.registration_number)})"
+
+
+def registration_text(number: str | None) -> str:
+    """As the number is printed (123-45-67890); kept as stored when it is not ten digits."""
+    if not number:
+        return "미등록"
+    return format_registration_number(number) if len(number) == 10 and number.isdigit() else number
 
 
 def _filing(merchant_id: str, shelf: Shelf, filing: dict[str, list[tuple[str, str]]]) -> list[str]:
