@@ -191,6 +191,7 @@ def _read_and_store(client, conn, result: SyncResult, days: list[dt.date], clock
     try:
         for number, day in enumerate(days, start=1):
             read = read_window(client, day, clock, limits, max_walks)
+            writer.stage(read)
             pending.append(read)
             failures = failures + 1 if read.failed else 0
             stop = failures >= MAX_CONSECUTIVE_FAILURES and number < len(days)
@@ -209,19 +210,32 @@ def _read_and_store(client, conn, result: SyncResult, days: list[dt.date], clock
 
 
 class _Writer:
-    """Commits batches on one writer thread while the next windows are read (DuckDB releases
-    the GIL), at most one batch in flight, so commits stay in window order. Each window's
-    progress is reported as soon as its batch committed."""
+    """Stores windows on one writer thread while the next windows are read (DuckDB releases
+    the GIL). Windows are staged (typed into DuckDB) as soon as they are read, so the writer
+    works while the reader waits on the network: every window read while the writer was busy
+    in one statement (each statement costs milliseconds of its own). A batch is committed once
+    full, at most one in flight, so commits stay in window order. Each window's progress is
+    reported as soon as its batch committed."""
 
     def __init__(self, store: BatchStore, result: SyncResult, planned: int, progress: ProgressCallback | None):
         self.store, self.result, self.planned, self.progress = store, result, planned, progress
+        # One thread: its tasks (stagings and commits) run in the order they were submitted.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="point3-writer")
         self._in_flight: Future[None] | None = None
+        self._lock = threading.Lock()
+        self._unstaged: list[WindowRead] = []  # read for the next batch, not yet staged; its own list
+        self._stagings: list[Future[None]] = []  # of the next batch
         self._broken = False
+
+    def stage(self, read: WindowRead) -> None:
+        with self._lock:
+            self._unstaged.append(read)
+        self._stagings.append(self._pool.submit(self._stage_unstaged, self._unstaged))
 
     def submit(self, reads: list[WindowRead]) -> None:
         self.wait()
-        self._in_flight = self._pool.submit(self._commit, reads)
+        stagings, self._stagings, self._unstaged = self._stagings, [], []
+        self._in_flight = self._pool.submit(self._commit, reads, stagings)
 
     def wait(self) -> None:
         future, self._in_flight = self._in_flight, None
@@ -234,7 +248,7 @@ class _Writer:
             raise
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)  # stagings left behind a failed batch
 
     def drain(self, pending: list[WindowRead], cause: BaseException) -> None:
         """After `cause`: let the batch in flight end (the connection is the writer's until
@@ -248,7 +262,17 @@ class _Writer:
             if exc is not cause:
                 cause.add_note(f"(storing the windows read before it failed too: {type(exc).__name__}: {exc})")
 
-    def _commit(self, reads: list[WindowRead]) -> None:
+    def _stage_unstaged(self, unstaged: list[WindowRead]) -> None:
+        """Stage what `unstaged` (one batch's list) holds: nothing when an earlier task took it."""
+        with self._lock:
+            reads = unstaged[:]
+            unstaged.clear()
+        if reads:
+            self.store.stage(reads)
+
+    def _commit(self, reads: list[WindowRead], stagings: list[Future[None]]) -> None:
+        for staging in stagings:  # done by now (submitted before): a failed one fails the batch
+            staging.result()
         for window in self.store.write(reads):
             self.result.windows.append(window)
             if self.progress is not None:
