@@ -65,8 +65,9 @@ class BatchPolicy:
     The default batch reaches a DuckDB row group (122,880 rows): a transaction appending that
     many rows to a table writes them straight to the file instead of to the WAL and again at
     the checkpoint (measured on 200,000 payments: the writer's CPU with the closing checkpoint
-    5.2-5.4 s in batches of 20,000, 4.0-4.1 s in batches of 125,000). A batch waiting for its
-    turn holds only its windows' Arrow records (~0.5 KB each)."""
+    5.2-5.4 s in batches of 20,000, 4.0-4.1 s in batches of 125,000). A batch's windows are
+    typed into a DuckDB temp table as they are read (see _Writer), so Python holds only the
+    Arrow records (~0.5 KB each) of windows the writer has not reached yet."""
 
     max_records: int = 125_000
     max_seconds: float | None = 10.0
