@@ -1,11 +1,11 @@
 """Storing window reads: one transaction per batch of whole windows.
 
-`BatchStore` owns the batch's temp tables (`incoming`: the batch typed once, a window at a time
-as soon as it is read; `batch_changes`: what each payment is to the warehouse) and runs one
-statement of point3_pipeline/sql/sync/ per method. The fast path looks stored payments up only near the batch's days; if that misses
-a stored one (the insert then hits the primary key), the transaction is redone with an exact
-lookup over the whole table. A failing ROLLBACK (a full disk) never hides the error that
-caused it.
+`BatchStore` owns the batch's temp tables (`incoming`: the batch typed once, as its windows are
+read; `batch_changes`: what each payment is to the warehouse) and runs one statement of
+point3_pipeline/sql/sync/ per method. The fast path looks stored payments up only near the
+batch's days; if that misses a stored one (the insert then hits the primary key), the
+transaction is redone with an exact lookup over the whole table. A failing ROLLBACK (a full
+disk) never hides the error that caused it.
 """
 
 from __future__ import annotations
@@ -30,6 +30,15 @@ log = logging.getLogger(__name__)
 # payment filtered on its request time can be accepted the next day. Rows outside this
 # neighbourhood are still found, by the exact fallback, just more slowly.
 NEIGHBOURHOOD_DAYS = 2
+
+_INCOMING_SCHEMA = pa.schema([
+    ("signature", pa.string()),
+    ("source_day", pa.date32()),
+    ("observed_at", pa.timestamp("us", tz=KST.key)),
+    ("active_seen_at", pa.timestamp("us", tz=KST.key)),
+    ("raw_record", pa.json_()),  # the checked record (see window.STORED_SCHEMA)
+])
+
 
 def rollback(conn: duckdb.DuckDBPyConnection, cause: BaseException) -> None:
     """Roll back after `cause`; if that fails too, say so on `cause` instead of replacing it."""
@@ -150,15 +159,6 @@ class BatchStore:
         self._staged = []
         self.conn.execute("DROP TABLE IF EXISTS batch_changes")
         self.conn.execute("DROP TABLE IF EXISTS incoming")
-
-
-_INCOMING_SCHEMA = pa.schema([
-    ("signature", pa.string()),
-    ("source_day", pa.date32()),
-    ("observed_at", pa.timestamp("us", tz=KST.key)),
-    ("active_seen_at", pa.timestamp("us", tz=KST.key)),
-    ("raw_record", pa.json_()),
-])
 
 
 def _incoming_table(reads: list[WindowRead]) -> pa.Table:
