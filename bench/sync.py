@@ -44,11 +44,39 @@ def run_case(code: str, env: dict, python: str = sys.executable) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# Where our sync's time goes, from wrappers around its steps (a few hundred calls: their own
+# cost is microseconds): wall seconds of the reading thread, of each writer step, and of what
+# is left once the last window is read (the writer's last batch, then closing the file, which
+# checkpoints).
+STEP_TIMERS = """
+    from point3_pipeline.sync import run as sync_run, store as sync_store
+    spent, marks = {}, {}
+
+    def timed(owner, name, key):
+        inner = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                marks[key] = time.perf_counter()
+                spent[key] = spent.get(key, 0.0) + marks[key] - t0
+
+        setattr(owner, name, wrapper)
+
+    timed(sync_run, "read_window", "read")
+    timed(sync_run, "_finish_run", "finish")
+    for step in ("stage", "write", "classify", "log_events", "insert_new"):
+        timed(sync_store.BatchStore, step, step)
+"""
+
 OUR_SYNC = """
     import datetime as dt, json, os, resource, time
     from point3_pipeline.client import Point3Client
     from point3_pipeline.sync import sync_range
     from point3_pipeline.warehouse import Warehouse
+""" + STEP_TIMERS + """
     warehouse = Warehouse(os.environ["BENCH_WAREHOUSE"])
     first = dt.date.fromisoformat(os.environ["BENCH_FIRST"]); last = dt.date.fromisoformat(os.environ["BENCH_LAST"])
     with Point3Client(os.environ["BENCH_URL"], os.environ["BENCH_KEY"], page_size=int(os.environ["BENCH_PAGE"])) as c:
@@ -56,10 +84,15 @@ OUR_SYNC = """
             pass  # schema creation is not sync work
         t0 = time.perf_counter(); cpu0 = time.process_time()
         result = sync_range(c, warehouse, first, last)
-        seconds = time.perf_counter() - t0
-    print(json.dumps({"seconds": seconds, "cpu": time.process_time() - cpu0,
+        end = time.perf_counter()
+    steps = {"reading": spent["read"], "staging": spent["stage"], "classify": spent["classify"],
+             "events": spent["log_events"], "insert": spent["insert_new"],
+             "other statements and commits": spent["write"] - spent["classify"] - spent["log_events"]
+             - spent["insert_new"],
+             "after the last read": marks["finish"] - marks["read"], "closing (checkpoint)": end - marks["finish"]}
+    print(json.dumps({"seconds": end - t0, "cpu": time.process_time() - cpu0,
                       "payments": result.total("distinct_payments"),
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "steps": steps}))
 """
 
 BARE_LOOP = """
@@ -205,6 +238,11 @@ def main() -> None:
                       f"{ours['sandbox_cpu']:11.2f} {ours['peak_mb']:8.0f} {bare['seconds']:7.2f} "
                       f"{ours['seconds'] / bare['seconds']:8.2f}x {bare['cpu']:8.2f} {ours['cpu'] / bare['cpu']:8.2f}x "
                       f"{dlt_s} {dlt_ratio}")
+            print()
+            print("where our time goes (wall s): the reading thread, the writer thread's steps (overlapping the "
+                  "reading), and what is left after the last window is read")
+            for page, ours, _, _ in rows:
+                print(f"  page {page:>4}: " + ", ".join(f"{name} {s:.2f}" for name, s in ours["steps"].items()))
         finally:
             sandbox.terminate()
             sandbox.wait()

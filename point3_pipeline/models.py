@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import re
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -195,10 +194,17 @@ def parse_order(raw: Any, max_amount: int = DEFAULT_LIMITS.max_amount_won) -> Or
     return order if order is not None else _checked_order(raw, max_amount)
 
 
-# Both in the ASCII range only (full-width digits are no timestamp); the calendar day is
-# checked apart, by _is_calendar_day.
-_PLAIN_TIMESTAMP = re.compile(r"[0-9]{8}(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]").fullmatch
+# A plain timestamp's time of day, by lookup (a set of strings holds ASCII digits only, so
+# full-width digits are no timestamp): cheaper than a regular expression, twice per record.
+_HOURS = frozenset(f"{hour:02d}" for hour in range(24))
+_MINUTES_SECONDS = frozenset(f"{minute:02d}{second:02d}" for minute in range(60) for second in range(60))
 _STRING_OR_NONE = frozenset((str, type(None)))
+
+
+@functools.lru_cache(maxsize=8192)
+def _is_plain_day(yyyymmdd: str) -> bool:
+    """ASCII digits making a calendar day (records of one day share their day's check)."""
+    return yyyymmdd.isascii() and yyyymmdd.isdigit() and _is_calendar_day(yyyymmdd)
 
 
 def _stored_json(raw: dict[str, Any]) -> bytes:
@@ -218,18 +224,22 @@ def _plainly_valid_order(raw: Any, max_amount: int) -> Order | None:
     signature, canceled, culture = get("signature"), get("isCanceled"), get("cultureExpenseType")
     total, tax_free, vat = get("totalCharge"), get("taxFreeAmount"), get("vat")
     requested, accepted = get("timeStampOnRequest"), get("timeStampOnAccept")
-    strings = (get("userId"), get("clientNickname"), get("purchasingProductName"), get("orderIdFromClient"),
-               get("clientIdentification"), get("clientGeneratedUserId"), get("paymentMethodType"))
+    strings = user, nickname, product, order_id, identification, generated_user, method = (
+        get("userId"), get("clientNickname"), get("purchasingProductName"), get("orderIdFromClient"),
+        get("clientIdentification"), get("clientGeneratedUserId"), get("paymentMethodType"))
+    plain = _STRING_OR_NONE
     if not (
         type(signature) is str and signature.strip() and type(canceled) is bool
         and type(total) is int and type(tax_free) is int and type(vat) is int
         and 0 <= total <= max_amount and 0 <= tax_free <= max_amount and 0 <= vat <= max_amount
         and (culture is None or (type(culture) is str and culture in CULTURE_EXPENSE_TYPES))
-        and (requested is None or (type(requested) is str and _PLAIN_TIMESTAMP(requested)
-                                   and _is_calendar_day(requested[:8])))
-        and (accepted is None or (type(accepted) is str and _PLAIN_TIMESTAMP(accepted)
-                                  and _is_calendar_day(accepted[:8])))
-        and _STRING_OR_NONE.issuperset(map(type, strings))
+        and (requested is None or (type(requested) is str and len(requested) == 14 and requested[8:10] in _HOURS
+                                   and requested[10:] in _MINUTES_SECONDS and _is_plain_day(requested[:8])))
+        and (accepted is None or (type(accepted) is str and len(accepted) == 14 and accepted[8:10] in _HOURS
+                                  and accepted[10:] in _MINUTES_SECONDS and _is_plain_day(accepted[:8])))
+        # unrolled: a third cheaper than a set test over map(type, ...)
+        and type(user) in plain and type(nickname) in plain and type(product) in plain and type(order_id) in plain
+        and type(identification) in plain and type(generated_user) in plain and type(method) in plain
     ):
         return None
     try:

@@ -35,13 +35,14 @@ def _damage_payments(warehouse: Warehouse) -> None:
     with duckdb.connect(str(warehouse.path)) as conn:
         conn.execute("CHECKPOINT")
         block_size = conn.execute("SELECT block_size FROM pragma_database_size()").fetchone()[0]
-        block = conn.execute(
-            "SELECT min(block_id) FROM pragma_storage_info('payments') "
-            "WHERE persistent AND block_id >= 0 AND column_name = 'raw_record'"
-        ).fetchone()[0]
+        # Where the stored records' first segment starts (a small one shares its block).
+        block, offset = conn.execute(
+            "SELECT block_id, block_offset FROM pragma_storage_info('payments') "
+            "WHERE persistent AND block_id >= 0 AND column_name = 'raw_record' ORDER BY block_id, block_offset LIMIT 1"
+        ).fetchone() or (None, None)
     assert block is not None, "payments has no data block on disk"
     with open(warehouse.path, "r+b") as handle:
-        handle.seek(DATABASE_HEADERS + block * block_size + block_size // 2)
+        handle.seek(DATABASE_HEADERS + block * block_size + offset + 16)
         handle.write(b"\xa5" * 64)
     with duckdb.connect(str(warehouse.path), read_only=True) as conn, pytest.raises(duckdb.Error, match="checksum"):
         conn.execute("SELECT * FROM payments").fetchall()

@@ -1,11 +1,11 @@
 """Storing window reads: one transaction per batch of whole windows.
 
-`BatchStore` owns the batch's temp tables (`incoming`: the batch typed once; `batch_changes`:
-what each payment is to the warehouse) and runs one statement of point3_pipeline/sql/sync/
-per method. The fast path looks stored payments up only near the batch's days; if that misses
-a stored one (the insert then hits the primary key), the transaction is redone with an exact
-lookup over the whole table. A failing ROLLBACK (a full disk) never hides the error that
-caused it.
+`BatchStore` owns the batch's temp tables (`incoming`: the batch typed once, as its windows are
+read; `batch_changes`: what each payment is to the warehouse) and runs one statement of
+point3_pipeline/sql/sync/ per method. The fast path looks stored payments up only near the
+batch's days; if that misses a stored one (the insert then hits the primary key), the
+transaction is redone with an exact lookup over the whole table. A failing ROLLBACK (a full
+disk) never hides the error that caused it.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ _INCOMING_SCHEMA = pa.schema([
     ("source_day", pa.date32()),
     ("observed_at", pa.timestamp("us", tz=KST.key)),
     ("active_seen_at", pa.timestamp("us", tz=KST.key)),
-    ("raw_record", pa.binary()),  # UTF-8 JSON bytes (orjson's)
+    ("raw_record", pa.json_()),  # the checked record (see window.STORED_SCHEMA)
 ])
 
 
@@ -54,11 +54,27 @@ class BatchStore:
 
     def __init__(self, conn: duckdb.DuckDBPyConnection, run_id: int):
         self.conn, self.run_id = conn, run_id
+        self._staged: list[WindowRead] = []  # the windows in `incoming`, in order
+
+    def stage(self, reads: list[WindowRead]) -> None:
+        """Type windows' payments into `incoming`, outside any transaction (DuckDB refuses to
+        unregister inside an aborted one), while the next windows are read; their Arrow
+        records are freed once copied."""
+        if not self._staged:
+            self.conn.execute(sql("create_incoming"))
+        self.conn.register("incoming_arrow", _incoming_table(reads))
+        try:
+            self.conn.execute(sql("stage_incoming"), {"zone": KST.key})
+        finally:
+            self.conn.unregister("incoming_arrow")
+        self._staged.extend(reads)
 
     def write(self, reads: list[WindowRead]) -> list[WindowResult]:
-        """Store whole windows in one transaction; their results, in order."""
-        self.stage(reads)
+        """Store whole windows, all staged before, in one transaction; their results, in order."""
         try:
+            if list(map(id, reads)) != list(map(id, self._staged)):
+                raise RuntimeError(f"windows {reads[0].day}..{reads[-1].day} were not all staged before storing")
+            self.conn.execute(sql("keep_latest"))
             for restrict in (True, False):
                 try:
                     return self._transaction(reads, restrict)
@@ -94,16 +110,6 @@ class BatchStore:
             rollback(self.conn, exc)
             raise
         return windows
-
-    def stage(self, reads: list[WindowRead]) -> None:
-        """Copy the batch into DuckDB once, outside the transaction (DuckDB refuses to
-        unregister inside an aborted one): the statements read the batch several times, and
-        the reads' Arrow records are freed once copied."""
-        self.conn.register("incoming_arrow", _incoming_table(reads))
-        try:
-            self.conn.execute(sql("stage_incoming"), {"zone": KST.key})
-        finally:
-            self.conn.unregister("incoming_arrow")
 
     def classify(self, bounds: dict) -> None:
         self.conn.execute(sql("classify"), bounds)
@@ -150,15 +156,15 @@ class BatchStore:
         self.conn.execute(sql("count_run"), {"run_id": self.run_id, "windows": len(windows), **totals})
 
     def drop(self) -> None:
+        self._staged = []
         self.conn.execute("DROP TABLE IF EXISTS batch_changes")
         self.conn.execute("DROP TABLE IF EXISTS incoming")
 
 
 def _incoming_table(reads: list[WindowRead]) -> pa.Table:
-    """The batch's payments with their window's keys, as read (stage_incoming.sql keeps one row
-    per signature). A change is dated by the read's end (detection, an upper bound), being
-    active by its start (a lower bound). A window's constants are repeated in Arrow, not built
-    per row from Python objects."""
+    """Windows' payments with their window's keys, as read. A change is dated by the read's
+    end (detection, an upper bound), being active by its start (a lower bound). A window's
+    constants are repeated in Arrow, not built per row from Python objects."""
     batches = []
     for read in reads:
         n, records = read.payments, read.take_records()

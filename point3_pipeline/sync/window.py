@@ -77,16 +77,19 @@ class WindowRead:
         return records
 
 
-# A read's payments as the store takes them: the checked record as UTF-8 JSON bytes (DuckDB
-# reads every field from it). Made on the reading thread as the window ends, so the Orders
-# (a dict and an object per record) are freed before the batch waits for its turn, and the
-# writer thread holds the GIL for no per-record work.
-STORED_SCHEMA = pa.schema([("signature", pa.string()), ("raw_record", pa.binary())])
+# A read's payments as the store takes them: the checked record as JSON (DuckDB reads every
+# field from it). Made on the reading thread as the window ends, so the Orders (a dict and an
+# object per record) are freed before the window waits for its turn, and the writer thread
+# holds the GIL for no per-record work. Arrow's JSON type reaches DuckDB as JSON, so the
+# text orjson wrote is not parsed once more to be checked; Arrow checks it is UTF-8.
+STORED_SCHEMA = pa.schema([("signature", pa.string()), ("raw_record", pa.json_())])
 
 
 def stored_form(orders: dict[str, Order]) -> pa.RecordBatch:
+    # binary, then cast: an order of magnitude faster than building strings from bytes
+    text = pa.array([o.raw_bytes for o in orders.values()], pa.binary()).cast(pa.string())
     return pa.RecordBatch.from_arrays(
-        [pa.array(list(orders), pa.string()), pa.array([o.raw_bytes for o in orders.values()], pa.binary())],
+        [pa.array(list(orders), pa.string()), pa.ExtensionArray.from_storage(pa.json_(), text)],
         schema=STORED_SCHEMA,
     )
 

@@ -1,26 +1,17 @@
--- The batch (registered as incoming_arrow: keys and each record as checked JSON, UTF-8 bytes),
--- typed once, one row per signature: a payment returned by two windows (exactly at midnight)
--- is kept from the later one; without an accept time it belongs to that day.
+-- Windows' payments (registered as incoming_arrow: each payment's window keys and the checked
+-- record as JSON; one row per signature and window), typed once into `incoming` as soon as
+-- the windows are read.
 -- This is the one list of a payment's fields: the record's JSON key and type (for from_json;
 -- parse_order checked every one is absent/null or of that type, so extraction cannot fail or
 -- differ from the Order) and the payments column it fills. The statements after this one
 -- take the fields BY NAME from here. '' counts as absent for the code and the timestamps,
 -- as in parse_order. $zone: the zone point3's zone-less timestamps are read in.
-CREATE OR REPLACE TEMP TABLE incoming AS
-WITH latest_day AS (
-    SELECT signature, max(source_day) AS source_day FROM incoming_arrow GROUP BY signature
-),
-latest AS (
-    -- a semi join on the narrow keys: a window function here would carry the records along
-    SELECT signature, source_day, observed_at, active_seen_at, decode(raw_record) AS raw_record
-    FROM incoming_arrow
-    SEMI JOIN latest_day USING (signature, source_day)
-),
-parsed AS (
+INSERT INTO incoming BY NAME
+WITH parsed AS (
     SELECT
         signature, source_day, observed_at, active_seen_at,
         md5(raw_record) AS record_hash,
-        CAST(raw_record AS JSON) AS raw_record,
+        raw_record,
         from_json(raw_record, '{
             "totalCharge": "BIGINT", "taxFreeAmount": "BIGINT", "vat": "BIGINT", "isCanceled": "BOOLEAN",
             "userId": "VARCHAR", "clientNickname": "VARCHAR", "purchasingProductName": "VARCHAR",
@@ -28,7 +19,7 @@ parsed AS (
             "paymentMethodType": "VARCHAR", "cultureExpenseType": "VARCHAR",
             "timeStampOnRequest": "VARCHAR", "timeStampOnAccept": "VARCHAR"
         }') AS r
-    FROM latest
+    FROM incoming_arrow
 ),
 timed AS (
     SELECT
