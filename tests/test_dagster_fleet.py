@@ -25,7 +25,7 @@ RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_p
 
 FLEET_SCRIPT = '''
 import datetime as dt, json, sys
-from dagster import (DagsterEventType, DagsterInstance, ReexecutionOptions, build_run_status_sensor_context, build_schedule_context,
+from dagster import (AssetKey, DagsterEventType, DagsterInstance, ReexecutionOptions, build_run_status_sensor_context, build_schedule_context,
                      execute_job, reconstructable)
 from dagster_project import schedules
 from dagster_project.definitions import defs
@@ -50,6 +50,15 @@ def refresh_after(instance, sensor, result):
     return [dict(r.tags, run_key=r.run_key, partition_key=r.partition_key) for r in found] if isinstance(found, list) else []
 
 
+def status(instance, days):
+    """What the UI's partition view of point3_payments shows for each merchant's `days`."""
+    from dagster_project.partitions import MERCHANT_IDS, daily_partitions, key
+
+    keys = [str(key(m, d)) for m in MERCHANT_IDS for d in days]
+    found = instance.get_status_by_partition(AssetKey("point3_payments"), keys, daily_partitions) or {}
+    return {k: v.value if v is not None else None for k, v in found.items()}
+
+
 def materialized(instance, run_id):
     events = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
     return sorted(e.asset_materialization.partition for e in events)
@@ -71,7 +80,8 @@ def main():
                                  "step_failure": [e.event_specific_data.error.message for e in first.all_events
                                                   if e.event_type_value == "STEP_FAILURE"],
                                  "materialized": materialized(instance, first.run_id),
-                                 "refresh": refresh_after(instance, schedules.refresh_after_partial_writes, first)}}
+                                 "refresh": refresh_after(instance, schedules.refresh_after_partial_writes, first),
+                                 "status": status(instance, ["2026-03-17", "2026-03-18"])}}
             open(sys.argv[3], "w").write(sys.argv[4])  # the merchant's key fixed before the retry
             options = ReexecutionOptions.from_failure(out["first"]["run_id"], instance)
             # The tags the UI's "re-execute from failure" gives the run: its parent's, marked a resume.
@@ -79,7 +89,8 @@ def main():
             with execute_job(job, instance, tags=tags, reexecution_options=options) as retry:
                 out["retry"] = {"success": retry.success, "parent": instance.get_run_by_id(retry.run_id).parent_run_id,
                                 "materialized": materialized(instance, retry.run_id),
-                                "refresh": refresh_after(instance, schedules.refresh_after_writes, retry)}
+                                "refresh": refresh_after(instance, schedules.refresh_after_writes, retry),
+                                "status": status(instance, ["2026-03-17", "2026-03-18"])}
         print(json.dumps(out))
 
 
@@ -146,10 +157,14 @@ def test_a_failing_merchant_fails_the_run_alone_and_its_retry_runs_it_alone(tmp_
     assert "good" not in " ".join(first["step_failure"]).replace("1 of 3", "")
     days = ("2026-03-17", "2026-03-18")
     assert first["materialized"] == sorted(f"{d}|{m}" for d in days for m in ("good", "late"))
+    # The UI's partition view: broken's days failed, the others' materialized; then all materialized.
+    assert first["status"] == {f"{d}|{m}": "FAILED" if m == "broken" else "MATERIALIZED"
+                               for d in days for m in ("good", "broken", "late")}
     # The sensor refreshes what the failed run wrote: good and late, apart (broken lies between).
     assert [(r.get(RANGE_START), r["partition_key"]) for r in first["refresh"]] == [(None, "good"), (None, "late")]
     assert retry["success"] and retry["parent"] == first["run_id"]
     assert retry["materialized"] == [f"{d}|broken" for d in days]  # good's and late's: not a second time
     assert [r["partition_key"] for r in retry["refresh"]] == ["broken"]
+    assert set(retry["status"].values()) == {"MATERIALIZED"}
     for merchant_id in ("good", "broken", "late"):  # late's empty, for the checks and the refresh
         assert (tmp_path / "merchants" / merchant_id / "warehouse" / "point3.duckdb").exists()
