@@ -15,6 +15,9 @@ from dagster import (
     AssetSelection,
     AutomationCondition,
     BackfillPolicy,
+    DagsterEventType,
+    DagsterRun,
+    DagsterRunStatus,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -46,6 +49,7 @@ from point3_pipeline.warehouse import WarehouseError
 # The tag naming the one merchant a run writes for: the run queue admits one run per value
 # (dagster.yaml), so each merchant's warehouse has one writer while merchants run in parallel.
 MERCHANT_TAG = "point3/merchant"
+ALL_MERCHANTS = "all"  # its value on a run of several merchants: one such run at a time
 GROUP = "point3"
 
 # Re-render a period (month or VAT period) already reported when its payments changed (a late
@@ -89,32 +93,65 @@ def for_each_merchant(context: AssetExecutionContext, work: Callable[[str], dict
 def for_each_merchant_of(context: AssetExecutionContext, keys: list[AssetKey],
                          work: Callable[[str], dict[AssetKey, dict]]) -> list[MaterializeResult]:
     """`work(merchant_id)` -> metadata of each of the step's assets `keys` for every merchant of
-    the step. One merchant (every scheduled run) fails the step with its own sentence. Several
-    (a backfill over more merchants than days) run at once, up to POINT3_MAX_PARALLEL_MERCHANTS,
-    since most of a merchant's time is waiting for point3; a failing merchant then fails the
-    step after the others' partitions are recorded as materialized, so its retry is that
-    merchant alone."""
+    the step. One merchant fails the step with its own sentence. Several (every scheduled run)
+    run at once, up to POINT3_MAX_PARALLEL_MERCHANTS, since most of a merchant's time is waiting
+    for point3; a failing merchant then fails the step after the others' partitions are
+    recorded as materialized. A step that may skip its output (the API's writers) re-executed
+    after such a failure does only the merchants its parent runs did not materialize, records
+    theirs and returns nothing, so the others are neither re-run nor recorded twice."""
     ids = merchants_in(context)
-    if len(ids) == 1:
+    done = merchants_done_before(context, keys) if _may_skip(context, keys) else set()
+    if len(ids) == 1 and not done:
         with _fails_with_its_sentence():
             found = work(ids[0])
         return [MaterializeResult(asset_key=key, metadata={"merchant": ids[0], **found[key]}) for key in keys]
-    outcomes = _run_each(ids, work)
+    outcomes = _run_each([id_ for id_ in ids if id_ not in done], work)
     failed = {id_: error for id_, (_, error) in outcomes.items() if error is not None}
     table = MetadataValue.md("\n".join(
         ["| merchant | outcome |", "| --- | --- |"]
-        + [f"| {id_} | {error or 'ok'} |" for id_, (_, error) in outcomes.items()]))
-    if not failed:
+        + [f"| {id_} | {error or _note(found)} |" for id_, (found, error) in outcomes.items()]
+        + [f"| {id_} | done by an earlier run of this step |" for id_ in ids if id_ in done]))
+    if not failed and not done:
         return [MaterializeResult(asset_key=key, metadata={"merchants": len(ids), "by_merchant": table}) for key in keys]
     for partition_key in context.partition_keys:
-        found, error = outcomes[merchant_of(partition_key)]
+        found, error = outcomes.get(merchant_of(partition_key), ({}, "done"))
         if error is None:
             for key in keys:
                 context.log_event(AssetMaterialization(key, partition=partition_key,
                                                        metadata={"merchant": merchant_of(partition_key), **found[key]}))
+    if not failed:
+        context.log.info(f"{len(outcomes)} merchants done; {len(done)} done by an earlier run of this step, not re-run")
+        return []
     raise Failure(description=f"{len(failed)} of {len(ids)} merchants failed: "
                   + "; ".join(f"{id_}: {error}" for id_, error in failed.items()),
                   metadata={"by_merchant": table})
+
+
+def _note(found: dict[AssetKey, dict]) -> str:
+    return next((str(metadata["note"]) for metadata in found.values() if "note" in metadata), "ok")
+
+
+def _may_skip(context: AssetExecutionContext, keys: list[AssetKey]) -> bool:
+    return all(context.assets_def.get_asset_spec(key).skippable for key in keys)
+
+
+def merchants_done_before(context: AssetExecutionContext, keys: list[AssetKey]) -> set[str]:
+    """The step's merchants whose partitions of every asset of `keys` were materialized by the
+    failed runs this run re-executes (its parent, and theirs while they failed too): none for a
+    run of its own, or a re-execution of a run that succeeded (the operator asked for it again)."""
+    recorded: set[tuple[AssetKey, str | None]] = set()
+    parent = _failed_run(context, context.run.parent_run_id)
+    while parent is not None:
+        events = context.instance.all_logs(parent.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+        recorded |= {(e.asset_materialization.asset_key, e.asset_materialization.partition) for e in events}
+        parent = _failed_run(context, parent.parent_run_id)
+    missing = {merchant_of(k) for k in context.partition_keys for key in keys if (key, k) not in recorded}
+    return {merchant_of(k) for k in context.partition_keys} - missing
+
+
+def _failed_run(context: AssetExecutionContext, run_id: str | None) -> DagsterRun | None:
+    run = context.instance.get_run_by_id(run_id) if run_id else None
+    return run if run is not None and run.status == DagsterRunStatus.FAILURE else None
 
 
 def _run_each(ids: list[str], work: Callable[[str], dict]) -> dict[str, tuple[dict, str | None]]:
@@ -134,6 +171,8 @@ def _run_each(ids: list[str], work: Callable[[str], dict]) -> dict[str, tuple[di
     partitions_def=daily_partitions,
     # A backfill of many days is one run calling sync_range once per merchant, not one process per day.
     backfill_policy=BackfillPolicy.single_run(),
+    # A re-execution after some merchants failed materializes theirs alone (for_each_merchant_of).
+    output_required=False,
     group_name=GROUP,
     kinds={"duckdb"},
     description="Payments of each merchant's KST day, synced from point3's date endpoint (one partition = one "
@@ -141,14 +180,17 @@ def _run_each(ids: list[str], work: Callable[[str], dict]) -> dict[str, tuple[di
 )
 def point3_payments(
     context: AssetExecutionContext, point3: Point3Resource, warehouse: WarehouseResource
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult]:
     days = days_by_merchant(context.partition_keys)
 
     def sync_merchant(merchant_id: str) -> dict:
         # Days before this merchant's own first day are partitions of an earlier merchant's history.
         first, last = max(days[merchant_id][0], merchant(merchant_id).start_date), days[merchant_id][-1]
         if last < first:
-            return {"days": "none: before the merchant's start_date", "windows": 0}
+            with warehouse.get(merchant_id).connect():
+                pass  # its warehouse, empty: the run's checks and the refresh read it like the others'
+            note = f"skipped: its start_date {merchant(merchant_id).start_date} is after {last}"
+            return {"days": "none", "windows": 0, "note": note}
         with point3.client(merchant_id) as client:
             try:
                 result = sync.sync_range(client, warehouse.get(merchant_id), first, last, mode="dagster",
@@ -158,7 +200,7 @@ def point3_payments(
                 raise Failure(description=str(exc), metadata=_sync_metadata(exc.result, first, last)) from exc
         return _sync_metadata(result, first, last)
 
-    return for_each_merchant(context, sync_merchant)
+    yield from for_each_merchant_of(context, [context.asset_key], lambda m: {context.asset_key: sync_merchant(m)})
 
 
 def _progress_log(context: AssetExecutionContext, merchant_id: str):
@@ -248,11 +290,12 @@ def derived_tables(context: AssetExecutionContext, warehouse: WarehouseResource)
 
 @asset(
     description="The settlement balance, one observation per materialization (point3 keeps no history).",
+    output_required=False,
     **MERCHANT_ASSET,
 )
 def settlement_balance_history(
     context: AssetExecutionContext, point3: Point3Resource, warehouse: WarehouseResource
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult]:
     def observe(merchant_id: str) -> dict:
         wh = warehouse.get(merchant_id)
         with point3.client(merchant_id) as client:
@@ -267,7 +310,7 @@ def settlement_balance_history(
             "observations": rows,
         }
 
-    return for_each_merchant(context, observe)
+    yield from for_each_merchant_of(context, [context.asset_key], lambda m: {context.asset_key: observe(m)})
 
 
 def _report_metadata(result: ReportResult, merchant_id: str) -> dict:

@@ -245,7 +245,7 @@ def test_settlement_every_half_hour():
 
 
 def test_days_run_helper_skips_a_range_before_the_start():
-    assert isinstance(schedules.days_run(dt.date(2025, 1, 1), dt.date(2025, 1, 2), "k", "default"), SkipReason)
+    assert isinstance(schedules.days_run(dt.date(2025, 1, 1), dt.date(2025, 1, 2), "k"), SkipReason)
 
 
 # --- jobs against the sandbox ---------------------------------------------------------------
