@@ -34,6 +34,7 @@ from point3_pipeline.portal.settings import PortalSettings
 from point3_pipeline.portal.store import Store, open_store
 
 MAX_FORM_BYTES = 8_192  # a login form is a few hundred bytes; more is refused before parsing
+MAX_FORM_FIELDS = 20  # a login form has three
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")  # fmt: skip
 SECURITY_HEADERS = (
@@ -263,13 +264,17 @@ def _forbidden(text: str) -> HTMLResponse:
 
 
 async def small_form(request: Request) -> dict[str, str] | None:
-    """An url-encoded form of at most MAX_FORM_BYTES, each field's first value; None if larger."""
+    """An url-encoded form of at most MAX_FORM_BYTES and MAX_FORM_FIELDS fields, each field's
+    first value; None if larger."""
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_FORM_BYTES:
             return None
-    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=20)
+    try:
+        fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # more fields than that: parse_qs refuses rather than truncates
+        return None
     return {key: values[0] for key, values in fields.items()}
 
 

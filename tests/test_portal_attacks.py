@@ -1,0 +1,40 @@
+"""Attacks on the reports portal that its first tests did not try: forms built to crash the
+parser, logins raced past the lockout, hard links to a secret planted among the reports."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from point3_pipeline.portal import accounts
+from point3_pipeline.portal.store import open_store
+from tests.portal_fixtures import FAST_HASHER, PASSWORD, build_deployment, csrf_of, log_in, portal_client
+
+pytestmark = pytest.mark.slow  # the deployment renders real workbooks (a few seconds, once per module)
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    return build_deployment(tmp_path_factory.mktemp("attacks") / "firm")
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    store = open_store(tmp_path / "portal.db")
+    accounts.add_user(store, "alice", PASSWORD, ["arthall"], hasher=FAST_HASHER)
+    return tmp_path / "portal.db"
+
+
+@pytest.fixture
+def client(deployment, db_path):
+    return portal_client(deployment, db_path)
+
+
+def test_a_login_form_of_many_small_fields_is_refused_not_a_server_error(deployment, db_path):
+    client = TestClient(portal_client(deployment, db_path).app, base_url="https://testserver",
+                        raise_server_exceptions=False)  # fmt: skip
+    token = csrf_of(client.get("/login").text)
+    body = "&".join(f"f{i}=x" for i in range(50)) + f"&csrf_token={token}&username=alice&password=x"
+    response = client.post("/login", content=body, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 413
+    assert response.headers["x-content-type-options"] == "nosniff"
