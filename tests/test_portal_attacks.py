@@ -3,6 +3,8 @@ parser, logins raced past the lockout, hard links to a secret planted among the 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -38,3 +40,24 @@ def test_a_login_form_of_many_small_fields_is_refused_not_a_server_error(deploym
     response = client.post("/login", content=body, headers={"content-type": "application/x-www-form-urlencoded"})
     assert response.status_code == 413
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_hard_link_to_a_key_file_in_the_reports_folder_is_refused(client, deployment):
+    arthall = deployment.merchant("arthall")
+    linked = arthall.reports_dir / "key-copy.csv"
+    os.link(arthall.key_file, linked)  # same file, another name: resolving it changes nothing
+    try:
+        assert log_in(client, "alice").status_code == 303
+        assert client.get("/m/arthall/files/key-copy.csv").status_code == 404
+    finally:
+        linked.unlink()
+
+
+def test_a_hard_link_to_the_store_in_the_reports_folder_is_refused(client, deployment, db_path):
+    linked = deployment.merchant("arthall").reports_dir / "store-copy.xlsx"
+    os.link(db_path, linked)
+    try:
+        assert log_in(client, "alice").status_code == 303
+        assert client.get("/m/arthall/files/store-copy.xlsx").status_code == 404
+    finally:
+        linked.unlink()
