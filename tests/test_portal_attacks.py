@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 
 import pytest
+from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
 from point3_pipeline.portal import accounts
+from point3_pipeline.portal.accounts import LoginPolicy, Outcome
 from point3_pipeline.portal.store import open_store
 from tests.portal_fixtures import FAST_HASHER, PASSWORD, build_deployment, csrf_of, log_in, portal_client
 
@@ -40,6 +42,32 @@ def test_a_login_form_of_many_small_fields_is_refused_not_a_server_error(deploym
     response = client.post("/login", content=body, headers={"content-type": "application/x-www-form-urlencoded"})
     assert response.status_code == 413
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+class RacingHasher(PasswordHasher):
+    """While the first login's hash is being checked, the next attempt comes in, and so on: the
+    attempts of many concurrent requests, each checking its password before any was counted."""
+
+    def __init__(self, store, attempts: int, outcomes: list):
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.store, self.left, self.outcomes = store, attempts, outcomes
+
+    def verify(self, hash, password):
+        while self.left > 0:  # a nested attempt whose hash is checked takes the rest itself
+            self.left -= 1
+            self.outcomes.append(accounts.login(self.store, "alice", f"guess {self.left} wrong", "192.0.2.1",
+                                                LoginPolicy(max_failures=5), self)[0])  # fmt: skip
+        return super().verify(hash, password)
+
+
+def test_concurrent_logins_get_no_more_guesses_than_the_lockout_allows(db_path):
+    store = open_store(db_path)
+    outcomes: list[Outcome] = []
+    hasher = RacingHasher(store, 11, outcomes)
+    outcomes.append(accounts.login(store, "alice", "first guess wrong", "192.0.2.1", LoginPolicy(max_failures=5), hasher)[0])
+    assert len(outcomes) == 12
+    assert outcomes.count(Outcome.FAILED) == 5 and outcomes.count(Outcome.LOCKED) == 7
+    assert accounts.login(store, "alice", PASSWORD, "192.0.2.1", LoginPolicy(max_failures=5), FAST_HASHER)[0] is Outcome.LOCKED
 
 
 def test_a_hard_link_to_a_key_file_in_the_reports_folder_is_refused(client, deployment):

@@ -170,23 +170,29 @@ def unlock(store: Store, *, name: str | None = None, address: str | None = None,
 
 def login(store: Store, name: str, password: str, address: str, policy: LoginPolicy = LoginPolicy(),
           hasher: PasswordHasher = HASHER) -> tuple[Outcome, User | None]:  # fmt: skip
-    """Check a login: LOCKED (the name or the address is locked; the password is not even
-    tried), FAILED (counted, and maybe locking), or OK with the person. Audited either way."""
+    """Check a login: LOCKED (the name or the address is locked, or has as many attempts failed
+    or still being checked as its limit; the password is not even tried), FAILED (counted, and
+    maybe locking), or OK with the person. Audited either way.
+
+    The attempt is counted as a failure before its hash is checked and forgiven if it matches:
+    concurrent requests each see the others, so they get no more guesses than the limit."""
     now = store.now()
     with store.connect() as conn:
-        if _locked(conn, now, name, address):
+        if _locked(conn, now, name, address) or _attempts_reached(conn, policy, now, name, address):
             audit.record(conn, store, "login_locked", name, address=address)
             return Outcome.LOCKED, None
+        attempt = _record_attempt(conn, policy, now, name, address)
         row = conn.execute("SELECT password_hash FROM users WHERE user_name = ?", [name]).fetchone()
     # The hash is checked outside the transaction: argon2 takes tens of milliseconds on purpose.
     ok, new_hash = _verify(hasher, row[0] if row else None, password)
     with store.connect() as conn:
         if not ok:
-            _count_failure(conn, store, policy, now, name, address)
+            audit.record(conn, store, "login_failed", name, address=address)
+            _lock_if_reached(conn, store, policy, now, name, address)
             return Outcome.FAILED, None
         if new_hash:
             conn.execute("UPDATE users SET password_hash = ? WHERE user_name = ?", [new_hash, name])
-        conn.execute("DELETE FROM login_failures WHERE user_name = ?", [name])
+        conn.execute("DELETE FROM login_failures WHERE user_name = ? OR failure_id = ?", [name, attempt])
         audit.record(conn, store, "login_ok", name, address=address)
         return Outcome.OK, get_user(conn, name)
 
@@ -216,20 +222,34 @@ def _locked(conn: sqlite3.Connection, now: dt.datetime, name: str, address: str)
     return row is not None
 
 
-def _count_failure(conn: sqlite3.Connection, store: Store, policy: LoginPolicy, now: dt.datetime,
-                   name: str, address: str) -> None:  # fmt: skip
-    """Record a failed login; lock the name or the address that reached its limit. Failures
-    count within the window and after the subject's last lockout began (or was lifted)."""
+def _record_attempt(conn: sqlite3.Connection, policy: LoginPolicy, now: dt.datetime, name: str, address: str) -> int:
+    """Count an attempt as failed until its password is found right; its row's id."""
+    conn.execute("DELETE FROM login_failures WHERE failed_at <= ?", [stamp(now - policy.failure_window)])  # stays small
+    return conn.execute("INSERT INTO login_failures (user_name, address, failed_at) VALUES (?, ?, ?) RETURNING failure_id",
+                        [name, address, stamp(now)]).fetchone()[0]  # fmt: skip
+
+
+def _counts(conn: sqlite3.Connection, policy: LoginPolicy, now: dt.datetime, name: str, address: str):
+    """(kind, subject, failures counted, limit) of the name and of the address. Failures count
+    within the window and after the subject's last lockout began (or was lifted)."""
     since = stamp(now - policy.failure_window)
-    conn.execute("DELETE FROM login_failures WHERE failed_at <= ?", [since])  # the table stays small
-    conn.execute("INSERT INTO login_failures (user_name, address, failed_at) VALUES (?, ?, ?)", [name, address, stamp(now)])
-    audit.record(conn, store, "login_failed", name, address=address)
     for kind, column, subject, most in (("user", "user_name", name, policy.max_failures),
                                         ("address", "address", address, policy.max_address_failures)):  # fmt: skip
         count = conn.execute(
             f"SELECT count(*) FROM login_failures WHERE {column} = ? AND failed_at > max(?, coalesce("
             "(SELECT locked_at FROM lockouts WHERE subject_kind = ? AND subject = ?), ''))", [subject, since, kind, subject],
         ).fetchone()[0]  # fmt: skip
+        yield kind, subject, count, most
+
+
+def _attempts_reached(conn: sqlite3.Connection, policy: LoginPolicy, now: dt.datetime, name: str, address: str) -> bool:
+    return any(count >= most for _, _, count, most in _counts(conn, policy, now, name, address))
+
+
+def _lock_if_reached(conn: sqlite3.Connection, store: Store, policy: LoginPolicy, now: dt.datetime,
+                     name: str, address: str) -> None:  # fmt: skip
+    """Lock the name or the address whose failures reached its limit."""
+    for kind, subject, count, most in list(_counts(conn, policy, now, name, address)):
         if count >= most:
             conn.execute("INSERT OR REPLACE INTO lockouts VALUES (?, ?, ?, ?)", [kind, subject, stamp(now), stamp(now + policy.lockout)])
             audit.record(conn, store, "locked", name, detail=f"{kind} {subject}", address=address)
