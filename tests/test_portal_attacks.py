@@ -4,13 +4,17 @@ parser, logins raced past the lockout, hard links to a secret planted among the 
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
 from point3_pipeline.portal import accounts
+from point3_pipeline.portal import app as app_module
 from point3_pipeline.portal.accounts import LoginPolicy, Outcome
+from point3_pipeline.portal.app import create_app
+from point3_pipeline.portal.settings import PortalSettings
 from point3_pipeline.portal.store import open_store
 from tests.portal_fixtures import FAST_HASHER, PASSWORD, build_deployment, csrf_of, log_in, portal_client
 
@@ -89,3 +93,39 @@ def test_a_hard_link_to_the_store_in_the_reports_folder_is_refused(client, deplo
         assert client.get("/m/arthall/files/store-copy.xlsx").status_code == 404
     finally:
         linked.unlink()
+
+
+class BlockingHasher(PasswordHasher):
+    """Holds each password check until the test lets it go (argon2's tens of milliseconds, stretched)."""
+
+    def __init__(self):
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.entered, self.go_on = threading.Event(), threading.Event()
+
+    def verify(self, hash, password):
+        self.entered.set()
+        assert self.go_on.wait(timeout=60), "the test never let the check go on"
+        return super().verify(hash, password)
+
+
+def test_password_checks_at_once_are_bounded_and_the_rest_answered_busy(deployment, db_path, monkeypatch):
+    """argon2 takes 64 MiB a check: a flood of logins must not take a check (and its memory) each."""
+    monkeypatch.setattr(app_module, "MAX_CONCURRENT_LOGINS", 1)
+    hasher = BlockingHasher()
+    settings = PortalSettings(db_path=db_path, env=deployment.env())
+    app = create_app(settings, store=open_store(db_path), hasher=hasher)
+    first, second = (TestClient(app, base_url="https://testserver") for _ in range(2))
+    forms = [(c, csrf_of(c.get("/login").text)) for c in (first, second)]
+    outcome = {}
+    login = threading.Thread(target=lambda: outcome.update(first=first.post(
+        "/login", data={"username": "alice", "password": PASSWORD, "csrf_token": forms[0][1]}, follow_redirects=False)))
+    login.start()
+    try:
+        assert hasher.entered.wait(timeout=60)
+        busy = second.post("/login", data={"username": "alice", "password": PASSWORD, "csrf_token": forms[1][1]})
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1" and "잠시 후" in busy.text
+    finally:
+        hasher.go_on.set()
+        login.join(timeout=60)
+    assert outcome["first"].status_code == 303
+    assert log_in(second, "alice").status_code == 303  # the check's slot was given back

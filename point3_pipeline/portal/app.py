@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import threading
 from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -35,6 +36,9 @@ from point3_pipeline.portal.store import Store, open_store
 
 MAX_FORM_BYTES = 8_192  # a login form is a few hundred bytes; more is refused before parsing
 MAX_FORM_FIELDS = 20  # a login form has three
+# Password checks running at once: argon2id takes 64 MiB and tens of milliseconds of a core per
+# check, so a flood of logins would otherwise take a worker thread and 64 MiB each. Past this, 503.
+MAX_CONCURRENT_LOGINS = 4
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")  # fmt: skip
 SECURITY_HEADERS = (
@@ -94,6 +98,7 @@ class Portal:
         prefix = "__Host-" if settings.secure_cookies else ""  # __Host-: Secure, Path=/, no Domain
         self.session_cookie = f"{prefix}point3-session"
         self.login_cookie = f"{prefix}point3-login"
+        self.password_checks = threading.BoundedSemaphore(MAX_CONCURRENT_LOGINS)
 
     # --- cookies and requests
 
@@ -141,8 +146,14 @@ class Portal:
         if not expected or not hmac.compare_digest(form.get("csrf_token", "").encode(), expected.encode()):
             return _forbidden("로그인 화면을 다시 열어 주세요.")
         name, password = form.get("username", "").strip()[:64], form.get("password", "")
-        outcome, user = await run_in_threadpool(
-            accounts.login, self.store, name, password, self.address(request), self.settings.login, self.hasher)
+        if not self.password_checks.acquire(blocking=False):
+            return HTMLResponse(pages.message_page("로그인이 몰렸습니다", "잠시 후 다시 로그인하세요."),
+                                status_code=503, headers={"retry-after": "1"})  # fmt: skip
+        try:
+            outcome, user = await run_in_threadpool(
+                accounts.login, self.store, name, password, self.address(request), self.settings.login, self.hasher)
+        finally:
+            self.password_checks.release()
         if outcome is not Outcome.OK:
             status, message = (429, LOCKED_LOGIN) if outcome is Outcome.LOCKED else (401, WRONG_LOGIN)
             return HTMLResponse(pages.login_page(expected, message), status_code=status)
