@@ -4,19 +4,20 @@ parser, logins raced past the lockout, hard links to a secret planted among the 
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 
 import pytest
 from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
-from point3_pipeline.portal import accounts
+from point3_pipeline.portal import accounts, audit
 from point3_pipeline.portal import app as app_module
 from point3_pipeline.portal.accounts import LoginPolicy, Outcome
 from point3_pipeline.portal.app import create_app
 from point3_pipeline.portal.settings import PortalSettings
 from point3_pipeline.portal.store import open_store
-from tests.portal_fixtures import FAST_HASHER, PASSWORD, build_deployment, csrf_of, log_in, portal_client
+from tests.portal_fixtures import FAST_HASHER, PASSWORD, PERIOD, build_deployment, csrf_of, log_in, portal_client
 
 pytestmark = pytest.mark.slow  # the deployment renders real workbooks (a few seconds, once per module)
 
@@ -129,3 +130,21 @@ def test_password_checks_at_once_are_bounded_and_the_rest_answered_busy(deployme
         login.join(timeout=60)
     assert outcome["first"].status_code == 303
     assert log_in(second, "alice").status_code == 303  # the check's slot was given back
+
+
+def test_a_server_error_carries_the_security_headers_too(deployment, db_path, monkeypatch):
+    """A fault past every handler (here the store stays locked past its wait) is answered outside
+    the app's middleware: that answer must not be cached or sniffed either."""
+    client = TestClient(portal_client(deployment, db_path).app, base_url="https://testserver",
+                        raise_server_exceptions=False)  # fmt: skip
+    assert log_in(client, "alice").status_code == 303
+
+    def locked(*args, **kwargs):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(audit, "write", locked)
+    response = client.get(f"/m/arthall/files/{PERIOD}/point3-tax-{PERIOD}-v2.xlsx")
+    assert response.status_code == 500 and "database is locked" not in response.text
+    assert response.headers["cache-control"] == "private, no-store"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "default-src 'none'" in response.headers["content-security-policy"]

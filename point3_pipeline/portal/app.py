@@ -293,6 +293,13 @@ async def _router_not_found(request: Request, exc: Exception) -> Response:
     return _not_found()
 
 
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """A fault past every handler: answered outside SecurityHeaders, so it brings its own."""
+    headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
+    return HTMLResponse(pages.message_page("서버 오류", "잠시 후 다시 시도하고, 계속되면 운영자에게 알려 주세요."),
+                        status_code=500, headers=headers)  # fmt: skip
+
+
 async def _config_error(request: Request, exc: Exception) -> Response:
     return HTMLResponse(pages.message_page("설정 오류", "포털의 가맹점 설정을 읽을 수 없습니다. 운영자에게 알려 주세요."),
                         status_code=503)  # fmt: skip
@@ -315,7 +322,8 @@ def create_app(settings: PortalSettings, *, store: Store | None = None, hasher=H
         Route("/m/{merchant_id}/versions/{kind}/{period}", portal.versions, methods=["GET"]),
         Route("/m/{merchant_id}/files/{path:path}", portal.download, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={404: _router_not_found, ConfigError: _config_error})
+    handlers = {404: _router_not_found, 500: _server_error, ConfigError: _config_error}
+    app = Starlette(routes=routes, exception_handlers=handlers)
     app.add_middleware(SecurityHeaders)
     return app
 
