@@ -148,3 +148,19 @@ def test_a_server_error_carries_the_security_headers_too(deployment, db_path, mo
     assert response.headers["cache-control"] == "private, no-store"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert "default-src 'none'" in response.headers["content-security-policy"]
+
+
+def test_a_password_typed_into_the_name_field_stays_out_of_the_audit_log(db_path):
+    """A person who types the password where the name goes, then the name: the audit log,
+    which an operator reads, must not hold that password. An unknown name is not recorded."""
+    store = open_store(db_path)
+    policy = LoginPolicy(max_failures=2)
+    for _ in range(3):  # failed, failed and locking the name, then locked
+        accounts.login(store, PASSWORD, PASSWORD, "192.0.2.1", policy, FAST_HASHER)
+    assert accounts.login(store, "alice", "wrong password", "192.0.2.1", policy, FAST_HASHER)[0] is Outcome.FAILED
+    entries = audit.newest(store, 5)
+    assert [e.event for e in entries] == ["login_failed", "login_locked", "locked", "login_failed", "login_failed"]
+    assert not any(PASSWORD in str(value) for e in entries for value in vars(e).values())
+    assert [(e.user_name, e.detail) for e in entries[1:]] == [
+        (None, "unknown name"), (None, "user (unknown name)"), (None, "unknown name"), (None, "unknown name")]
+    assert (entries[0].user_name, entries[0].detail) == ("alice", None)  # a known name is recorded as ever

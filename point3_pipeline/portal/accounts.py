@@ -24,6 +24,7 @@ from point3_pipeline.portal.store import Store, stamp
 HASHER = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024  # argon2 takes any length; a bound keeps a login's work bounded
+UNKNOWN_NAME = "unknown name"  # the audit log's stand-in for a name typed at login that is no user
 ALL_MERCHANTS = "*"  # what `users list` shows for a person who may see every merchant
 # A name is typed at the login form and shown in the audit log: letters, digits, . _ @ -.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -178,17 +179,19 @@ def login(store: Store, name: str, password: str, address: str, policy: LoginPol
     concurrent requests each see the others, so they get no more guesses than the limit."""
     now = store.now()
     with store.connect() as conn:
+        row = conn.execute("SELECT password_hash FROM users WHERE user_name = ?", [name]).fetchone()
+        # An unknown name is not written to the audit log: it is often a password typed in the wrong field.
+        audited, detail = (name, None) if row else (None, UNKNOWN_NAME)
         if _locked(conn, now, name, address) or _attempts_reached(conn, policy, now, name, address):
-            audit.record(conn, store, "login_locked", name, address=address)
+            audit.record(conn, store, "login_locked", audited, detail=detail, address=address)
             return Outcome.LOCKED, None
         attempt = _record_attempt(conn, policy, now, name, address)
-        row = conn.execute("SELECT password_hash FROM users WHERE user_name = ?", [name]).fetchone()
     # The hash is checked outside the transaction: argon2 takes tens of milliseconds on purpose.
     ok, new_hash = _verify(hasher, row[0] if row else None, password)
     with store.connect() as conn:
         if not ok:
-            audit.record(conn, store, "login_failed", name, address=address)
-            _lock_if_reached(conn, store, policy, now, name, address)
+            audit.record(conn, store, "login_failed", audited, detail=detail, address=address)
+            _lock_if_reached(conn, store, policy, now, (name, audited), address)
             return Outcome.FAILED, None
         if new_hash:
             conn.execute("UPDATE users SET password_hash = ? WHERE user_name = ?", [new_hash, name])
@@ -247,9 +250,12 @@ def _attempts_reached(conn: sqlite3.Connection, policy: LoginPolicy, now: dt.dat
 
 
 def _lock_if_reached(conn: sqlite3.Connection, store: Store, policy: LoginPolicy, now: dt.datetime,
-                     name: str, address: str) -> None:  # fmt: skip
-    """Lock the name or the address whose failures reached its limit."""
+                     names: tuple[str, str | None], address: str) -> None:  # fmt: skip
+    """Lock the name or the address whose failures reached its limit. `names`: the name typed
+    and the name for the audit log (None for an unknown name)."""
+    name, audited = names
     for kind, subject, count, most in list(_counts(conn, policy, now, name, address)):
         if count >= most:
             conn.execute("INSERT OR REPLACE INTO lockouts VALUES (?, ?, ?, ?)", [kind, subject, stamp(now), stamp(now + policy.lockout)])
-            audit.record(conn, store, "locked", name, detail=f"{kind} {subject}", address=address)
+            shown = subject if kind == "address" or audited is not None else f"({UNKNOWN_NAME})"
+            audit.record(conn, store, "locked", audited, detail=f"{kind} {shown}", address=address)
