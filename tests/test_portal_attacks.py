@@ -164,3 +164,26 @@ def test_a_password_typed_into_the_name_field_stays_out_of_the_audit_log(db_path
     assert [(e.user_name, e.detail) for e in entries[1:]] == [
         (None, "unknown name"), (None, "user (unknown name)"), (None, "unknown name"), (None, "unknown name")]
     assert (entries[0].user_name, entries[0].detail) == ("alice", None)  # a known name is recorded as ever
+
+
+def test_failed_logins_from_one_ipv6_network_lock_it_whatever_the_host_part(deployment, db_path):
+    """An IPv6 client holds a /64 (2^64 addresses): a new address per guess must not reset the count."""
+    policy = LoginPolicy(max_failures=100, max_address_failures=3)
+    app = portal_client(deployment, db_path, login=policy).app
+    for host in range(1, 4):
+        client = TestClient(app, base_url="https://testserver", client=(f"2001:db8:1:2::{host:x}", 50000))
+        assert log_in(client, f"guess{host}", "wrong password!").status_code == 401
+    other_host = TestClient(app, base_url="https://testserver", client=("2001:db8:1:2:ffff::9", 50000))
+    assert log_in(other_host, "alice").status_code == 429  # the right password, from the locked network
+    other_network = TestClient(app, base_url="https://testserver", client=("2001:db8:1:3::1", 50000))
+    assert log_in(other_network, "alice").status_code == 303
+    assert accounts.lockouts(open_store(db_path))[0][:2] == ("address", "2001:db8:1:2::/64")
+    assert accounts.unlock(open_store(db_path), address="2001:db8:1:2::77") == 1  # any address of it lifts it
+
+
+@pytest.mark.parametrize(("address", "subject"), [
+    ("203.0.113.7", "203.0.113.7"), ("2001:db8::1", "2001:db8::/64"), ("::ffff:203.0.113.7", "203.0.113.7"),
+    ("::1", "::/64"), ("testclient", "testclient"),
+])  # fmt: skip
+def test_the_address_a_lockout_counts(address, subject):
+    assert accounts.address_subject(address) == subject

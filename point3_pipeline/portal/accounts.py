@@ -3,13 +3,14 @@
 Passwords are hashed with argon2id (argon2-cffi's defaults, RFC 9106's low-memory choice) and
 never logged or shown; a hash is re-made at login when the parameters were raised. A failed
 login is counted for the name typed (known or not, so a lockout says nothing about who exists)
-and for the client address: `max_failures` of either within `failure_window` locks that name
+and for the client address (an IPv6 address's /64): `max_failures` of either within `failure_window` locks that name
 or that address for `lockout`, or until a person lifts it (`point3 users unlock`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -157,7 +158,7 @@ def lockouts(store: Store) -> list[tuple[str, str, str]]:
 def unlock(store: Store, *, name: str | None = None, address: str | None = None, by: str | None = None) -> int:
     """Lift the lockout of a name or an address, and start its count of failed logins afresh;
     how many lockouts in force were lifted (0 or 1)."""
-    kind, subject = ("user", name) if name is not None else ("address", address)
+    kind, subject = ("user", name) if name is not None else ("address", address_subject(address))
     now = stamp(store.now())
     with store.connect() as conn:
         row = conn.execute("SELECT locked_until FROM lockouts WHERE subject_kind = ? AND subject = ?", [kind, subject]).fetchone()
@@ -169,6 +170,20 @@ def unlock(store: Store, *, name: str | None = None, address: str | None = None,
     return int(row is not None and row[0] > now)
 
 
+def address_subject(address: str) -> str:
+    """What failed logins of an address are counted against: the address, or for IPv6 its /64,
+    which one client holds whole (a new address per guess must not start a new count)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 4:
+        return str(ip)
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+
+
 def login(store: Store, name: str, password: str, address: str, policy: LoginPolicy = LoginPolicy(),
           hasher: PasswordHasher = HASHER) -> tuple[Outcome, User | None]:  # fmt: skip
     """Check a login: LOCKED (the name or the address is locked, or has as many attempts failed
@@ -177,21 +192,21 @@ def login(store: Store, name: str, password: str, address: str, policy: LoginPol
 
     The attempt is counted as a failure before its hash is checked and forgiven if it matches:
     concurrent requests each see the others, so they get no more guesses than the limit."""
-    now = store.now()
+    now, counted = store.now(), address_subject(address)
     with store.connect() as conn:
         row = conn.execute("SELECT password_hash FROM users WHERE user_name = ?", [name]).fetchone()
         # An unknown name is not written to the audit log: it is often a password typed in the wrong field.
         audited, detail = (name, None) if row else (None, UNKNOWN_NAME)
-        if _locked(conn, now, name, address) or _attempts_reached(conn, policy, now, name, address):
+        if _locked(conn, now, name, counted) or _attempts_reached(conn, policy, now, name, counted):
             audit.record(conn, store, "login_locked", audited, detail=detail, address=address)
             return Outcome.LOCKED, None
-        attempt = _record_attempt(conn, policy, now, name, address)
+        attempt = _record_attempt(conn, policy, now, name, counted)
     # The hash is checked outside the transaction: argon2 takes tens of milliseconds on purpose.
     ok, new_hash = _verify(hasher, row[0] if row else None, password)
     with store.connect() as conn:
         if not ok:
             audit.record(conn, store, "login_failed", audited, detail=detail, address=address)
-            _lock_if_reached(conn, store, policy, now, (name, audited), address)
+            _lock_if_reached(conn, store, policy, now, (name, audited), (counted, address))
             return Outcome.FAILED, None
         if new_hash:
             conn.execute("UPDATE users SET password_hash = ? WHERE user_name = ?", [new_hash, name])
@@ -250,12 +265,13 @@ def _attempts_reached(conn: sqlite3.Connection, policy: LoginPolicy, now: dt.dat
 
 
 def _lock_if_reached(conn: sqlite3.Connection, store: Store, policy: LoginPolicy, now: dt.datetime,
-                     names: tuple[str, str | None], address: str) -> None:  # fmt: skip
+                     names: tuple[str, str | None], addresses: tuple[str, str]) -> None:  # fmt: skip
     """Lock the name or the address whose failures reached its limit. `names`: the name typed
-    and the name for the audit log (None for an unknown name)."""
-    name, audited = names
+    and the name for the audit log (None for an unknown name); `addresses`: the address's
+    subject (address_subject) and the address itself, for the audit log."""
+    (name, audited), (address, audited_address) = names, addresses
     for kind, subject, count, most in list(_counts(conn, policy, now, name, address)):
         if count >= most:
             conn.execute("INSERT OR REPLACE INTO lockouts VALUES (?, ?, ?, ?)", [kind, subject, stamp(now), stamp(now + policy.lockout)])
             shown = subject if kind == "address" or audited is not None else f"({UNKNOWN_NAME})"
-            audit.record(conn, store, "locked", audited, detail=f"{kind} {shown}", address=address)
+            audit.record(conn, store, "locked", audited, detail=f"{kind} {shown}", address=audited_address)
