@@ -187,3 +187,30 @@ def test_failed_logins_from_one_ipv6_network_lock_it_whatever_the_host_part(depl
 ])  # fmt: skip
 def test_the_address_a_lockout_counts(address, subject):
     assert accounts.address_subject(address) == subject
+
+
+@pytest.mark.parametrize("planted", ["directory", "file"])
+def test_a_symlink_to_another_merchants_reports_leads_nowhere(client, deployment, planted):
+    arthall, bookcafe = deployment.merchant("arthall"), deployment.merchant("bookcafe")
+    name = f"point3-tax-{PERIOD}-v2.xlsx"
+    link = arthall.reports_dir / ("bookcafe" if planted == "directory" else f"bookcafe-{name}")
+    link.symlink_to(bookcafe.reports_dir if planted == "directory" else bookcafe.reports_dir / PERIOD / name)
+    try:
+        assert log_in(client, "alice").status_code == 303
+        url = f"/m/arthall/files/bookcafe/{PERIOD}/{name}" if planted == "directory" else f"/m/arthall/files/{link.name}"
+        assert client.get(url).status_code == 404
+    finally:
+        link.unlink()
+
+
+@pytest.mark.parametrize("url", [
+    f"/m/arthall/files/%252e%252e/%252e%252e/bookcafe/reports/{PERIOD}/point3-tax-{PERIOD}-v2.xlsx",  # double-encoded
+    f"/m/arthall/files/%c0%ae%c0%ae/{PERIOD}/x.xlsx",        # overlong UTF-8 dots
+    f"/m/arthall/files/%ef%bc%8e%ef%bc%8e/{PERIOD}/x.xlsx",  # fullwidth dots (no file system folds them)
+    f"/m/arthall/files/{PERIOD}/point3-tax-{PERIOD}-V2.XLSX", "/m/ARTHALL/",  # case variants
+    f"/m/arthall/files/{PERIOD}//point3-tax-{PERIOD}-v2.xlsx", "/m/arthall/files/" + "a/" * 300 + "x.xlsx",
+    "/m/arthall/files/../../bookcafe/reports/x.xlsx",
+])  # fmt: skip
+def test_encoding_case_and_length_tricks_are_404(client, url):
+    assert log_in(client, "alice").status_code == 303
+    assert client.get(url, follow_redirects=False).status_code == 404
