@@ -11,6 +11,7 @@ import pytest
 from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
+from point3_pipeline import cli
 from point3_pipeline.portal import accounts, audit
 from point3_pipeline.portal import app as app_module
 from point3_pipeline.portal.accounts import LoginPolicy, Outcome
@@ -214,3 +215,18 @@ def test_a_symlink_to_another_merchants_reports_leads_nowhere(client, deployment
 def test_encoding_case_and_length_tricks_are_404(client, url):
     assert log_in(client, "alice").status_code == 303
     assert client.get(url, follow_redirects=False).status_code == 404
+
+
+def test_a_name_of_terminal_escapes_and_newlines_cannot_forge_an_operators_output(deployment, db_path, monkeypatch, capsys):
+    """The name typed at login reaches `point3 users list` (its lockout): a newline there would
+    forge a line, an escape sequence would drive the operator's terminal."""
+    client = portal_client(deployment, db_path, login=LoginPolicy(max_failures=2))
+    evil = "x\x1b[2J\r\n  locked user alice until 2000-01-01 00:00:00 KST"
+    for _ in range(2):
+        assert log_in(client, evil, "wrong password!").status_code == 401
+    monkeypatch.setenv("POINT3_PORTAL_DB", str(db_path))
+    assert cli.main(["users", "list"]) == 0 and cli.main(["audit"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out
+    assert not any(line.startswith("  locked user alice") for line in out.splitlines())
+    assert "\\x1b[2J\\r\\n" in out  # shown, escaped, so the operator can unlock it
