@@ -3,8 +3,9 @@
 Passwords are hashed with argon2id (argon2-cffi's defaults, RFC 9106's low-memory choice) and
 never logged or shown; a hash is re-made at login when the parameters were raised. A failed
 login is counted for the name typed (known or not, so a lockout says nothing about who exists)
-and for the client address (an IPv6 address's /64): `max_failures` of either within `failure_window` locks that name
-or that address for `lockout`, or until a person lifts it (`point3 users unlock`).
+and for the client address (an IPv6 address's /64): `max_failures` of either within
+`failure_window` locks that name or that address for `lockout`, or until a person lifts it
+(`point3 users unlock`). A name that is no user never reaches the audit log.
 """
 
 from __future__ import annotations
