@@ -9,6 +9,7 @@ import argparse
 import getpass
 import os
 import sys
+import unicodedata
 from pathlib import Path
 
 from point3_pipeline.config import ConfigError
@@ -100,7 +101,13 @@ def _list_users(store: Store) -> None:
         seen = accounts.ALL_MERCHANTS if user.all_merchants else ", ".join(user.merchant_ids)
         print(f"  {user.name}: merchants {seen} (added {_shown(user.created_at, 16)}, changed {_shown(user.changed_at, 16)} KST)")
     for kind, subject, until in accounts.lockouts(store):
-        print(f"  locked {kind} {subject} until {_shown(until)} KST (point3 users unlock)")
+        print(f"  locked {kind} {printable(subject)} until {_shown(until)} KST (point3 users unlock)")
+
+
+def printable(text: str) -> str:
+    """`text` with its control characters escaped (\\n, \\x1b): a name typed at the login form
+    must not forge a line of this output or drive the operator's terminal."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c)[0] == "C" else c for c in text)
 
 
 def _shown(stamp: str, width: int = 19) -> str:
@@ -113,7 +120,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     print(f"the newest {len(entries)} audit entries, newest first:" if entries else "the audit log is empty")
     for entry in entries:
         detail = f" {entry.detail}" if entry.detail else ""
-        print(f"{_shown(entry.at)} KST {entry.event} {entry.user_name or '-'}{detail} from {entry.address or '-'}")
+        print(printable(f"{_shown(entry.at)} KST {entry.event} {entry.user_name or '-'}{detail} from {entry.address or '-'}"))
     return 0
 
 

@@ -192,8 +192,8 @@ def test_a_failed_login_says_the_same_for_a_wrong_password_and_an_unknown_user(c
     assert wrong.status_code == unknown.status_code == 401
     assert "아이디 또는 비밀번호가 맞지 않습니다" in wrong.text
     assert wrong.text.replace(csrf_of(wrong.text), "") == unknown.text.replace(csrf_of(unknown.text), "")
-    events = [(e.event, e.user_name) for e in audit.newest(open_store(db_path), 2)]
-    assert events == [("login_failed", "nobody"), ("login_failed", "alice")]
+    events = [(e.event, e.user_name, e.detail) for e in audit.newest(open_store(db_path), 2)]
+    assert events == [("login_failed", None, "unknown name"), ("login_failed", "alice", None)]
 
 
 def test_n_failed_logins_lock_the_user_until_a_person_unlocks_it(deployment, db_path, monkeypatch, capsys):

@@ -3,13 +3,15 @@
 Passwords are hashed with argon2id (argon2-cffi's defaults, RFC 9106's low-memory choice) and
 never logged or shown; a hash is re-made at login when the parameters were raised. A failed
 login is counted for the name typed (known or not, so a lockout says nothing about who exists)
-and for the client address: `max_failures` of either within `failure_window` locks that name
-or that address for `lockout`, or until a person lifts it (`point3 users unlock`).
+and for the client address (an IPv6 address's /64): `max_failures` of either within
+`failure_window` locks that name or that address for `lockout`, or until a person lifts it
+(`point3 users unlock`). A name that is no user never reaches the audit log.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from point3_pipeline.portal.store import Store, stamp
 HASHER = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024  # argon2 takes any length; a bound keeps a login's work bounded
+UNKNOWN_NAME = "unknown name"  # the audit log's stand-in for a name typed at login that is no user
 ALL_MERCHANTS = "*"  # what `users list` shows for a person who may see every merchant
 # A name is typed at the login form and shown in the audit log: letters, digits, . _ @ -.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -156,7 +159,7 @@ def lockouts(store: Store) -> list[tuple[str, str, str]]:
 def unlock(store: Store, *, name: str | None = None, address: str | None = None, by: str | None = None) -> int:
     """Lift the lockout of a name or an address, and start its count of failed logins afresh;
     how many lockouts in force were lifted (0 or 1)."""
-    kind, subject = ("user", name) if name is not None else ("address", address)
+    kind, subject = ("user", name) if name is not None else ("address", address_subject(address))
     now = stamp(store.now())
     with store.connect() as conn:
         row = conn.execute("SELECT locked_until FROM lockouts WHERE subject_kind = ? AND subject = ?", [kind, subject]).fetchone()
@@ -168,25 +171,47 @@ def unlock(store: Store, *, name: str | None = None, address: str | None = None,
     return int(row is not None and row[0] > now)
 
 
+def address_subject(address: str) -> str:
+    """What failed logins of an address are counted against: the address, or for IPv6 its /64,
+    which one client holds whole (a new address per guess must not start a new count)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 4:
+        return str(ip)
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+
+
 def login(store: Store, name: str, password: str, address: str, policy: LoginPolicy = LoginPolicy(),
           hasher: PasswordHasher = HASHER) -> tuple[Outcome, User | None]:  # fmt: skip
-    """Check a login: LOCKED (the name or the address is locked; the password is not even
-    tried), FAILED (counted, and maybe locking), or OK with the person. Audited either way."""
-    now = store.now()
+    """Check a login: LOCKED (the name or the address is locked, or has as many attempts failed
+    or still being checked as its limit; the password is not even tried), FAILED (counted, and
+    maybe locking), or OK with the person. Audited either way.
+
+    The attempt is counted as a failure before its hash is checked and forgiven if it matches:
+    concurrent requests each see the others, so they get no more guesses than the limit."""
+    now, counted = store.now(), address_subject(address)
     with store.connect() as conn:
-        if _locked(conn, now, name, address):
-            audit.record(conn, store, "login_locked", name, address=address)
-            return Outcome.LOCKED, None
         row = conn.execute("SELECT password_hash FROM users WHERE user_name = ?", [name]).fetchone()
+        # An unknown name is not written to the audit log: it is often a password typed in the wrong field.
+        audited, detail = (name, None) if row else (None, UNKNOWN_NAME)
+        if _locked(conn, now, name, counted) or _attempts_reached(conn, policy, now, name, counted):
+            audit.record(conn, store, "login_locked", audited, detail=detail, address=address)
+            return Outcome.LOCKED, None
+        attempt = _record_attempt(conn, policy, now, name, counted)
     # The hash is checked outside the transaction: argon2 takes tens of milliseconds on purpose.
     ok, new_hash = _verify(hasher, row[0] if row else None, password)
     with store.connect() as conn:
         if not ok:
-            _count_failure(conn, store, policy, now, name, address)
+            audit.record(conn, store, "login_failed", audited, detail=detail, address=address)
+            _lock_if_reached(conn, store, policy, now, (name, audited), (counted, address))
             return Outcome.FAILED, None
         if new_hash:
             conn.execute("UPDATE users SET password_hash = ? WHERE user_name = ?", [new_hash, name])
-        conn.execute("DELETE FROM login_failures WHERE user_name = ?", [name])
+        conn.execute("DELETE FROM login_failures WHERE user_name = ? OR failure_id = ?", [name, attempt])
         audit.record(conn, store, "login_ok", name, address=address)
         return Outcome.OK, get_user(conn, name)
 
@@ -216,20 +241,38 @@ def _locked(conn: sqlite3.Connection, now: dt.datetime, name: str, address: str)
     return row is not None
 
 
-def _count_failure(conn: sqlite3.Connection, store: Store, policy: LoginPolicy, now: dt.datetime,
-                   name: str, address: str) -> None:  # fmt: skip
-    """Record a failed login; lock the name or the address that reached its limit. Failures
-    count within the window and after the subject's last lockout began (or was lifted)."""
+def _record_attempt(conn: sqlite3.Connection, policy: LoginPolicy, now: dt.datetime, name: str, address: str) -> int:
+    """Count an attempt as failed until its password is found right; its row's id."""
+    conn.execute("DELETE FROM login_failures WHERE failed_at <= ?", [stamp(now - policy.failure_window)])  # stays small
+    return conn.execute("INSERT INTO login_failures (user_name, address, failed_at) VALUES (?, ?, ?) RETURNING failure_id",
+                        [name, address, stamp(now)]).fetchone()[0]  # fmt: skip
+
+
+def _counts(conn: sqlite3.Connection, policy: LoginPolicy, now: dt.datetime, name: str, address: str):
+    """(kind, subject, failures counted, limit) of the name and of the address. Failures count
+    within the window and after the subject's last lockout began (or was lifted)."""
     since = stamp(now - policy.failure_window)
-    conn.execute("DELETE FROM login_failures WHERE failed_at <= ?", [since])  # the table stays small
-    conn.execute("INSERT INTO login_failures (user_name, address, failed_at) VALUES (?, ?, ?)", [name, address, stamp(now)])
-    audit.record(conn, store, "login_failed", name, address=address)
     for kind, column, subject, most in (("user", "user_name", name, policy.max_failures),
                                         ("address", "address", address, policy.max_address_failures)):  # fmt: skip
         count = conn.execute(
             f"SELECT count(*) FROM login_failures WHERE {column} = ? AND failed_at > max(?, coalesce("
             "(SELECT locked_at FROM lockouts WHERE subject_kind = ? AND subject = ?), ''))", [subject, since, kind, subject],
         ).fetchone()[0]  # fmt: skip
+        yield kind, subject, count, most
+
+
+def _attempts_reached(conn: sqlite3.Connection, policy: LoginPolicy, now: dt.datetime, name: str, address: str) -> bool:
+    return any(count >= most for _, _, count, most in _counts(conn, policy, now, name, address))
+
+
+def _lock_if_reached(conn: sqlite3.Connection, store: Store, policy: LoginPolicy, now: dt.datetime,
+                     names: tuple[str, str | None], addresses: tuple[str, str]) -> None:  # fmt: skip
+    """Lock the name or the address whose failures reached its limit. `names`: the name typed
+    and the name for the audit log (None for an unknown name); `addresses`: the address's
+    subject (address_subject) and the address itself, for the audit log."""
+    (name, audited), (address, audited_address) = names, addresses
+    for kind, subject, count, most in list(_counts(conn, policy, now, name, address)):
         if count >= most:
             conn.execute("INSERT OR REPLACE INTO lockouts VALUES (?, ?, ?, ?)", [kind, subject, stamp(now), stamp(now + policy.lockout)])
-            audit.record(conn, store, "locked", name, detail=f"{kind} {subject}", address=address)
+            shown = subject if kind == "address" or audited is not None else f"({UNKNOWN_NAME})"
+            audit.record(conn, store, "locked", audited, detail=f"{kind} {shown}", address=audited_address)

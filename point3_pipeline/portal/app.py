@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import threading
 from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -34,6 +35,10 @@ from point3_pipeline.portal.settings import PortalSettings
 from point3_pipeline.portal.store import Store, open_store
 
 MAX_FORM_BYTES = 8_192  # a login form is a few hundred bytes; more is refused before parsing
+MAX_FORM_FIELDS = 20  # a login form has three
+# Password checks running at once: argon2id takes 64 MiB and tens of milliseconds of a core per
+# check, so a flood of logins would otherwise take a worker thread and 64 MiB each. Past this, 503.
+MAX_CONCURRENT_LOGINS = 4
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")  # fmt: skip
 SECURITY_HEADERS = (
@@ -93,6 +98,7 @@ class Portal:
         prefix = "__Host-" if settings.secure_cookies else ""  # __Host-: Secure, Path=/, no Domain
         self.session_cookie = f"{prefix}point3-session"
         self.login_cookie = f"{prefix}point3-login"
+        self.password_checks = threading.BoundedSemaphore(MAX_CONCURRENT_LOGINS)
 
     # --- cookies and requests
 
@@ -140,8 +146,14 @@ class Portal:
         if not expected or not hmac.compare_digest(form.get("csrf_token", "").encode(), expected.encode()):
             return _forbidden("로그인 화면을 다시 열어 주세요.")
         name, password = form.get("username", "").strip()[:64], form.get("password", "")
-        outcome, user = await run_in_threadpool(
-            accounts.login, self.store, name, password, self.address(request), self.settings.login, self.hasher)
+        if not self.password_checks.acquire(blocking=False):
+            return HTMLResponse(pages.message_page("로그인이 몰렸습니다", "잠시 후 다시 로그인하세요."),
+                                status_code=503, headers={"retry-after": "1"})  # fmt: skip
+        try:
+            outcome, user = await run_in_threadpool(
+                accounts.login, self.store, name, password, self.address(request), self.settings.login, self.hasher)
+        finally:
+            self.password_checks.release()
         if outcome is not Outcome.OK:
             status, message = (429, LOCKED_LOGIN) if outcome is Outcome.LOCKED else (401, WRONG_LOGIN)
             return HTMLResponse(pages.login_page(expected, message), status_code=status)
@@ -263,18 +275,29 @@ def _forbidden(text: str) -> HTMLResponse:
 
 
 async def small_form(request: Request) -> dict[str, str] | None:
-    """An url-encoded form of at most MAX_FORM_BYTES, each field's first value; None if larger."""
+    """An url-encoded form of at most MAX_FORM_BYTES and MAX_FORM_FIELDS fields, each field's
+    first value; None if larger."""
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_FORM_BYTES:
             return None
-    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=20)
+    try:
+        fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # more fields than that: parse_qs refuses rather than truncates
+        return None
     return {key: values[0] for key, values in fields.items()}
 
 
 async def _router_not_found(request: Request, exc: Exception) -> Response:
     return _not_found()
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """A fault past every handler: answered outside SecurityHeaders, so it brings its own."""
+    headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
+    return HTMLResponse(pages.message_page("서버 오류", "잠시 후 다시 시도하고, 계속되면 운영자에게 알려 주세요."),
+                        status_code=500, headers=headers)  # fmt: skip
 
 
 async def _config_error(request: Request, exc: Exception) -> Response:
@@ -299,7 +322,8 @@ def create_app(settings: PortalSettings, *, store: Store | None = None, hasher=H
         Route("/m/{merchant_id}/versions/{kind}/{period}", portal.versions, methods=["GET"]),
         Route("/m/{merchant_id}/files/{path:path}", portal.download, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={404: _router_not_found, ConfigError: _config_error})
+    handlers = {404: _router_not_found, 500: _server_error, ConfigError: _config_error}
+    app = Starlette(routes=routes, exception_handlers=handlers)
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -56,8 +56,9 @@ def resolve_download(reports_dir: Path, requested: str, refused: Iterable[Path] 
 
 
 def _same(target: Path, other: Path) -> bool:
+    """The same file, by device and inode: a hard link to a key file is that key under another name."""
     try:
-        return target == other.resolve(strict=True)
+        return target.samefile(other)
     except (OSError, RuntimeError):
         return False
 
