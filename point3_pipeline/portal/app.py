@@ -198,14 +198,21 @@ class Portal:
         merchants = [m for m in self.library.merchants().merchants if user.may_see(m.id)]
         return HTMLResponse(pages.home_page(user.name, session.csrf_secret, merchants))
 
-    async def merchant(self, request: Request) -> Response:
+    async def merchant_of(self, request: Request) -> Response | tuple[sessions.Session, User, Merchant]:
+        """The session, person and merchant a merchant's page or file rests on; else the answer:
+        303 to /login without a session, 404 for a merchant the person may not see."""
         found = await self.session_user(request)
         if found is None:
             return RedirectResponse("/login", status_code=303)
         session, user = found
         merchant = self.visible_merchant(user, request.path_params["merchant_id"])
-        if merchant is None:
-            return _not_found()
+        return _not_found() if merchant is None else (session, user, merchant)
+
+    async def merchant(self, request: Request) -> Response:
+        found = await self.merchant_of(request)
+        if isinstance(found, Response):
+            return found
+        session, user, merchant = found
         return HTMLResponse(await run_in_threadpool(self._merchant_page, user, session, merchant))
 
     def _merchant_page(self, user: User, session: sessions.Session, merchant: Merchant) -> str:
@@ -216,14 +223,12 @@ class Portal:
         return pages.merchant_page(user.name, session.csrf_secret, merchant, shelf, filing, existing)
 
     async def versions(self, request: Request) -> Response:
-        found = await self.session_user(request)
-        if found is None:
-            return RedirectResponse("/login", status_code=303)
-        session, user = found
-        merchant = self.visible_merchant(user, request.path_params["merchant_id"])
-        kind, label = request.path_params["kind"], request.path_params["period"]
-        period = _period(label)
-        shelf = None if merchant is None or period is None else await run_in_threadpool(self.library.shelf, merchant)
+        found = await self.merchant_of(request)
+        if isinstance(found, Response):
+            return found
+        session, user, merchant = found
+        kind, period = request.path_params["kind"], _period(request.path_params["period"])
+        shelf = None if period is None else await run_in_threadpool(self.library.shelf, merchant)
         versions = shelf.of(kind, period) if shelf is not None else []
         if not versions:
             return _not_found()
@@ -231,14 +236,12 @@ class Portal:
         return HTMLResponse(pages.versions_page(user.name, session.csrf_secret, merchant, kind, period, versions, existing))
 
     async def download(self, request: Request) -> Response:
-        found = await self.session_user(request)
-        if found is None:
-            return RedirectResponse("/login", status_code=303)
-        session, user = found
-        merchant = self.visible_merchant(user, request.path_params["merchant_id"])
+        found = await self.merchant_of(request)
+        if isinstance(found, Response):
+            return found
+        _, user, merchant = found
         requested = request.path_params["path"]
-        path = None if merchant is None else await run_in_threadpool(
-            resolve_download, merchant.reports_dir, requested, self._refused())
+        path = await run_in_threadpool(resolve_download, merchant.reports_dir, requested, self._refused())
         if path is None:
             return _not_found()
         await run_in_threadpool(audit.write, self.store, "download", user.name,
