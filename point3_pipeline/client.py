@@ -26,6 +26,7 @@ import os
 import re
 import reprlib
 import ssl
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -67,13 +68,33 @@ _PREVIEW.maxstring = _PREVIEW.maxother = 200
 
 @dataclass
 class ClientStats:
-    """Counters for run metadata and checks."""
+    """Counters for run metadata and checks. A sync reads several windows at once on one
+    client, so a retry is also counted for the thread it happened on (`thread_retries`): a
+    window's retries are its own thread's."""
 
     requests: int = 0  # HTTP attempts, retries included
     retries: int = 0
     retries_by_reason: Counter[str] = field(default_factory=Counter)
     page_size_backoffs: int = 0
     repaired_bodies: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _thread: threading.local = field(default_factory=threading.local, repr=False, compare=False)
+
+    def count(self, name: str) -> None:
+        """One more `name` (requests, page_size_backoffs, repaired_bodies): threads share the client."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+    def count_retry(self, reason: str) -> None:
+        with self._lock:
+            self.retries += 1
+            self.retries_by_reason[reason] += 1
+        self._thread.retries = self.thread_retries + 1
+
+    @property
+    def thread_retries(self) -> int:
+        """Retries made so far by the calling thread."""
+        return getattr(self._thread, "retries", 0)
 
 
 @dataclass(frozen=True)
@@ -491,7 +512,7 @@ class Point3Client:
                     raise
                 refused, size = size, max(MIN_PAGE_SIZE, size // 2)
                 self.page_size = size
-                self.stats.page_size_backoffs += 1
+                self.stats.count("page_size_backoffs")
                 logger.warning("point3 refused page size %d; restarting the walk from page 1 at %d", refused, size)
                 number, previous = 1, None
                 continue
@@ -558,8 +579,7 @@ class Point3Client:
                         exc.args = (f"{exc.args[0]} (gave up after {attempt} attempts)",)
                     raise
                 delay = self.retry.delay(attempt, getattr(exc, "retry_after", None))
-                self.stats.retries += 1
-                self.stats.retries_by_reason[reason] += 1
+                self.stats.count_retry(reason)
                 logger.warning(
                     "point3 %s %s: %s on attempt %d of %d, retrying in %.2fs",
                     method, path, reason, attempt, attempts, delay,
@@ -578,7 +598,7 @@ class Point3Client:
         if body is not None:
             content = orjson.dumps(body)
             headers["Content-Type"] = "application/json"
-        self.stats.requests += 1
+        self.stats.count("requests")
         response, raw_body = self._send(where, method, path, params, content, headers)
         try:
             envelope = self._decode(raw_body)
@@ -675,7 +695,7 @@ class Point3Client:
             value = _load_per_record(_repair_json(text))
         except (ValueError, RecursionError):
             raise ValueError(str(first_error)) from None
-        self.stats.repaired_bodies += 1
+        self.stats.count("repaired_bodies")
         return value
 
     def _status_error(

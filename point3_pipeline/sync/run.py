@@ -53,6 +53,12 @@ RUN_GC_THRESHOLD = 100_000
 # 200,000), and a batch's commit stages what is left, so at most this much waits for the end.
 STAGE_MIN_RECORDS = 10_000
 
+# Windows read at once, on threads of their own, and handed on in day order. Reading is mostly
+# waiting for point3 (and, for the sandbox, for its own CPU), so a second window's requests
+# overlap the first's; parsing holds the GIL either way, so more readers than this add little
+# besides load on point3.
+DEFAULT_READERS = 2
+
 
 class SyncFailed(Exception):
     """Some windows could not be read or the run could not finish; what was read is stored."""
@@ -117,6 +123,7 @@ def sync_range(
     max_walks: int = DEFAULT_MAX_WALKS,
     limits: Limits = DEFAULT_LIMITS,
     batch: BatchPolicy = DEFAULT_BATCH,
+    readers: int = DEFAULT_READERS,
     refresh_derived: bool = False,
 ) -> SyncResult:
     """Sync every KST day window from first_day to last_day (inclusive, never after today).
@@ -127,6 +134,8 @@ def sync_range(
     after committing the windows already read and recording the run."""
     if last_day < first_day:
         raise ValueError(f"last day {last_day} is before first day {first_day}")
+    if type(readers) is not int or readers < 1:
+        raise ValueError(f"readers must be a whole number of at least 1, not {readers!r}")
     days = [d for d in days_between(first_day, last_day) if d <= clock().date()]
     started = time.perf_counter()
     # One connection for the run: opening a DuckDB file costs tens of ms, and analysts read
@@ -139,7 +148,8 @@ def sync_range(
         result = _start_run(conn, mode, first_day, last_day, len(days), clock())
         try:
             with _fewer_collections():
-                _read_and_store(client, conn, result, days, clock, progress, max_walks, limits, batch)
+                reader = _WindowReader(client, clock, limits, max_walks, readers)
+                _read_and_store(reader, conn, result, days, progress, batch)
             if refresh_derived:
                 _refresh(warehouse, result)
         except BaseException as exc:
@@ -189,30 +199,95 @@ def _refresh(warehouse, result: SyncResult) -> None:
         log.error("run %d: %s", result.run_id, result.error)
 
 
-def _read_and_store(client, conn, result: SyncResult, days: list[dt.date], clock: Clock,
-                    progress: ProgressCallback | None, max_walks: int, limits: Limits, batch: BatchPolicy) -> None:
+def _read_and_store(reader: _WindowReader, conn, result: SyncResult, days: list[dt.date],
+                    progress: ProgressCallback | None, batch: BatchPolicy) -> None:
     writer = _Writer(BatchStore(conn, result.run_id), result, len(days), progress)
     pending: list[WindowRead] = []
     failures = 0
     try:
-        for number, day in enumerate(days, start=1):
-            read = read_window(client, day, clock, limits, max_walks)
-            writer.stage(read)
-            pending.append(read)
-            failures = failures + 1 if read.failed else 0
-            stop = failures >= MAX_CONSECUTIVE_FAILURES and number < len(days)
-            if number == len(days) or stop or batch.is_full(pending):
-                writer.submit(pending)
-                pending = []
-            if stop:
-                result.error = f"{failures} windows in a row could not be read; stopped before {days[number]}"
-                break
+        with reader.reading(days) as reads:
+            for number, read in enumerate(reads, start=1):
+                writer.stage(read)
+                pending.append(read)
+                failures = failures + 1 if read.failed else 0
+                stop = failures >= MAX_CONSECUTIVE_FAILURES and number < len(days)
+                if number == len(days) or stop or batch.is_full(pending):
+                    writer.submit(pending)
+                    pending = []
+                if stop:
+                    result.error = f"{failures} windows in a row could not be read; stopped before {days[number]}"
+                    break
         writer.wait()
     except BaseException as exc:
         writer.drain(pending, exc)
         raise
     finally:
         writer.close()
+
+
+class _WindowReader:
+    """Reads day windows `readers` at a time, each on a thread of its own, and yields them in
+    day order, at most `readers` windows ahead of the one the run takes. When the run stops
+    early (an error, a Ctrl-C, too many failures), reads still going stop at their next page
+    and are dropped: they were never stored, so the next run reads those days again. The
+    threads are daemons, so a request left hanging never holds up the process's exit (a
+    reader writes nothing)."""
+
+    def __init__(self, client, clock: Clock, limits: Limits, max_walks: int, readers: int):
+        self.client, self.clock, self.limits, self.max_walks, self.readers = client, clock, limits, max_walks, readers
+
+    def read(self, day: dt.date, abandoned: threading.Event | None = None) -> WindowRead:
+        return read_window(self.client, day, self.clock, self.limits, self.max_walks, abandoned)
+
+    @contextlib.contextmanager
+    def reading(self, days: list[dt.date]) -> Iterator[Iterator[WindowRead]]:
+        if self.readers == 1:
+            yield map(self.read, days)
+            return
+        ahead = _ReadAhead(self.read, days, self.readers)
+        try:
+            yield iter(ahead)
+        finally:
+            ahead.abandon()
+
+
+class _ReadAhead:
+    """Days handed to `readers` threads in order; each read lands in its day's Future. A
+    thread takes a slot before it takes a day and the consumer frees one per read it takes,
+    so at most `readers` reads are going or waiting to be taken."""
+
+    def __init__(self, read, days: list[dt.date], readers: int):
+        self._read, self._readers = read, readers
+        self._results: list[Future[WindowRead]] = [Future() for _ in days]
+        self._days = iter(enumerate(days))
+        self._take = threading.Lock()
+        self._slots = threading.Semaphore(readers)
+        self._abandoned = threading.Event()
+        for number in range(min(readers, len(days))):
+            threading.Thread(target=self._work, name=f"point3-reader-{number + 1}", daemon=True).start()
+
+    def __iter__(self) -> Iterator[WindowRead]:
+        for result in self._results:
+            read = result.result()
+            self._slots.release()
+            yield read
+
+    def abandon(self) -> None:
+        self._abandoned.set()
+        for _ in range(self._readers):
+            self._slots.release()
+
+    def _work(self) -> None:
+        while True:
+            self._slots.acquire()
+            with self._take:
+                index, day = next(self._days, (None, None))
+            if index is None or self._abandoned.is_set():
+                return
+            try:
+                self._results[index].set_result(self._read(day, self._abandoned))
+            except BaseException as exc:  # the run raises it when it takes this day, in order
+                self._results[index].set_exception(exc)
 
 
 class _Writer:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -217,21 +218,26 @@ def _fingerprint(page: Page) -> int:
                  tuple(r.raw_text for r in page.rejected)))
 
 
-def read_window(client, day: dt.date, clock: Clock, limits: Limits, max_walks: int = DEFAULT_MAX_WALKS) -> WindowRead:
+def read_window(client, day: dt.date, clock: Clock, limits: Limits, max_walks: int = DEFAULT_MAX_WALKS,
+                abandoned: threading.Event | None = None) -> WindowRead:
     """Walk the day's pages with `client` until the walk settles or stops. An error after the
     client's retries ends the read (not final, the reason says why); a refused key is no
-    window's fault and ends the run."""
+    window's fault and ends the run. Once `abandoned` is set (the run stopped and will not
+    store this read), no further page is asked for."""
     start, end = window_bounds(day)
-    timer, started_at, retries_before = time.perf_counter(), clock(), client.stats.retries
+    timer, started_at, retries_before = time.perf_counter(), clock(), client.stats.thread_retries
     walk = WindowWalk(day, limits, max_walks)
     failure = None
     try:
         while walk.wants_walk:
             walk.start_walk()
             for page in client.iter_payment_pages(start, end):
-                if not walk.add_page(page):
+                if not walk.add_page(page) or (abandoned is not None and abandoned.is_set()):
                     break
             walk.end_walk()
+            if abandoned is not None and abandoned.is_set():
+                failure = "the run stopped before this window was read"
+                break
     except AuthenticationError:
         raise
     except Point3Error as exc:
@@ -240,7 +246,7 @@ def read_window(client, day: dt.date, clock: Clock, limits: Limits, max_walks: i
     finished_at = clock()
     reason = walk.finish()
     reason = failure or reason or closed_reason(finished_at, end)
-    retries = client.stats.retries - retries_before
+    retries = client.stats.thread_retries - retries_before
     if retries:
         log.warning("window %s needed %d retries", day, retries)
     return WindowRead(day, start, end, started_at, finished_at, stored_form(walk.orders), len(walk.orders),
