@@ -14,6 +14,7 @@
 | POINT3_MAX_BODY_BYTES           | optional: largest response body read                           |
 | POINT3_MAX_PAGES_PER_WINDOW     | optional: most pages read for one day window                   |
 | POINT3_MAX_RECORDS_PER_WINDOW   | optional: most records read for one day window                 |
+| POINT3_WINDOWS_READ_AT_ONCE     | optional: day windows a sync reads at once, 1 to 8 (default 2) |
 | POINT3_FEE_PERCENT              | optional: point3's fee, percent of each sale (e.g. 3.3; default 0) |
 | POINT3_FEE_VAT                  | optional: yes if 10% VAT is charged on the fee (default no)    |
 | POINT3_CREDIT_DELAY_DAYS        | optional: a sale raises the balance on day D+N (default 0: at once) |
@@ -65,7 +66,10 @@ LIMIT_VARS = {
     "POINT3_MAX_BODY_BYTES": "max_body_bytes",
     "POINT3_MAX_PAGES_PER_WINDOW": "max_pages_per_window",
     "POINT3_MAX_RECORDS_PER_WINDOW": "max_records_per_window",
+    "POINT3_WINDOWS_READ_AT_ONCE": "windows_read_at_once",
 }
+# Bounds tighter than the warehouse's BIGINT: requests in flight at once stay polite.
+LIMIT_MAXIMA = {"windows_read_at_once": 8}
 
 ENV_VARS = (
     "POINT3_API_URL",
@@ -314,14 +318,15 @@ def limits(env: Mapping[str, str] = os.environ) -> Limits:
     for variable, name in LIMIT_VARS.items():
         value = _get(env, variable)
         if value is not None:
-            chosen[name] = _limit_value(variable, value, type(getattr(DEFAULT_LIMITS, name)))
+            chosen[name] = _limit_value(variable, value, type(getattr(DEFAULT_LIMITS, name)),
+                                        LIMIT_MAXIMA.get(name, MAX_AMOUNT))
     return dataclasses.replace(DEFAULT_LIMITS, **chosen)
 
 
-def _limit_value(variable: str, value: str, kind: type) -> int | float:
+def _limit_value(variable: str, value: str, kind: type, largest: int) -> int | float:
     if kind is int:  # at most the warehouse's BIGINT, which bounds every amount stored
-        if not re.fullmatch(r"[0-9]+", value) or not 1 <= int(value) <= MAX_AMOUNT:
-            raise ConfigError(f"{variable} must be a whole number from 1 to {MAX_AMOUNT:,}, not {value!r} (unset it for the default).")
+        if not re.fullmatch(r"[0-9]+", value) or not 1 <= int(value) <= largest:
+            raise ConfigError(f"{variable} must be a whole number from 1 to {largest:,}, not {value!r} (unset it for the default).")
         return int(value)
     number = float(value) if re.fullmatch(r"[0-9]*\.?[0-9]+", value) else math.nan
     if not 0 < number < math.inf:

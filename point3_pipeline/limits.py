@@ -2,7 +2,8 @@
 
 A hostile or broken upstream must never hold the warehouse without bound: every request has
 an overall deadline and a maximum body, every window a maximum number of pages and records,
-and an amount beyond a plausible bound is quarantined instead of stored. The defaults sit
+and an amount beyond a plausible bound is quarantined instead of stored. The load a sync puts
+on upstream is bounded too: at most `windows_read_at_once` requests in flight. The defaults sit
 far above any real merchant's day; a window that hits a bound is not final and says why.
 """
 
@@ -25,6 +26,10 @@ class Limits:
     # Per window (all walks of one day together).
     max_pages_per_window: int = 20_000
     max_records_per_window: int = 500_000
+    # Day windows a sync reads at once (each on its own thread, stored in day order). Reading
+    # is mostly waiting for point3, so a second window's requests overlap the first's parsing;
+    # 1 reads one window after another, for an upstream that answers 429 to more.
+    windows_read_at_once: int = 2
 
 
 DEFAULT_LIMITS = Limits()

@@ -8,6 +8,7 @@ import gzip
 import logging
 import os
 import stat
+import threading
 import tracemalloc
 from urllib.parse import parse_qs
 
@@ -42,6 +43,7 @@ KEY = "sk_live_ZEBRA42unmistakable"
 NEW_KEY = "sk_live_NEWKEY99distinctive"
 BASE = "http://point3.test"
 START = dt.datetime(2024, 3, 1, tzinfo=KST)
+BOUND = 120  # seconds: an upper bound on a wait that ends by an event, never a race
 
 
 def envelope(result, *, status=200, code=200, message="success", headers=None):
@@ -1066,3 +1068,24 @@ def test_rotate_key_propagates_a_failed_refresh(harness, tmp_path):
     with pytest.raises(ServerError):
         keys.rotate_key(h.client, path)
     assert path.read_text() == KEY + "\n"
+
+
+def test_retries_are_counted_for_the_client_and_for_each_thread():
+    stats = ClientStats()
+    counted = threading.Barrier(2)
+
+    def retry_on_this_thread(times: int, seen: list[int]) -> None:
+        for _ in range(times):
+            stats.count_retry("server_error")
+        counted.wait(BOUND)  # both threads have counted before either reads its own count
+        seen.append(stats.thread_retries)
+
+    seen_first, seen_second = [], []
+    threads = [threading.Thread(target=retry_on_this_thread, args=(3, seen_first)),
+               threading.Thread(target=retry_on_this_thread, args=(5, seen_second))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(BOUND)
+    assert (seen_first, seen_second) == ([3], [5])
+    assert (stats.retries, stats.retries_by_reason["server_error"], stats.thread_retries) == (8, 8, 0)

@@ -191,11 +191,21 @@ def test_limits_default_when_unset():
     ("POINT3_MAX_BODY_BYTES", " 1048576 ", "max_body_bytes", 1_048_576),
     ("POINT3_MAX_PAGES_PER_WINDOW", "40", "max_pages_per_window", 40),
     ("POINT3_MAX_RECORDS_PER_WINDOW", "1200", "max_records_per_window", 1200),
+    ("POINT3_WINDOWS_READ_AT_ONCE", "1", "windows_read_at_once", 1),
+    ("POINT3_WINDOWS_READ_AT_ONCE", "8", "windows_read_at_once", 8),
 ])
 def test_limits_read_each_variable(variable, value, field, expected):
     limits = config.limits({variable: value})
     assert limits == dataclasses.replace(DEFAULT_LIMITS, **{field: expected})
     assert type(getattr(limits, field)) is type(getattr(DEFAULT_LIMITS, field))
+
+
+@pytest.mark.parametrize("value", ["0", "9", "2.5", "-1", "two"])
+def test_windows_read_at_once_is_a_small_whole_number(value):
+    with pytest.raises(ConfigError) as raised:
+        config.limits({"POINT3_WINDOWS_READ_AT_ONCE": value})
+    assert str(raised.value) == (f"POINT3_WINDOWS_READ_AT_ONCE must be a whole number from 1 to 8, not {value!r} "
+                                 "(unset it for the default).")
 
 
 def test_every_limit_variable_names_a_limits_field_and_is_a_known_setting():

@@ -6,7 +6,8 @@ Where each concept lives:
   shift, conflict, cycle and bound rules, and `read_window` driving it with a client;
 - `store`: storing a batch of window reads in one transaction (`BatchStore`, one method per
   statement of point3_pipeline/sql/sync/);
-- `run`: a run over many windows, its batches (`BatchPolicy`) and its row in `sync_runs`;
+- `run`: a run over many windows (read a few at once, stored in day order), its batches
+  (`BatchPolicy`) and its row in `sync_runs`;
 - `results`: what a run reports; `settlement`: the settlement-balance observation.
 Rejected records are kept by point3_pipeline.quarantine.
 

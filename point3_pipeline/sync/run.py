@@ -1,5 +1,5 @@
-"""A sync run: read the planned day windows one after another, commit them in batches, and
-record the run's outcome in `sync_runs`.
+"""A sync run: read the planned day windows (`Limits.windows_read_at_once` at a time, handed
+on in day order), commit them in batches, and record the run's outcome in `sync_runs`.
 
 Windows read quickly are committed together (`BatchPolicy`), to spare DuckDB per-statement
 costs and the WAL; a slow API commits every window on its own. A window whose read fails after the
@@ -52,12 +52,6 @@ RUN_GC_THRESHOLD = 100_000
 # statement costs milliseconds of its own (one per window of 2,000 records: 0.6 s more CPU for
 # 200,000), and a batch's commit stages what is left, so at most this much waits for the end.
 STAGE_MIN_RECORDS = 10_000
-
-# Windows read at once, on threads of their own, and handed on in day order. Reading is mostly
-# waiting for point3 (and, for the sandbox, for its own CPU), so a second window's requests
-# overlap the first's; parsing holds the GIL either way, so more readers than this add little
-# besides load on point3.
-DEFAULT_READERS = 2
 
 
 class SyncFailed(Exception):
@@ -123,7 +117,6 @@ def sync_range(
     max_walks: int = DEFAULT_MAX_WALKS,
     limits: Limits = DEFAULT_LIMITS,
     batch: BatchPolicy = DEFAULT_BATCH,
-    readers: int = DEFAULT_READERS,
     refresh_derived: bool = False,
 ) -> SyncResult:
     """Sync every KST day window from first_day to last_day (inclusive, never after today).
@@ -134,8 +127,8 @@ def sync_range(
     after committing the windows already read and recording the run."""
     if last_day < first_day:
         raise ValueError(f"last day {last_day} is before first day {first_day}")
-    if type(readers) is not int or readers < 1:
-        raise ValueError(f"readers must be a whole number of at least 1, not {readers!r}")
+    if type(limits.windows_read_at_once) is not int or limits.windows_read_at_once < 1:
+        raise ValueError(f"windows_read_at_once must be a whole number of at least 1, not {limits.windows_read_at_once!r}")
     days = [d for d in days_between(first_day, last_day) if d <= clock().date()]
     started = time.perf_counter()
     # One connection for the run: opening a DuckDB file costs tens of ms, and analysts read
@@ -148,7 +141,7 @@ def sync_range(
         result = _start_run(conn, mode, first_day, last_day, len(days), clock())
         try:
             with _fewer_collections():
-                reader = _WindowReader(client, clock, limits, max_walks, readers)
+                reader = _WindowReader(client, clock, limits, max_walks)
                 _read_and_store(reader, conn, result, days, progress, batch)
             if refresh_derived:
                 _refresh(warehouse, result)
@@ -226,15 +219,16 @@ def _read_and_store(reader: _WindowReader, conn, result: SyncResult, days: list[
 
 
 class _WindowReader:
-    """Reads day windows `readers` at a time, each on a thread of its own, and yields them in
-    day order, at most `readers` windows ahead of the one the run takes. When the run stops
+    """Reads day windows `limits.windows_read_at_once` at a time, each on a thread of its own,
+    and yields them in day order, at most that many ahead of the one the run takes. When the run stops
     early (an error, a Ctrl-C, too many failures), reads still going stop at their next page
     and are dropped: they were never stored, so the next run reads those days again. The
     threads are daemons, so a request left hanging never holds up the process's exit (a
     reader writes nothing)."""
 
-    def __init__(self, client, clock: Clock, limits: Limits, max_walks: int, readers: int):
-        self.client, self.clock, self.limits, self.max_walks, self.readers = client, clock, limits, max_walks, readers
+    def __init__(self, client, clock: Clock, limits: Limits, max_walks: int):
+        self.client, self.clock, self.limits, self.max_walks = client, clock, limits, max_walks
+        self.readers = limits.windows_read_at_once
 
     def read(self, day: dt.date, abandoned: threading.Event | None = None) -> WindowRead:
         return read_window(self.client, day, self.clock, self.limits, self.max_walks, abandoned)
