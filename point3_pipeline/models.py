@@ -57,10 +57,15 @@ class Order:
     # building two of them per record was half of the contract check's cost.
     requested_text: str | None = None
     accepted_text: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    # `raw` as stored: sorted-key JSON, UTF-8, as orjson writes it. Bytes: the sync hands them
-    # to Arrow and DuckDB as they are, with no str made (and cached again as UTF-8) per record.
+    # The record as stored, unknown fields included: sorted-key JSON, UTF-8, as orjson writes
+    # it. Bytes: the sync hands them to Arrow and DuckDB as they are, with no str made (and
+    # cached again as UTF-8) per record; the parsed record is not kept beside them (a dict per
+    # record held until its window is stored), `raw` parses them again when asked.
     raw_bytes: bytes = field(default=b"", compare=False, repr=False)
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        return orjson.loads(self.raw_bytes) if self.raw_bytes else {}
 
     @property
     def raw_json(self) -> str:
@@ -246,7 +251,7 @@ def _plainly_valid_order(raw: Any, max_amount: int) -> Order | None:
         raw_bytes = _stored_json(raw)
     except (TypeError, orjson.JSONEncodeError):
         return None
-    return Order(signature, total, tax_free, vat, canceled, *strings, culture, requested, accepted, raw, raw_bytes)
+    return Order(signature, total, tax_free, vat, canceled, *strings, culture, requested, accepted, raw_bytes)
 
 
 def _checked_order(raw: Any, max_amount: int) -> Order:
@@ -289,6 +294,5 @@ def _checked_order(raw: Any, max_amount: int) -> Order:
         culture,
         _optional_time(raw, "timeStampOnRequest"),
         _optional_time(raw, "timeStampOnAccept"),
-        raw,
         raw_bytes,
     )

@@ -220,10 +220,10 @@ def _read_and_store(reader: _WindowReader, conn, result: SyncResult, days: list[
 
 class _WindowReader:
     """Reads day windows `limits.windows_read_at_once` at a time, each on a thread of its own,
-    and yields them in day order, at most that many ahead of the one the run takes. When the run stops
-    early (an error, a Ctrl-C, too many failures), reads still going stop at their next page
-    and are dropped: they were never stored, so the next run reads those days again. The
-    threads are daemons, so a request left hanging never holds up the process's exit (a
+    and yields them in day order, at most that many ahead of the one the run takes. When the
+    run stops early (an error, a Ctrl-C, too many failures), reads still going stop at their
+    next page and are dropped: they were never stored, so the next run reads those days again.
+    The threads are daemons, so a request left hanging never holds up the process's exit (a
     reader writes nothing)."""
 
     def __init__(self, client, clock: Clock, limits: Limits, max_walks: int):
