@@ -88,6 +88,13 @@ class MerchantPool(ThreadPoolExecutor):
         return super().submit(with_duckdb_threads, self.duckdb_threads, fn, *args, **kwargs)
 
 
+def max_parallel_computing(env: Mapping[str, str] = os.environ) -> int:
+    """How many merchants at once for work that waits on nothing but the CPU and the disk (a
+    derived refresh, a publish): max_parallel, but no more than the cores (and one), since more
+    would only take turns on them, and the thread recording what the others did would wait too."""
+    return min(max_parallel(env), (os.cpu_count() or 1) + 1)
+
+
 def failure_sentence(exc: BaseException) -> str:
     """One sentence for what went wrong, in the words the CLI would use. The library's errors
     already name what to fix and never carry a key."""
