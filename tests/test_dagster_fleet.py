@@ -64,6 +64,23 @@ def materialized(instance, run_id):
     return sorted(e.asset_materialization.partition for e in events)
 
 
+def metadata_merchants(instance, run_id):
+    """Each materialized partition's merchant as its metadata names it."""
+    events = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+    return {e.asset_materialization.partition: e.asset_materialization.metadata["merchant"].value for e in events}
+
+
+def checks(instance, run_id):
+    """Each check evaluated in the run: passed, and the merchants it covered (a count, or the one named)."""
+    events = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    found = {}
+    for e in events:
+        evaluation = e.get_dagster_event().event_specific_data
+        meta = {k: v.value for k, v in evaluation.metadata.items()}
+        found[f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"] = meta.get("merchants_checked", meta.get("merchant"))
+    return found
+
+
 def main():
     when = dt.datetime.fromisoformat(sys.argv[2])
     if sys.argv[1] == "schedules":
@@ -80,6 +97,8 @@ def main():
                                  "step_failure": [e.event_specific_data.error.message for e in first.all_events
                                                   if e.event_type_value == "STEP_FAILURE"],
                                  "materialized": materialized(instance, first.run_id),
+                                 "metadata_merchants": metadata_merchants(instance, first.run_id),
+                                 "checks": checks(instance, first.run_id),
                                  "refresh": refresh_after(instance, schedules.refresh_after_partial_writes, first),
                                  "status": status(instance, ["2026-03-17", "2026-03-18"])}}
             open(sys.argv[3], "w").write(sys.argv[4])  # the merchant's key fixed before the retry
@@ -89,6 +108,7 @@ def main():
             with execute_job(job, instance, tags=tags, reexecution_options=options) as retry:
                 out["retry"] = {"success": retry.success, "parent": instance.get_run_by_id(retry.run_id).parent_run_id,
                                 "materialized": materialized(instance, retry.run_id),
+                                "checks": checks(instance, retry.run_id),
                                 "refresh": refresh_after(instance, schedules.refresh_after_writes, retry),
                                 "status": status(instance, ["2026-03-17", "2026-03-18"])}
         print(json.dumps(out))
@@ -157,6 +177,10 @@ def test_a_failing_merchant_fails_the_run_alone_and_its_retry_runs_it_alone(tmp_
     assert "good" not in " ".join(first["step_failure"]).replace("1 of 3", "")
     days = ("2026-03-17", "2026-03-18")
     assert first["materialized"] == sorted(f"{d}|{m}" for d in days for m in ("good", "late"))
+    # Each partition recorded with its own merchant's metadata; the sync's checks over the two
+    # merchants that synced, in the failed run's own step.
+    assert first["metadata_merchants"] == {p: p.split("|")[1] for p in first["materialized"]}
+    assert first["checks"] == {"point3_payments:no_duplicate_signatures": 2, "point3_payments:no_rejected_records": 2}
     # The UI's partition view: broken's days failed, the others' materialized; then all materialized.
     assert first["status"] == {f"{d}|{m}": "FAILED" if m == "broken" else "MATERIALIZED"
                                for d in days for m in ("good", "broken", "late")}
@@ -164,6 +188,7 @@ def test_a_failing_merchant_fails_the_run_alone_and_its_retry_runs_it_alone(tmp_
     assert [(r.get(RANGE_START), r["partition_key"]) for r in first["refresh"]] == [(None, "good"), (None, "late")]
     assert retry["success"] and retry["parent"] == first["run_id"]
     assert retry["materialized"] == [f"{d}|broken" for d in days]  # good's and late's: not a second time
+    assert set(retry["checks"].values()) == {"broken"}  # the checks cover the merchant the retry ran
     assert [r["partition_key"] for r in retry["refresh"]] == ["broken"]
     assert set(retry["status"].values()) == {"MATERIALIZED"}
     for merchant_id in ("good", "broken", "late"):  # late's empty, for the checks and the refresh
