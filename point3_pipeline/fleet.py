@@ -1,9 +1,10 @@
 """One library operation for many merchants at once, each apart from the others.
 
 Most of a merchant's sync is waiting for point3, so merchants run on a thread pool (up to
-`POINT3_MAX_PARALLEL_MERCHANTS`, default 4) rather than one after another. Each merchant has
-its own client (its own key and connections) and its own warehouse file, so no two threads
-share a DuckDB file or a key. One merchant's exception becomes that merchant's failure, one
+`POINT3_MAX_PARALLEL_MERCHANTS`, default 4) rather than one after another, each DuckDB
+database they open with its share of the cores (MerchantPool). Each merchant has its own
+client (its own key and connections) and its own warehouse file, so no two threads share a
+DuckDB file or a key. One merchant's exception becomes that merchant's failure, one
 sentence in its outcome; it never stops the others. Outcomes come back in input order.
 
 A Ctrl-C while merchants run cancels those not started and waits for the running ones, whose
