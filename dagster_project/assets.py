@@ -4,9 +4,11 @@ import contextlib
 import datetime as dt
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import as_completed
 
 from dagster import (
+    AssetCheckKey,
+    AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
     AssetKey,
@@ -39,6 +41,7 @@ from dagster_project.partitions import (
     vat_period_partitions,
 )
 from dagster_project.resources import Point3Resource, ReportsResource, WarehouseResource, merchant
+from dagster_project.warehouse_checks import BOOKS_CHECKS, PAYMENTS_CHECKS, combined, evaluate, specs
 from point3_pipeline import config, fleet, reports, summaries, sync
 from point3_pipeline.config import ConfigError
 from point3_pipeline.periods import HALF, QUARTER, YEAR, Period
@@ -85,50 +88,87 @@ def merchant_order(partition_key: str) -> int:
 
 
 def for_each_merchant(context: AssetExecutionContext, work: Callable[[str], dict]) -> MaterializeResult:
-    """`work(merchant_id)` -> metadata for every merchant of the step; see for_each_merchant_of."""
+    """`work(merchant_id)` -> metadata for every merchant of the step of an asset whose output is
+    required (a report); see for_each_merchant_of."""
     [result] = for_each_merchant_of(context, [context.asset_key], lambda merchant_id: {context.asset_key: work(merchant_id)})
     return result
 
 
-def for_each_merchant_of(context: AssetExecutionContext, keys: list[AssetKey],
-                         work: Callable[[str], dict[AssetKey, dict]]) -> list[MaterializeResult]:
-    """`work(merchant_id)` -> metadata of each of the step's assets `keys` for every merchant of
-    the step. One merchant fails the step with its own sentence. Several (every scheduled run)
-    run at once, up to POINT3_MAX_PARALLEL_MERCHANTS, since most of a merchant's time is waiting
-    for point3; a failing merchant then fails the step after the others' partitions are
-    recorded as materialized. A step that may skip its output (the API's writers) re-executed
-    after such a failure does only the merchants its parent runs did not materialize, records
-    theirs and returns nothing, so the others are neither re-run nor recorded twice."""
+def for_each_merchant_of(context: AssetExecutionContext, keys: list[AssetKey], work: Callable[[str], dict], *,
+                         computing: bool = False) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """`work(merchant_id)` -> metadata of each of the step's assets `keys`, and the result of each
+    of the step's checks it evaluated (by AssetCheckKey), for every merchant of the step. One
+    merchant fails the step with its own sentence. Several (every scheduled run) run at once, up
+    to POINT3_MAX_PARALLEL_MERCHANTS, since most of a merchant's time is waiting for point3 (work
+    `computing` with no API call, no more than the cores: fleet.max_parallel_computing); a
+    failing merchant then fails the step after the others' partitions are recorded as
+    materialized, and each check yields one result over the merchants that got that far.
+
+    Assets that may skip their output (every merchant-partitioned writer) record each merchant's
+    partitions, with its own metadata, as soon as it is done, while the others still run: the
+    event log's writes (~10 ms of CPU each) overlap their work instead of following it. Such a
+    step re-executed after a failure does only the merchants its parent runs did not materialize,
+    so the others are neither re-run nor recorded twice."""
     ids = merchants_in(context)
-    done = merchants_done_before(context, keys) if _may_skip(context, keys) else set()
+    skippable = _may_skip(context, keys)
+    done = merchants_done_before(context, keys) if skippable else set()
     if len(ids) == 1 and not done:
         with _fails_with_its_sentence():
             found = work(ids[0])
-        return [MaterializeResult(asset_key=key, metadata={"merchant": ids[0], **found[key]}) for key in keys]
-    outcomes = _run_each([id_ for id_ in ids if id_ not in done], work)
+        yield from (MaterializeResult(asset_key=key, metadata={"merchant": ids[0], **found[key]}) for key in keys)
+        yield from _check_results({ids[0]: found})
+        return
+    outcomes: dict[str, tuple[dict, str | None]] = {}
+    workers = fleet.max_parallel_computing() if computing else fleet.max_parallel()
+    for merchant_id, found, error in _run_each([id_ for id_ in ids if id_ not in done], work, workers):
+        outcomes[merchant_id] = (found, error)
+        if error is None and skippable:
+            _record_merchant(context, keys, merchant_id, found)
+    outcomes = {id_: outcomes[id_] for id_ in ids if id_ in outcomes}  # file order, for the table
     failed = {id_: error for id_, (_, error) in outcomes.items() if error is not None}
     table = MetadataValue.md("\n".join(
         ["| merchant | outcome |", "| --- | --- |"]
         + [f"| {id_} | {error or _note(found)} |" for id_, (found, error) in outcomes.items()]
         + [f"| {id_} | done by an earlier run of this step |" for id_ in ids if id_ in done]))
-    if not failed and not done:
-        return [MaterializeResult(asset_key=key, metadata={"merchants": len(ids), "by_merchant": table}) for key in keys]
+    yield from _check_results({id_: found for id_, (found, error) in outcomes.items() if error is None})
+    if not failed and not skippable:
+        yield from (MaterializeResult(asset_key=key, metadata={"merchants": len(ids), "by_merchant": table}) for key in keys)
+        return
+    if not skippable:
+        for merchant_id, (found, error) in outcomes.items():
+            if error is None:
+                _record_merchant(context, keys, merchant_id, found)
+    if failed:
+        raise Failure(description=f"{len(failed)} of {len(ids)} merchants failed: "
+                      + "; ".join(f"{id_}: {error}" for id_, error in failed.items()),
+                      metadata={"by_merchant": table})
+    if done:
+        context.log.info(f"{len(outcomes)} merchants done; {len(done)} done by an earlier run of this step, not re-run")
+
+
+def _record_merchant(context: AssetExecutionContext, keys: list[AssetKey], merchant_id: str, found: dict) -> None:
+    """The merchant's partitions of the step's assets `keys`, materialized with its metadata."""
     for partition_key in context.partition_keys:
-        found, error = outcomes.get(merchant_of(partition_key), ({}, "done"))
-        if error is None:
+        if merchant_of(partition_key) == merchant_id:
             for key in keys:
                 context.log_event(AssetMaterialization(key, partition=partition_key,
-                                                       metadata={"merchant": merchant_of(partition_key), **found[key]}))
-    if not failed:
-        context.log.info(f"{len(outcomes)} merchants done; {len(done)} done by an earlier run of this step, not re-run")
-        return []
-    raise Failure(description=f"{len(failed)} of {len(ids)} merchants failed: "
-                  + "; ".join(f"{id_}: {error}" for id_, error in failed.items()),
-                  metadata={"by_merchant": table})
+                                                       metadata={"merchant": merchant_id, **found[key]}))
 
 
-def _note(found: dict[AssetKey, dict]) -> str:
-    return next((str(metadata["note"]) for metadata in found.values() if "note" in metadata), "ok")
+def _check_results(found: dict[str, dict]) -> Iterator[AssetCheckResult]:
+    """One result per check the merchants' work evaluated, over those merchants (combined)."""
+    by_check: dict[AssetCheckKey, dict[str, AssetCheckResult]] = {}
+    for merchant_id, results in found.items():
+        for key, result in results.items():
+            if isinstance(key, AssetCheckKey):
+                by_check.setdefault(key, {})[merchant_id] = result
+    for key, results in by_check.items():
+        yield combined(results, asset_key=key.asset_key, check_name=key.name)
+
+
+def _note(found: dict) -> str:
+    return next((str(metadata["note"]) for metadata in found.values() if isinstance(metadata, dict) and "note" in metadata),
+                "ok")
 
 
 def _may_skip(context: AssetExecutionContext, keys: list[AssetKey]) -> bool:
@@ -154,7 +194,9 @@ def _failed_run(context: AssetExecutionContext, run_id: str | None) -> DagsterRu
     return run if run is not None and run.status == DagsterRunStatus.FAILURE else None
 
 
-def _run_each(ids: list[str], work: Callable[[str], dict]) -> dict[str, tuple[dict, str | None]]:
+def _run_each(ids: list[str], work: Callable[[str], dict], workers: int) -> Iterator[tuple[str, dict, str | None]]:
+    """(merchant, what its work gave, None) or (merchant, {}, its failure's sentence) for each of
+    `ids`, up to `workers` at once, as each finishes."""
     def one(merchant_id: str) -> tuple[dict, str | None]:
         try:
             return work(merchant_id), None
@@ -163,8 +205,10 @@ def _run_each(ids: list[str], work: Callable[[str], dict]) -> dict[str, tuple[di
         except Exception as exc:  # one merchant's failure is its sentence, never its neighbours'
             return {}, fleet.failure_sentence(exc)
 
-    with ThreadPoolExecutor(max_workers=min(len(ids), fleet.max_parallel()), thread_name_prefix="point3-merchant") as pool:
-        return dict(zip(ids, pool.map(one, ids)))
+    with fleet.MerchantPool(workers, len(ids)) as pool:
+        futures = {pool.submit(one, merchant_id): merchant_id for merchant_id in ids}
+        for future in as_completed(futures):
+            yield futures[future], *future.result()
 
 
 @asset(
@@ -173,6 +217,7 @@ def _run_each(ids: list[str], work: Callable[[str], dict]) -> dict[str, tuple[di
     backfill_policy=BackfillPolicy.single_run(),
     # A re-execution after some merchants failed materializes theirs alone (for_each_merchant_of).
     output_required=False,
+    check_specs=specs(PAYMENTS_CHECKS),
     group_name=GROUP,
     kinds={"duckdb"},
     description="Payments of each merchant's KST day, synced from point3's date endpoint (one partition = one "
@@ -180,35 +225,48 @@ def _run_each(ids: list[str], work: Callable[[str], dict]) -> dict[str, tuple[di
 )
 def point3_payments(
     context: AssetExecutionContext, point3: Point3Resource, warehouse: WarehouseResource
-) -> Iterator[MaterializeResult]:
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     days = days_by_merchant(context.partition_keys)
+    checks = set(context.selected_asset_check_keys)
 
     def sync_merchant(merchant_id: str) -> dict:
+        found = merchant(merchant_id)
+        wh = warehouse.get(merchant_id)
         # Days before this merchant's own first day are partitions of an earlier merchant's history.
-        first, last = max(days[merchant_id][0], merchant(merchant_id).start_date), days[merchant_id][-1]
-        if last < first:
-            with warehouse.get(merchant_id).connect():
-                pass  # its warehouse, empty: the run's checks and the refresh read it like the others'
-            note = f"skipped: its start_date {merchant(merchant_id).start_date} is after {last}"
-            return {"days": "none", "windows": 0, "note": note}
-        with point3.client(merchant_id) as client:
-            try:
-                result = sync.sync_range(client, warehouse.get(merchant_id), first, last, mode="dagster",
-                                         progress=_progress_log(context, merchant_id), limits=point3.limits())
-            except sync.SyncFailed as exc:
-                # What was read is stored; the step fails so the partitions are retried, with the counts.
-                raise Failure(description=str(exc), metadata=_sync_metadata(exc.result, first, last)) from exc
-        return _sync_metadata(result, first, last)
+        first, last = max(days[merchant_id][0], found.start_date), days[merchant_id][-1]
+        # One open of the file for the sync and its checks; an empty warehouse for a merchant
+        # whose days are all skipped, which its checks and the refresh read like the others'.
+        with wh.held():
+            if last < first:
+                metadata = {"days": "none", "windows": 0, "note": f"skipped: its start_date {found.start_date} is after {last}"}
+            else:
+                metadata = _sync_merchant(context, point3, wh, merchant_id, first, last)
+            with wh.connect(read_only=True) as conn:
+                return {context.asset_key: metadata, **evaluate(conn, PAYMENTS_CHECKS, checks)}
 
-    yield from for_each_merchant_of(context, [context.asset_key], lambda m: {context.asset_key: sync_merchant(m)})
+    yield from for_each_merchant_of(context, [context.asset_key], sync_merchant)
+
+
+def _sync_merchant(context: AssetExecutionContext, point3: Point3Resource, wh, merchant_id: str,
+                   first: dt.date, last: dt.date) -> dict:
+    with point3.client(merchant_id) as client:
+        try:
+            result = sync.sync_range(client, wh, first, last, mode="dagster",
+                                     progress=_progress_log(context, merchant_id), limits=point3.limits())
+        except sync.SyncFailed as exc:
+            # What was read is stored; the step fails so the partitions are retried, with the counts.
+            raise Failure(description=str(exc), metadata=_sync_metadata(exc.result, first, last)) from exc
+    return _sync_metadata(result, first, last)
 
 
 def _progress_log(context: AssetExecutionContext, merchant_id: str):
     def progress(done: int, total: int, window: sync.WindowResult) -> None:
         # Each log line is a write to Dagster's event log (~10 ms of CPU), so a merchant's sync
-        # logs about 20 windows of a year's backfill and its last (and every one left open);
-        # an hourly run, its last: a run over 50 merchants otherwise wrote 100 lines.
-        if window.is_complete and done % (total // 20 or total) and done != total:
+        # logs about 20 windows of a longer range and its last, and a day left open before its
+        # last. An hourly run (two days) logs nothing unless yesterday stayed open: that today
+        # is still open, and the run's counts, are its partitions' metadata already.
+        milestone = total > 2 and (done % (total // 20 or total) == 0 or done == total)
+        if not milestone and (window.is_complete or done == total):
             return
         state = "complete" if window.is_complete else f"not final ({window.incomplete_reason})"
         context.log.info(
@@ -247,15 +305,25 @@ MERCHANT_ASSET = {"partitions_def": merchant_partitions, "backfill_policy": Back
                   "group_name": GROUP, "kinds": {"duckdb"}}
 
 
-# The derived tables' assets, each the warehouse table it stands for and its totals. One step
-# refreshes them together: the refresh rebuilds a table's readers with it anyway, in one
-# transaction, so three steps rebuilt the tax split three times and opened the file thrice.
+# The derived tables' assets, each the warehouse table it stands for and its totals, and the
+# analysts' copy. One step refreshes them together: the refresh rebuilds a table's readers with
+# it anyway, in one transaction (three steps rebuilt the tax split three times), and the step
+# opens each merchant's file once for the refresh, the books' checks and the copy.
 DERIVED = {
     AssetKey("payment_cancellations"): ("cancellations", summaries.cancellation_totals),
     AssetKey("payment_tax_split"): ("payment_tax_split", summaries.tax_split_totals),  # and tax_filing_daily
     AssetKey("culture_vat_breakdown"): ("culture_vat_daily", summaries.culture_vat_totals),
 }
-DERIVED_SPEC = {"partitions_def": merchant_partitions, "group_name": GROUP, "kinds": {"duckdb"}}
+# skippable: a re-execution after some merchants failed materializes theirs alone (for_each_merchant_of).
+DERIVED_SPEC = {"partitions_def": merchant_partitions, "group_name": GROUP, "kinds": {"duckdb"}, "skippable": True}
+COPY = AssetKey("analyst_warehouse_copy")
+# What the copy follows: every writer of the merchant's warehouse (by key: the reports come later).
+COPY_DEPS = [
+    AssetDep("point3_payments", partition_mapping=same_merchant), *DERIVED, "settlement_balance_history",
+    *(AssetDep(report, partition_mapping=same_merchant) for report in (
+        "monthly_tax_report", "monthly_reconciliation_report", "vat_quarter_report", "vat_half_year_report",
+        "vat_year_report")),
+]
 
 
 @multi_asset(
@@ -270,22 +338,33 @@ DERIVED_SPEC = {"partitions_def": merchant_partitions, "group_name": GROUP, "kin
                   "a merchants file) and people's classifications; and the daily filing lines."),
         AssetSpec("culture_vat_breakdown", deps=["payment_tax_split"], **DERIVED_SPEC,
                   description="Culture-expense type x the tax split per KST payment day: gross, cancelled and net."),
+        AssetSpec(COPY, deps=COPY_DEPS, **DERIVED_SPEC,
+                  description="The analysts' read-only copy of the merchant's warehouse, replaced atomically after "
+                  "the writes."),
     ],
+    check_specs=specs(BOOKS_CHECKS),
     partitions_def=merchant_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     can_subset=True,
 )
 def derived_tables(context: AssetExecutionContext, warehouse: WarehouseResource):
-    keys = [key for key in DERIVED if key in context.selected_asset_keys]
+    keys = [key for key in (*DERIVED, COPY) if key in context.selected_asset_keys]
+    checks = set(context.selected_asset_check_keys)
 
-    def refresh(merchant_id: str) -> dict[AssetKey, dict]:
+    def refresh(merchant_id: str) -> dict:
         wh = warehouse.get(merchant_id)
+        tables = [DERIVED[key][0] for key in keys if key in DERIVED]
         with wh.held():
-            wh.refresh_derived(*(DERIVED[key][0] for key in keys))
+            if tables:
+                wh.refresh_derived(*tables)
             with wh.connect(read_only=True) as conn:
-                return {key: DERIVED[key][1](conn) for key in keys}
+                found = {key: DERIVED[key][1](conn) for key in keys if key in DERIVED} | evaluate(conn, BOOKS_CHECKS, checks)
+            if COPY in keys:
+                path = wh.publish()
+                found[COPY] = {"path": MetadataValue.path(str(path)), "size_bytes": path.stat().st_size}
+        return found
 
-    yield from for_each_merchant_of(context, keys, refresh)
+    yield from for_each_merchant_of(context, keys, refresh, computing=True)
 
 
 @asset(
@@ -433,21 +512,3 @@ vat_quarter_report = _vat_period_report(QUARTER, "vat_quarter_report", "quarter'
 vat_half_year_report = _vat_period_report(HALF, "vat_half_year_report", "half-year's (제1기·제2기 확정)")
 vat_year_report = _vat_period_report(YEAR, "vat_year_report", "year's (간이과세자, 사업장현황신고)")
 VAT_PERIOD_REPORTS = {QUARTER: vat_quarter_report, HALF: vat_half_year_report, YEAR: vat_year_report}
-
-
-@asset(
-    deps=[
-        AssetDep(point3_payments, partition_mapping=same_merchant),
-        *DERIVED, settlement_balance_history,
-        *(AssetDep(report, partition_mapping=same_merchant) for report in (
-            monthly_tax_report, monthly_reconciliation_report, *VAT_PERIOD_REPORTS.values())),
-    ],
-    description="The analysts' read-only copy of the merchant's warehouse, replaced atomically after the writes.",
-    **MERCHANT_ASSET,
-)
-def analyst_warehouse_copy(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    def publish(merchant_id: str) -> dict:
-        path = warehouse.get(merchant_id).publish()
-        return {"path": MetadataValue.path(str(path)), "size_bytes": path.stat().st_size}
-
-    return for_each_merchant(context, publish)

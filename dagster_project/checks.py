@@ -1,28 +1,21 @@
-"""Asset checks: what an operator must see before trusting the books, per merchant.
+"""Asset checks of the reports: what an operator must see before trusting the workbooks, per merchant.
 
-A check runs in the run of its asset and checks that run's merchant (its metadata names it):
+The warehouse tables' checks run in the steps writing them (warehouse_checks). A check here
+runs in the run of its asset and checks that run's merchant (its metadata names it):
 the checks are not themselves partitioned because a partitioned check has no result in a run
 over a range of partitions (every backfill and scheduled sync is one), and a merchant's books
 are checked whole anyway. A run over several merchants checks each and fails naming them.
 """
 
-import functools
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import TypeVar
 
-import duckdb
 from dagster import (
     AssetCheckExecutionContext,
-    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetChecksDefinition,
-    AssetCheckSpec,
-    AssetKey,
-    MetadataValue,
     asset_check,
-    multi_asset_check,
 )
 from dagster._core.errors import DagsterInvalidPropertyError
 
@@ -30,10 +23,10 @@ from dagster_project.assets import (
     reconciliation_terms,
     monthly_reconciliation_report,
     monthly_tax_report,
-    point3_payments,
 )
 from dagster_project.partitions import merchants_of_run
 from dagster_project.resources import ReportsResource, WarehouseResource
+from dagster_project.warehouse_checks import bullets, combined
 from point3_pipeline import fleet, reports, summaries
 from point3_pipeline.reports import reconciliation
 from point3_pipeline.merchants import DEFAULT_ID
@@ -42,58 +35,17 @@ from point3_pipeline.sync import kst_now
 T = TypeVar("T")
 
 
-def _bullets(lines: list[str]) -> MetadataValue:
-    return MetadataValue.md("\n".join(f"- {line}" for line in lines[:20]) or "none")
-
-
 def each_merchant(context: AssetCheckExecutionContext, check: Callable[[str], AssetCheckResult]) -> AssetCheckResult:
     """`check(merchant_id)` for the run's merchants: its result for one, for several one result
     that passes only if all do, with the failing merchants and their figures."""
     return combined(_on_each(context, check))
 
 
-def each_merchant_checks(context: AssetCheckExecutionContext, warehouse: WarehouseResource,
-                         checks: dict[AssetCheckKey, Callable[[duckdb.DuckDBPyConnection], AssetCheckResult]]
-                         ) -> Iterator[AssetCheckResult]:
-    """The selected `checks` (each a result from a merchant's warehouse) for the run's merchants,
-    combined as each_merchant does; each merchant's file is opened once for all of them."""
-    selected = {key: check for key, check in checks.items() if key in context.selected_asset_check_keys}
-
-    def merchant_results(merchant_id: str) -> dict[AssetCheckKey, AssetCheckResult]:
-        with warehouse.get(merchant_id).connect(read_only=True) as conn:
-            return {key: check(conn) for key, check in selected.items()}
-
-    by_merchant = _on_each(context, merchant_results)
-    for key in selected:
-        yield combined({merchant_id: found[key] for merchant_id, found in by_merchant.items()},
-                       asset_key=key.asset_key, check_name=key.name)
-
-
 def _on_each(context: AssetCheckExecutionContext, work: Callable[[str], T]) -> dict[str, T]:
     ids = merchants_of_run(_run_tags(context)) or [DEFAULT_ID]
     # Each merchant's check opens its own file: several at once, as their steps run them.
-    with ThreadPoolExecutor(max_workers=min(len(ids), fleet.max_parallel()), thread_name_prefix="point3-check") as pool:
+    with fleet.MerchantPool(fleet.max_parallel(), len(ids), thread_name_prefix="point3-check") as pool:
         return dict(zip(ids, pool.map(work, ids)))
-
-
-def combined(results: dict[str, AssetCheckResult], **target) -> AssetCheckResult:
-    """One merchant's result naming it, or for several one result that passes only if all do,
-    with the failing merchants and their figures. `target`: the check's asset_key and check_name
-    where one step evaluates several checks."""
-    if len(results) == 1:
-        [(merchant_id, result)] = results.items()
-        return AssetCheckResult(passed=result.passed, severity=result.severity,
-                                metadata={"merchant": merchant_id, **result.metadata}, **target)
-    failing = {m: r for m, r in results.items() if not r.passed}
-    severities = {r.severity for r in failing.values()}
-    return AssetCheckResult(
-        passed=not failing,
-        severity=AssetCheckSeverity.ERROR if AssetCheckSeverity.ERROR in severities or not failing else AssetCheckSeverity.WARN,
-        metadata={"merchants_checked": len(results), "merchants_failing": _bullets([
-            f"{m}: " + ", ".join(f"{k} {v.value}" for k, v in r.metadata.items() if isinstance(v.value, int))
-            for m, r in failing.items()])},
-        **target,
-    )
 
 
 def _run_tags(context: AssetCheckExecutionContext) -> dict[str, str]:
@@ -101,93 +53,6 @@ def _run_tags(context: AssetCheckExecutionContext) -> dict[str, str]:
         return dict(context.run.tags)
     except DagsterInvalidPropertyError:  # invoked directly (tests): no run, the merchant `default`
         return {}
-
-
-def _duplicates_result(conn: duckdb.DuckDBPyConnection, table: str) -> AssetCheckResult:
-    count, sample = summaries.duplicate_signatures(conn, table)
-    return AssetCheckResult(
-        passed=count == 0,
-        metadata={
-            "duplicate_signatures": count,
-            "examples": _bullets([f"`{sig}` × {n}" for sig, n in sample]),
-        },
-    )
-
-
-def _rejected_result(conn: duckdb.DuckDBPyConnection) -> AssetCheckResult:
-    reasons = summaries.rejected_reasons(conn)
-    count = sum(n for _, n in reasons)
-    return AssetCheckResult(
-        passed=count == 0,
-        severity=AssetCheckSeverity.WARN,
-        metadata={
-            "rejected_records": count,
-            "top_reasons": _bullets([f"{n} × {reason}" for reason, n in reasons[:10]]),
-        },
-    )
-
-
-def _split_finding_result(conn: duckdb.DuckDBPyConnection, finding: str) -> AssetCheckResult:
-    count, sample = summaries.split_findings(conn, finding)
-    return AssetCheckResult(
-        passed=count == 0,
-        # Each is a payment an accountant must look at, not a broken pipeline.
-        severity=AssetCheckSeverity.WARN,
-        metadata={
-            "payments": count,
-            "examples": _bullets([
-                f"`{s}` {d} {b}: total {t:,}, taxFreeAmount {f:,}, vat {v:,} ({what})" for s, d, b, t, f, v, what in sample
-            ]),
-        },
-    )
-
-
-# The checks of the sync's and the refresh's assets: one step each, every merchant's file opened
-# once for all of the step's checks (a step per check opened each file once per check).
-PAYMENTS = point3_payments.key
-CANCELLATIONS, SPLIT = AssetKey("payment_cancellations"), AssetKey("payment_tax_split")
-
-
-@multi_asset_check(
-    name="payments_checks",
-    specs=[
-        AssetCheckSpec("no_duplicate_signatures", asset=PAYMENTS, description="Each signature is one payment row."),
-        AssetCheckSpec("no_rejected_records", asset=PAYMENTS,
-                       description="Records point3 sent that the sync could not accept (kept in rejected_records)."),
-    ],
-    can_subset=True,
-)
-def payments_checks(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> Iterator[AssetCheckResult]:
-    yield from each_merchant_checks(context, warehouse, {
-        AssetCheckKey(PAYMENTS, "no_duplicate_signatures"): lambda conn: _duplicates_result(conn, "payments"),
-        AssetCheckKey(PAYMENTS, "no_rejected_records"): _rejected_result,
-    })
-
-
-SPLIT_FINDINGS = {  # check -> (the finding it counts, its description)
-    "no_unclassified_payments": ("unclassified", "Payments breaking vat + taxFreeAmount = totalCharge that no person "
-                                 "has classified yet (each keeps its period from being final: `point3 classify`)."),
-    "no_impossible_vat": ("impossible_vat", "Payments whose VAT is above 1/11 of their price beyond rounding "
-                          "(impossible for 10% VAT)."),
-    "no_declaration_conflicts": ("declaration_conflict", "Payments whose figures contradict their business's "
-                                 "declaration (all taxable with an exempt part, all exempt with VAT)."),
-}
-
-
-@multi_asset_check(
-    name="books_checks",
-    specs=[
-        AssetCheckSpec("no_duplicate_signatures", asset=CANCELLATIONS, description="Each cancelled payment is one row."),
-        *(AssetCheckSpec(name, asset=SPLIT, description=description) for name, (_, description) in SPLIT_FINDINGS.items()),
-    ],
-    can_subset=True,
-)
-def books_checks(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> Iterator[AssetCheckResult]:
-    yield from each_merchant_checks(context, warehouse, {
-        AssetCheckKey(CANCELLATIONS, "no_duplicate_signatures"): lambda conn: _duplicates_result(conn, "cancellations"),
-        **{AssetCheckKey(SPLIT, name): functools.partial(_split_finding_result, finding=finding)
-           for name, (finding, _) in SPLIT_FINDINGS.items()},
-    })
 
 
 def _finality_result(warehouse: WarehouseResource, kind: str, merchant_id: str) -> AssetCheckResult:
@@ -199,8 +64,8 @@ def _finality_result(warehouse: WarehouseResource, kind: str, merchant_id: str) 
         severity=AssetCheckSeverity.ERROR if finality.final_but_days_missing else AssetCheckSeverity.WARN,
         metadata={
             "months_reported": finality.months_reported,
-            "final_but_days_missing": _bullets(finality.final_but_days_missing),
-            "not_final": _bullets(finality.not_final),
+            "final_but_days_missing": bullets(finality.final_but_days_missing),
+            "not_final": bullets(finality.not_final),
         },
     )
 
@@ -218,7 +83,7 @@ def _totals_result(warehouse: WarehouseResource, reports_dir: ReportsResource, k
     return AssetCheckResult(
         passed=not problems,
         severity=AssetCheckSeverity.ERROR,
-        metadata={"workbooks_checked": len(paths), "problem_count": len(problems), "problems": _bullets(problems)},
+        metadata={"workbooks_checked": len(paths), "problem_count": len(problems), "problems": bullets(problems)},
     )
 
 
@@ -263,7 +128,7 @@ def unexplained_within_threshold(context: AssetCheckExecutionContext, warehouse:
             metadata={
                 "threshold_won": terms.unexplained_threshold,
                 "months_checked": len(months),
-                "months_beyond": _bullets([f"{m.month}: {m.unexplained:+,} won unexplained" for m in beyond]),
+                "months_beyond": bullets([f"{m.month}: {m.unexplained:+,} won unexplained" for m in beyond]),
             },
         )
 
@@ -284,7 +149,7 @@ def payouts_have_deposits(context: AssetCheckExecutionContext, warehouse: Wareho
             metadata={
                 "overdue_after_days": terms.deposit_overdue_days,
                 "payouts_without_deposit": len(overdue),
-                "payouts": _bullets([f"{month}: {p.amount:,} won, left the balance by {p.by:%Y-%m-%d %H:%M} KST"
+                "payouts": bullets([f"{month}: {p.amount:,} won, left the balance by {p.by:%Y-%m-%d %H:%M} KST"
                                      for month, p in overdue]),
             },
         )
@@ -293,8 +158,6 @@ def payouts_have_deposits(context: AssetCheckExecutionContext, warehouse: Wareho
 
 
 checks = [
-    payments_checks,
-    books_checks,
     *_report_checks(monthly_tax_report, "tax"),
     *_report_checks(monthly_reconciliation_report, "reconciliation"),
     unexplained_within_threshold,

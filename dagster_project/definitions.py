@@ -3,7 +3,6 @@
 from dagster import Definitions, in_process_executor
 
 from dagster_project.assets import (
-    analyst_warehouse_copy,
     derived_tables,
     monthly_reconciliation_report,
     monthly_tax_report,
@@ -22,7 +21,7 @@ defs = Definitions(
     assets=[
         point3_payments, derived_tables, settlement_balance_history,
         monthly_tax_report, monthly_reconciliation_report, vat_quarter_report, vat_half_year_report, vat_year_report,
-        analyst_warehouse_copy, merchants_overview,
+        merchants_overview,
     ],
     asset_checks=[*checks, no_merchant_behind],
     jobs=[*jobs, overview_job],

@@ -1,9 +1,10 @@
 """One library operation for many merchants at once, each apart from the others.
 
 Most of a merchant's sync is waiting for point3, so merchants run on a thread pool (up to
-`POINT3_MAX_PARALLEL_MERCHANTS`, default 4) rather than one after another. Each merchant has
-its own client (its own key and connections) and its own warehouse file, so no two threads
-share a DuckDB file or a key. One merchant's exception becomes that merchant's failure, one
+`POINT3_MAX_PARALLEL_MERCHANTS`, default 4) rather than one after another, each DuckDB
+database they open with its share of the cores (MerchantPool). Each merchant has its own
+client (its own key and connections) and its own warehouse file, so no two threads share a
+DuckDB file or a key. One merchant's exception becomes that merchant's failure, one
 sentence in its outcome; it never stops the others. Outcomes come back in input order.
 
 A Ctrl-C while merchants run cancels those not started and waits for the running ones, whose
@@ -28,7 +29,13 @@ from point3_pipeline.client import Point3Client
 from point3_pipeline.config import ConfigError
 from point3_pipeline.errors import Point3Error
 from point3_pipeline.merchants import Merchant
-from point3_pipeline.warehouse import Warehouse, WarehouseError, first_line
+from point3_pipeline.warehouse import (
+    Warehouse,
+    WarehouseError,
+    duckdb_threads_sharing,
+    first_line,
+    with_duckdb_threads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +76,26 @@ def max_parallel(env: Mapping[str, str] = os.environ) -> int:
     return int(value)
 
 
+class MerchantPool(ThreadPoolExecutor):
+    """Threads for merchants' operations at once, up to `workers`: each DuckDB database an
+    operation opens gets its share of the cores rather than a worker per core of its own."""
+
+    def __init__(self, workers: int, merchants: int, thread_name_prefix: str = "point3-merchant"):
+        workers = min(workers, max(1, merchants))
+        super().__init__(max_workers=workers, thread_name_prefix=thread_name_prefix)
+        self.duckdb_threads = duckdb_threads_sharing(workers)
+
+    def submit(self, fn, /, *args, **kwargs):
+        return super().submit(with_duckdb_threads, self.duckdb_threads, fn, *args, **kwargs)
+
+
+def max_parallel_computing(env: Mapping[str, str] = os.environ) -> int:
+    """How many merchants at once for work that waits on nothing but the CPU and the disk (a
+    derived refresh, a publish): max_parallel, but no more than the cores (and one), since more
+    would only take turns on them, and the thread recording what the others did would wait too."""
+    return min(max_parallel(env), (os.cpu_count() or 1) + 1)
+
+
 def failure_sentence(exc: BaseException) -> str:
     """One sentence for what went wrong, in the words the CLI would use. The library's errors
     already name what to fix and never carry a key."""
@@ -89,7 +116,7 @@ def run_each(merchants: Sequence[Merchant], operation: Callable[[Merchant], T], 
     workers = max_workers if max_workers is not None else max_parallel()
     if workers < 1:
         raise ValueError(f"max_workers must be at least 1, not {workers}")
-    pool = ThreadPoolExecutor(max_workers=min(workers, max(1, len(merchants))), thread_name_prefix="point3-merchant")
+    pool = MerchantPool(workers, len(merchants))
     try:
         futures: list[Future[Outcome[T]]] = [pool.submit(_outcome, m, operation) for m in merchants]
         return [future.result() for future in futures]

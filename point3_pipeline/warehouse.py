@@ -10,6 +10,7 @@ while the pipeline runs. A writer that finds the file taken waits for it, bounde
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as dt
 import errno
 import functools
@@ -18,10 +19,11 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -49,6 +51,10 @@ _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 _DAMAGE = re.compile(r"checksum|corrupt|failed to load metadata|metadatareader", re.IGNORECASE)
 _DISK_FULL = re.compile(r"no space left on device", re.IGNORECASE)
 _TEMP_PID = re.compile(r"-(\d+)$")
+# DuckDB's worker threads for each database this thread opens; None: DuckDB's own (one per core).
+_duckdb_threads: contextvars.ContextVar[int | None] = contextvars.ContextVar("point3_duckdb_threads", default=None)
+
+T = TypeVar("T")
 
 
 class WarehouseError(Exception):
@@ -116,15 +122,36 @@ class Migration:
     sql: str
 
 
-def migrations() -> list[Migration]:
-    """The schema's migrations, in order, from the package's sql/migrations folder."""
+@functools.cache
+def migrations() -> tuple[Migration, ...]:
+    """The schema's migrations, in order, from the package's sql/migrations folder (read once:
+    every connection checks the schema against them)."""
     found = []
     for entry in resources.files("point3_pipeline.sql").joinpath("migrations").iterdir():
         match = _MIGRATION_NAME.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
-    return found
+    return tuple(found)
+
+
+def duckdb_threads_sharing(databases: int) -> int | None:
+    """DuckDB worker threads for each of `databases` open at once in this process: the cores
+    shared among them (at least one), or None (DuckDB's default, one per core) for one alone.
+    Each database has its own pool; 16 of them with a worker per core on 2 cores spent ~10%
+    more CPU handing tiny queries between threads than one thread each (bench/merchants.py)."""
+    if databases <= 1:
+        return None
+    return max(1, (os.cpu_count() or 1) // databases)
+
+
+def with_duckdb_threads(threads: int | None, work: Callable[..., T], *args, **kwargs) -> T:
+    """`work(*args, **kwargs)`, every database it opens (Warehouse) with `threads` DuckDB threads."""
+    token = _duckdb_threads.set(threads)
+    try:
+        return work(*args, **kwargs)
+    finally:
+        _duckdb_threads.reset(token)
 
 
 def derived_sql(name: str) -> str:
@@ -143,10 +170,13 @@ def read_whole(conn: duckdb.DuckDBPyConnection, database: str | None = None) -> 
     """Read every column of every row of every table of `database` (the connection's own by
     default), so DuckDB checks the checksum of every data block (count(*) alone reads only
     metadata); raises its error on the first bad block. One statement for all the tables: a
-    statement costs ~1 ms of CPU before it reads a row."""
+    statement costs ~1 ms of CPU before it reads a row. A table whose storage holds no row
+    (estimated_size counts every stored row, deleted ones too) has no data block to read: its
+    metadata was read and checked when the database was opened."""
     tables = [row[0] for row in conn.execute(
         "SELECT database_name || '.' || schema_name || '.' || table_name FROM duckdb_tables() "
-        "WHERE database_name = coalesce(?, current_database()) AND NOT temporary ORDER BY 1", [database]
+        "WHERE database_name = coalesce(?, current_database()) AND NOT temporary AND estimated_size > 0 ORDER BY 1",
+        [database],
     ).fetchall()]
     if tables:
         each = "SELECT count(*), bit_xor(hash(t)) FROM query_table(?) AS t"
@@ -207,6 +237,11 @@ class Warehouse:
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
         conn.execute(f"SET TimeZone = '{TIMEZONE}'")
+        threads = _duckdb_threads.get()
+        if threads is not None:
+            # A setting of the database, not of the connect(): a second connect to a file this
+            # process has open must not differ from the first in its configuration.
+            conn.execute(f"SET threads = {int(threads)}")
         return conn
 
     @contextlib.contextmanager
@@ -460,4 +495,13 @@ def refresh_derived(
                 f"could not rebuild {step} ({first_line(exc)}); every derived table was left as it was before this refresh."
             ) from exc
         raise
-    return {table: conn.execute("SELECT count(*) FROM query_table(?)", [table]).fetchone()[0] for table in tables}
+    return row_counts(conn, tables)
+
+
+def row_counts(conn: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> dict[str, int]:
+    """Each table's rows, in one statement (each costs ~1 ms before it reads a row)."""
+    if not tables:
+        return {}
+    counts = conn.execute(
+        "SELECT " + ", ".join(["(SELECT count(*) FROM query_table(?))"] * len(tables)), list(tables)).fetchone()
+    return dict(zip(tables, counts))

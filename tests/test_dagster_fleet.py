@@ -35,6 +35,10 @@ def sync_payments():
     return defs.resolve_job_def("sync_payments")
 
 
+def refresh_books():
+    return defs.resolve_job_def("refresh_books")
+
+
 def requests(schedule_def, when):
     with build_schedule_context(scheduled_execution_time=when, repository_def=defs.get_repository_def()) as context:
         result = schedule_def.evaluate_tick(context)
@@ -64,9 +68,65 @@ def materialized(instance, run_id):
     return sorted(e.asset_materialization.partition for e in events)
 
 
+def metadata_merchants(instance, run_id):
+    """Each materialized partition's merchant as its metadata names it."""
+    events = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+    return {e.asset_materialization.partition: e.asset_materialization.metadata["merchant"].value for e in events}
+
+
+def checks(instance, run_id):
+    """Each check evaluated in the run: passed, and the merchants it covered (a count, or the one named)."""
+    events = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    found = {}
+    for e in events:
+        evaluation = e.get_dagster_event().event_specific_data
+        meta = {k: v.value for k, v in evaluation.metadata.items()}
+        found[f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"] = meta.get("merchants_checked", meta.get("merchant"))
+    return found
+
+
+def assets_materialized(instance, run_id):
+    events = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+    return sorted(f"{e.asset_materialization.asset_key.to_user_string()}:{e.asset_materialization.partition}" for e in events)
+
+
+def books(when, warehouse):
+    """The hourly sync, then the refresh over every merchant while one's warehouse is not a
+    DuckDB file, then the refresh re-executed from failure once the file is back."""
+    import shutil
+    from pathlib import Path
+
+    [request] = requests(schedules.recent_payments_hourly, when)
+    with DagsterInstance.get() as instance:
+        with execute_job(reconstructable(sync_payments), instance, tags=request["tags"]) as synced:
+            assert synced.success
+        [refresh] = refresh_after(instance, schedules.refresh_after_writes, synced)
+        tags = {k: v for k, v in refresh.items() if k not in ("run_key", "partition_key")}
+        good = Path(warehouse).with_name("kept.duckdb")
+        shutil.copyfile(warehouse, good)
+        Path(warehouse).write_bytes(b"not a DuckDB file" * 512)
+        job = reconstructable(refresh_books)
+        with execute_job(job, instance, tags=tags) as first:
+            out = {"first": {"success": first.success, "run_id": first.run_id,
+                             "step_failure": [e.event_specific_data.error.message for e in first.all_events
+                                              if e.event_type_value == "STEP_FAILURE"],
+                             "materialized": assets_materialized(instance, first.run_id),
+                             "metadata_merchants": metadata_merchants(instance, first.run_id),
+                             "checks": checks(instance, first.run_id)}}
+        shutil.copyfile(good, warehouse)
+        options = ReexecutionOptions.from_failure(first.run_id, instance)
+        with execute_job(job, instance, tags=dict(tags, **{"dagster/is_resume_retry": "true"}),
+                         reexecution_options=options) as retry:
+            out["retry"] = {"success": retry.success, "materialized": assets_materialized(instance, retry.run_id),
+                            "checks": checks(instance, retry.run_id)}
+    return out
+
+
 def main():
     when = dt.datetime.fromisoformat(sys.argv[2])
-    if sys.argv[1] == "schedules":
+    if sys.argv[1] == "books":
+        print(json.dumps(books(when, sys.argv[3])))
+    elif sys.argv[1] == "schedules":
         print(json.dumps({name: requests(getattr(schedules, name), when) for name in
                           ("recent_payments_hourly", "cancellation_sweep_daily", "settlement_every_30_minutes")}
                          | {"monthly": requests(schedules.last_month_reports, dt.datetime(2026, 4, 1, 6, tzinfo=when.tzinfo))}))
@@ -80,6 +140,8 @@ def main():
                                  "step_failure": [e.event_specific_data.error.message for e in first.all_events
                                                   if e.event_type_value == "STEP_FAILURE"],
                                  "materialized": materialized(instance, first.run_id),
+                                 "metadata_merchants": metadata_merchants(instance, first.run_id),
+                                 "checks": checks(instance, first.run_id),
                                  "refresh": refresh_after(instance, schedules.refresh_after_partial_writes, first),
                                  "status": status(instance, ["2026-03-17", "2026-03-18"])}}
             open(sys.argv[3], "w").write(sys.argv[4])  # the merchant's key fixed before the retry
@@ -89,6 +151,7 @@ def main():
             with execute_job(job, instance, tags=tags, reexecution_options=options) as retry:
                 out["retry"] = {"success": retry.success, "parent": instance.get_run_by_id(retry.run_id).parent_run_id,
                                 "materialized": materialized(instance, retry.run_id),
+                                "checks": checks(instance, retry.run_id),
                                 "refresh": refresh_after(instance, schedules.refresh_after_writes, retry),
                                 "status": status(instance, ["2026-03-17", "2026-03-18"])}
         print(json.dumps(out))
@@ -157,6 +220,10 @@ def test_a_failing_merchant_fails_the_run_alone_and_its_retry_runs_it_alone(tmp_
     assert "good" not in " ".join(first["step_failure"]).replace("1 of 3", "")
     days = ("2026-03-17", "2026-03-18")
     assert first["materialized"] == sorted(f"{d}|{m}" for d in days for m in ("good", "late"))
+    # Each partition recorded with its own merchant's metadata; the sync's checks over the two
+    # merchants that synced, in the failed run's own step.
+    assert first["metadata_merchants"] == {p: p.split("|")[1] for p in first["materialized"]}
+    assert first["checks"] == {"point3_payments:no_duplicate_signatures": 2, "point3_payments:no_rejected_records": 2}
     # The UI's partition view: broken's days failed, the others' materialized; then all materialized.
     assert first["status"] == {f"{d}|{m}": "FAILED" if m == "broken" else "MATERIALIZED"
                                for d in days for m in ("good", "broken", "late")}
@@ -164,7 +231,34 @@ def test_a_failing_merchant_fails_the_run_alone_and_its_retry_runs_it_alone(tmp_
     assert [(r.get(RANGE_START), r["partition_key"]) for r in first["refresh"]] == [(None, "good"), (None, "late")]
     assert retry["success"] and retry["parent"] == first["run_id"]
     assert retry["materialized"] == [f"{d}|broken" for d in days]  # good's and late's: not a second time
+    assert set(retry["checks"].values()) == {"broken"}  # the checks cover the merchant the retry ran
     assert [r["partition_key"] for r in retry["refresh"]] == ["broken"]
     assert set(retry["status"].values()) == {"MATERIALIZED"}
     for merchant_id in ("good", "broken", "late"):  # late's empty, for the checks and the refresh
         assert (tmp_path / "merchants" / merchant_id / "warehouse" / "point3.duckdb").exists()
+
+
+@pytest.mark.slow
+def test_a_merchant_whose_books_fail_fails_the_refresh_alone_and_its_retry_refreshes_it_alone(tmp_path):
+    with contextlib.ExitStack() as stack:
+        sandboxes = [stack.enter_context(SandboxServer(SandboxConfig(
+            seed=seed, days=12, per_day=per_day, future_days=0, start_at=SANDBOX_NOW, speed=0,
+            key=f"sk_sandbox_books_{seed}"))) for seed, per_day in ((61, 9), (62, 13), (63, 5))]
+        path = _merchants_file(tmp_path, {id_: (s.key, s.url) for id_, s in zip(("good", "broken", "other"), sandboxes)})
+        damaged = tmp_path / "merchants" / "broken" / "warehouse" / "point3.duckdb"
+        found = _fleet(tmp_path, _env(tmp_path, path), "books", SANDBOX_NOW.isoformat(), str(damaged))
+
+    first, retry = found["first"], found["retry"]
+    assets = ("analyst_warehouse_copy", "culture_vat_breakdown", "payment_cancellations", "payment_tax_split")
+    assert not first["success"] and "1 of 3 merchants failed: broken:" in " ".join(first["step_failure"])
+    # The others' tables and copies recorded, each with its own merchant's metadata; the books'
+    # checks over the two of them, in the step itself.
+    assert first["materialized"] == sorted(f"{a}:{m}" for a in assets for m in ("good", "other"))
+    assert first["metadata_merchants"] == {"good": "good", "other": "other"}
+    assert first["checks"] == {f"{key}": 2 for key in (
+        "payment_cancellations:no_duplicate_signatures", "payment_tax_split:no_unclassified_payments",
+        "payment_tax_split:no_impossible_vat", "payment_tax_split:no_declaration_conflicts")}
+    assert retry["success"] and retry["materialized"] == sorted(f"{a}:broken" for a in assets)
+    assert set(retry["checks"].values()) == {"broken"}
+    for merchant_id in ("good", "broken", "other"):
+        assert (tmp_path / "merchants" / merchant_id / "warehouse" / "point3.published.duckdb").exists()

@@ -18,6 +18,7 @@ from point3_pipeline.merchants import Merchant, load_merchants
 from point3_pipeline.sandbox import SandboxConfig, SandboxServer
 from point3_pipeline.sandbox.faults import Faults
 from point3_pipeline.sandbox.stall import DATE_PATH
+from point3_pipeline.warehouse import Warehouse
 from tests.conftest import FAST_RETRY, SANDBOX_NOW, sandbox_days
 
 # Three merchants of different sizes and histories, each with its own key.
@@ -196,3 +197,28 @@ def test_max_parallel_from_the_environment(value, expected):
 def test_a_bad_max_parallel_is_one_sentence(value):
     with pytest.raises(ConfigError, match=rf"^POINT3_MAX_PARALLEL_MERCHANTS must be a whole number from 1 to 256, not '{value}' \(unset it for 4\)\.$"):
         fleet.max_parallel({fleet.MAX_PARALLEL_VAR: value})
+
+
+def test_merchants_at_once_share_the_cores_among_their_databases(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+
+    def threads(merchant: Merchant) -> int:
+        with Warehouse(tmp_path / merchant.id / "point3.duckdb").connect() as conn:
+            return conn.execute("SELECT current_setting('threads')").fetchone()[0]
+
+    merchants = [_merchant(i) for i in ("a", "b", "c", "d")]
+    assert [o.value for o in fleet.run_each(merchants, threads, max_workers=4)] == [2] * 4  # 8 cores / 4
+    assert [o.value for o in fleet.run_each(merchants, threads, max_workers=16)] == [2] * 4  # 4 merchants only
+    many = [_merchant(f"m{n}") for n in range(20)]
+    assert {o.value for o in fleet.run_each(many, threads, max_workers=16)} == {1}  # 8 / 16: at least one
+    # One merchant at a time: DuckDB's own default, a thread per core of the machine.
+    alone = fleet.run_each(merchants[:1], threads, max_workers=1)[0].value
+    with duckdb.connect() as conn:
+        assert alone == conn.execute("SELECT current_setting('threads')").fetchone()[0]
+
+
+@pytest.mark.parametrize(("cores", "setting", "expected"), [(2, "16", 3), (2, "2", 2), (8, None, 4), (None, "16", 2)])
+def test_merchants_computing_run_no_more_than_the_cores_and_one(monkeypatch, cores, setting, expected):
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    env = {} if setting is None else {fleet.MAX_PARALLEL_VAR: setting}
+    assert fleet.max_parallel_computing(env) == expected
