@@ -13,6 +13,7 @@ windows already read are committed as usual; the interrupt is then raised again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -78,15 +79,22 @@ def max_parallel(env: Mapping[str, str] = os.environ) -> int:
 
 class MerchantPool(ThreadPoolExecutor):
     """Threads for merchants' operations at once, up to `workers`: each DuckDB database an
-    operation opens gets its share of the cores rather than a worker per core of its own."""
+    operation opens gets its share of the cores rather than a worker per core of its own, and
+    with more than one at once each sync reads one day window at a time (the merchants'
+    syncs overlap one another's waits already; see sync.among_merchants)."""
 
     def __init__(self, workers: int, merchants: int, thread_name_prefix: str = "point3-merchant"):
         workers = min(workers, max(1, merchants))
         super().__init__(max_workers=workers, thread_name_prefix=thread_name_prefix)
         self.duckdb_threads = duckdb_threads_sharing(workers)
+        self.shared = workers > 1
 
     def submit(self, fn, /, *args, **kwargs):
-        return super().submit(with_duckdb_threads, self.duckdb_threads, fn, *args, **kwargs)
+        return super().submit(self._run, fn, *args, **kwargs)
+
+    def _run(self, fn, /, *args, **kwargs):
+        with sync.among_merchants() if self.shared else contextlib.nullcontext():
+            return with_duckdb_threads(self.duckdb_threads, fn, *args, **kwargs)
 
 
 def max_parallel_computing(env: Mapping[str, str] = os.environ) -> int:

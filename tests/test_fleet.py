@@ -222,3 +222,37 @@ def test_merchants_computing_run_no_more_than_the_cores_and_one(monkeypatch, cor
     monkeypatch.setattr("os.cpu_count", lambda: cores)
     env = {} if setting is None else {fleet.MAX_PARALLEL_VAR: setting}
     assert fleet.max_parallel_computing(env) == expected
+
+
+class _ThreadsReading:
+    """A client that notes the thread each window is read on (one empty page a window)."""
+
+    def __init__(self):
+        from point3_pipeline.client import ClientStats
+
+        self.stats = ClientStats()
+        self.threads: list[str] = []
+
+    def iter_payment_pages(self, start, end):
+        from point3_pipeline.client import Page
+
+        self.threads.append(threading.current_thread().name)
+        yield Page(page=1, count=30, orders=[], rejected=[], record_count=0)
+
+
+@pytest.mark.parametrize(("workers", "read_on"), [(1, "point3-reader-"), (2, "point3-merchant")])
+def test_syncs_of_merchants_at_once_read_one_window_at_a_time(tmp_path, workers, read_on):
+    """Alone, a sync reads its windows on reader threads of its own; among merchants at once,
+    one after another on its merchant's thread."""
+    clients = [_ThreadsReading(), _ThreadsReading()]
+    day = SANDBOX_NOW.date() - dt.timedelta(days=3)
+
+    def sync_one(index: int) -> None:
+        sync.sync_range(clients[index], Warehouse(tmp_path / f"{index}.duckdb"), day, day + dt.timedelta(days=1),
+                        clock=lambda: SANDBOX_NOW)
+
+    with fleet.MerchantPool(workers, 2) as pool:
+        for future in [pool.submit(sync_one, i) for i in range(2)]:
+            future.result()
+    assert [len(c.threads) for c in clients] == [2, 2]
+    assert all(name.startswith(read_on) for c in clients for name in c.threads), [c.threads for c in clients]

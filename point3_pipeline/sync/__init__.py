@@ -40,6 +40,7 @@ from point3_pipeline.sync.run import (
     ONE_WINDOW_PER_BATCH,
     BatchPolicy,
     SyncFailed,
+    among_merchants,
     sweep,
     sync_incremental,
     sync_range,
@@ -56,6 +57,6 @@ __all__ = [
     "ACCEPT_TOLERANCE_DAYS", "BATCH_MAX_RECORDS", "BATCH_MAX_SECONDS", "DATE_ENDPOINT", "DEFAULT_BATCH",
     "DEFAULT_LOOKBACK_DAYS", "DEFAULT_MAX_WALKS", "DEFAULT_SWEEP_DAYS", "MAX_CONSECUTIVE_FAILURES",
     "NEIGHBOURHOOD_DAYS", "ONE_WINDOW_PER_BATCH", "SETTLE_MARGIN", "BatchPolicy", "Clock", "ProgressCallback",
-    "SettlementObservation", "SyncFailed", "SyncResult", "WindowResult", "days_between", "kst_now",
+    "SettlementObservation", "SyncFailed", "SyncResult", "WindowResult", "among_merchants", "days_between", "kst_now",
     "observe_settlement", "plan_incremental", "sweep", "sync_incremental", "sync_range", "synced_days",
 ]

@@ -12,6 +12,7 @@ Ctrl-C (or SIGTERM, which the CLI turns into KeyboardInterrupt) 'interrupted'.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as dt
 import gc
 import logging
@@ -52,6 +53,23 @@ RUN_GC_THRESHOLD = 100_000
 # statement costs milliseconds of its own (one per window of 2,000 records: 0.6 s more CPU for
 # 200,000), and a batch's commit stages what is left, so at most this much waits for the end.
 STAGE_MIN_RECORDS = 10_000
+
+
+# Set while several merchants' operations run at once (fleet.MerchantPool): their syncs already
+# overlap one another's waits, and reading windows at once inside each only added threads and
+# CPU (bench/merchants.py, 50 merchants on 2 cores, 16 at once: 8.0 s wall and 14.8 s CPU one
+# window at a time, 10.9 s and 20.0 s two at a time), so each then reads one window at a time.
+_among_merchants: contextvars.ContextVar[bool] = contextvars.ContextVar("point3_among_merchants", default=False)
+
+
+@contextlib.contextmanager
+def among_merchants() -> Iterator[None]:
+    """Syncs started inside read one window at a time (see _among_merchants)."""
+    token = _among_merchants.set(True)
+    try:
+        yield
+    finally:
+        _among_merchants.reset(token)
 
 
 class SyncFailed(Exception):
@@ -228,7 +246,7 @@ class _WindowReader:
 
     def __init__(self, client, clock: Clock, limits: Limits, max_walks: int):
         self.client, self.clock, self.limits, self.max_walks = client, clock, limits, max_walks
-        self.readers = limits.windows_read_at_once
+        self.readers = 1 if _among_merchants.get() else limits.windows_read_at_once
 
     def read(self, day: dt.date, abandoned: threading.Event | None = None) -> WindowRead:
         return read_window(self.client, day, self.clock, self.limits, self.max_walks, abandoned)
