@@ -237,6 +237,9 @@ class Warehouse:
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
         conn.execute(f"SET TimeZone = '{TIMEZONE}'")
+        # DuckDB draws a progress bar on stdout for a statement over 2 s: noise in the CLI's
+        # output (which scripts read) and in Dagster's logs.
+        conn.execute("SET enable_progress_bar = false")
         threads = _duckdb_threads.get()
         if threads is not None:
             # A setting of the database, not of the connect(): a second connect to a file this

@@ -195,3 +195,14 @@ def test_held_opens_the_file_once_and_its_publish_copies_every_write(warehouse):
         published = warehouse.publish()
     with duckdb.connect(str(published), read_only=True) as conn:
         assert conn.execute("SELECT name FROM schema_migrations WHERE version = 999").fetchall() == [("held",)]
+
+
+def test_the_warehouse_draws_no_progress_bar(warehouse):
+    """DuckDB draws one on stdout for a statement over 2 s (on by default in a process of its
+    own, as the CLI is; pytest's is not one)."""
+    code = ("import sys\nfrom point3_pipeline.warehouse import Warehouse\n"
+            "with Warehouse(sys.argv[1]).connect() as conn:\n"
+            "    print(conn.execute(\"SELECT current_setting('enable_progress_bar')\").fetchone()[0])")
+    shown = subprocess.run([sys.executable, "-c", code, str(warehouse.path)], capture_output=True, text=True,
+                           check=True)
+    assert shown.stdout.strip() == "False"
