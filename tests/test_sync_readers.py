@@ -4,7 +4,6 @@ reads end in, and a read left going when the run stops ends at its next page, ne
 from __future__ import annotations
 
 import dataclasses
-import os
 import datetime as dt
 import threading
 
@@ -118,20 +117,3 @@ def test_windows_read_at_once_must_be_a_whole_number_of_at_least_one(warehouse, 
     with pytest.raises(ValueError, match="windows_read_at_once"):
         sync.sync_range(_NoClient(), warehouse, DAYS[0], DAYS[0], clock=lambda: SANDBOX_NOW,
                         limits=dataclasses.replace(DEFAULT_LIMITS, windows_read_at_once=at_once))
-
-
-def test_duckdb_leaves_a_core_to_the_reading_and_gets_it_back(sandbox, client, warehouse, monkeypatch):
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    seen = []
-
-    def threads() -> int:
-        with warehouse.connect() as conn:  # inside held(): the run's own database
-            return int(conn.execute("SELECT current_setting('threads')").fetchone()[0])
-
-    with warehouse.held():
-        with warehouse.connect() as conn:
-            conn.execute("SET threads = 4")
-        sync.sync_range(client, warehouse, DAYS[0], DAYS[1], clock=sandbox.state.clock.now,
-                        batch=sync.ONE_WINDOW_PER_BATCH, progress=lambda *_: seen.append(threads()))
-        after = threads()
-    assert (seen, after) == ([3, 3], 4)

@@ -16,7 +16,6 @@ import contextvars
 import datetime as dt
 import gc
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -159,7 +158,7 @@ def sync_range(
         conn.execute("SET checkpoint_threshold = '1GB'")
         result = _start_run(conn, mode, first_day, last_day, len(days), clock())
         try:
-            with _fewer_collections(), _a_core_left_for_reading(conn):
+            with _fewer_collections():
                 reader = _WindowReader(client, clock, limits, max_walks)
                 _read_and_store(reader, conn, result, days, progress, batch)
             if refresh_derived:
@@ -172,29 +171,6 @@ def sync_range(
     if result.status != "succeeded":
         raise SyncFailed(result)
     return result
-
-
-@contextlib.contextmanager
-def _a_core_left_for_reading(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """DuckDB's worker threads while windows are read: one fewer than the cores, so its workers
-    do not crowd out the reading (Python, one core at a time for all its threads); restored
-    for what follows (the derived refresh, the closing checkpoint). Measured on 2 cores
-    (bench/sync.py, two runs each, interleaved): ours/bare 1.61-1.65x at page 100 and
-    1.72-1.91x at 1000 with one DuckDB thread, 1.81-1.83x and 1.87-2.02x with two, the
-    client's CPU 3-13% lower."""
-    (before,) = conn.execute("SELECT current_setting('threads')").fetchone()
-    during = max(1, min(int(before), (os.cpu_count() or 1) - 1))
-    if during == int(before):
-        yield
-        return
-    conn.execute(f"SET threads = {during}")  # SET takes no parameter; an int
-    try:
-        yield
-    finally:
-        try:
-            conn.execute(f"SET threads = {int(before)}")
-        except duckdb.Error as exc:  # the file failed under the run: its own error is the one to raise
-            log.warning("could not give DuckDB its %s threads back: %s", before, exc)
 
 
 class _FewerCollections:
