@@ -14,7 +14,7 @@
 | POINT3_MAX_BODY_BYTES           | optional: largest response body read                           |
 | POINT3_MAX_PAGES_PER_WINDOW     | optional: most pages read for one day window                   |
 | POINT3_MAX_RECORDS_PER_WINDOW   | optional: most records read for one day window                 |
-| POINT3_WINDOWS_READ_AT_ONCE     | optional: day windows a sync reads at once, 1 to 8 (default 2) |
+| POINT3_WINDOWS_READ_AT_ONCE     | optional: day windows a merchant's sync reads at once, 1 to 8 (default 2; one each among merchants at once) |
 | POINT3_FEE_PERCENT              | optional: point3's fee, percent of each sale (e.g. 3.3; default 0) |
 | POINT3_FEE_VAT                  | optional: yes if 10% VAT is charged on the fee (default no)    |
 | POINT3_CREDIT_DELAY_DAYS        | optional: a sale raises the balance on day D+N (default 0: at once) |

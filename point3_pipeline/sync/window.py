@@ -227,15 +227,16 @@ def read_window(client, day: dt.date, clock: Clock, limits: Limits, max_walks: i
     start, end = window_bounds(day)
     timer, started_at, retries_before = time.perf_counter(), clock(), client.stats.thread_retries
     walk = WindowWalk(day, limits, max_walks)
+    stopped = abandoned.is_set if abandoned is not None else lambda: False
     failure = None
     try:
         while walk.wants_walk:
             walk.start_walk()
             for page in client.iter_payment_pages(start, end):
-                if not walk.add_page(page) or (abandoned is not None and abandoned.is_set()):
+                if not walk.add_page(page) or stopped():
                     break
             walk.end_walk()
-            if abandoned is not None and abandoned.is_set():
+            if stopped():
                 failure = "the run stopped before this window was read"
                 break
     except AuthenticationError:
