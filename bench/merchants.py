@@ -14,7 +14,8 @@ published copy) is timed for all merchants, serially and then on the fleet's thr
 Then through Dagster (`dagster_leg`): the run the hourly schedule asks for at NOW (one
 sync_payments run over every merchant's yesterday and today), then the refresh_books run the
 refresh sensor asks for after it, with their checks. The issue's floors: parallel at least 4x faster than serial; Dagster within 2x
-of parallel. Wall and CPU seconds (this process's, and the sandbox's apart) for each leg.
+of parallel. Also printed: the most any parallel run could gain on this machine's cores, given
+the serial leg's CPU. Wall and CPU seconds (this process's, and the sandbox's apart) for each leg.
 """
 
 from __future__ import annotations
@@ -176,10 +177,21 @@ def report(measured: dict[str, dict], merchants: int, workers: int, storage: str
         for job, seconds in figures.get("runs", {}).items():
             print(f"    run {job:<30} {seconds:6.2f} s wall")
     serial, parallel, dagster = (measured.get(leg) for leg in LEGS)
+    # However a leg's work is spread, its CPU (this process's and the sandbox's) still has to be
+    # done, on this machine's cores at best all busy at once: the bounds printed below.
+    cores = os.cpu_count() or 1
+    if serial:
+        ceiling = serial["wall"] / ((serial["cpu"] + serial["sandbox_cpu"]) / cores)
+        print(f"  the most a parallel run can gain here: {ceiling:.1f}x (the serial wall over its CPU "
+              f"spread on {cores} cores: {1000 * serial['cpu'] / merchants:.0f} ms "
+              f"of CPU a merchant against {1000 * (serial['wall'] - serial['cpu']) / merchants:.0f} ms of waiting)")
     if serial and parallel:
         speedup = serial["wall"] / parallel["wall"]
         print(f"  parallel vs serial: {speedup:.1f}x faster (floor: at least 4x) {'ok' if speedup >= 4 else 'BELOW THE FLOOR'}")
     if parallel and dagster:
+        least = (dagster["cpu"] + dagster["sandbox_cpu"]) / cores
+        print(f"  the least the Dagster leg could take here: {least:.2f} s ({least / parallel['wall']:.2f}x the parallel "
+              f"library run: its CPU spread on {cores} cores)")
         ratio = dagster["wall"] / parallel["wall"]
         print(f"  Dagster vs parallel library: {ratio:.2f}x the time (floor: within 2x) {'ok' if ratio <= 2 else 'BELOW THE FLOOR'}")
 
