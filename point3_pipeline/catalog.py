@@ -225,6 +225,7 @@ def _build_database(path: Path, sources: Sequence[Source], attach: list[str], wa
         conn.execute("INSERT INTO meta.build VALUES (?, ?, ?)", [wanted, dt.datetime.now(dt.UTC), len(views)])
         for source in sources:
             if source.reason is None:
+                # An alias is a name, which no statement takes as a bound value; _identifier quotes it.
                 conn.execute(f"DETACH {_identifier(source.alias)}")
         conn.execute("CHECKPOINT")
     return len(views)

@@ -236,7 +236,7 @@ class Warehouse:
                 log.info("warehouse %s is locked by another process; waiting %.2f s", self.path, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
-        conn.execute(f"SET TimeZone = '{TIMEZONE}'")
+        conn.execute("SET TimeZone = ?", [TIMEZONE])
         # DuckDB draws a progress bar on stdout for a statement over 2 s: noise in the CLI's
         # output (which scripts read) and in Dagster's logs.
         conn.execute("SET enable_progress_bar = false")
@@ -244,7 +244,7 @@ class Warehouse:
         if threads is not None:
             # A setting of the database, not of the connect(): a second connect to a file this
             # process has open must not differ from the first in its configuration.
-            conn.execute(f"SET threads = {int(threads)}")
+            conn.execute("SET threads = ?", [threads])
         return conn
 
     @contextlib.contextmanager
@@ -300,7 +300,7 @@ class Warehouse:
     @staticmethod
     def _cursor(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         cursor = conn.cursor()
-        cursor.execute(f"SET TimeZone = '{TIMEZONE}'")
+        cursor.execute("SET TimeZone = ?", [TIMEZONE])
         return cursor
 
     @contextlib.contextmanager

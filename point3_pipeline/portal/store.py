@@ -97,6 +97,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             if version > current:
                 for statement in _statements(script):
                     conn.execute(statement)
+                # SQLite binds no value in a PRAGMA; the version is one of our own migrations' ints.
                 conn.execute(f"PRAGMA user_version = {int(version)}")
     except BaseException:
         conn.execute("ROLLBACK")
