@@ -314,10 +314,17 @@ def test_key_rotate_then_every_later_run_uses_the_new_key(env, capsys, monkeypat
 # --- subprocesses: real stderr and real signals --------------------------------------------
 
 
+def _sigint_as_at_a_terminal() -> None:
+    # A shell starts a background job with SIGINT ignored, and a child inherits that: run so
+    # (`.ci/run &`), the CLI never saw the test's Ctrl-C. In the child, before it execs.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli_process(env: dict[str, str], *argv: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "point3_pipeline.cli", *argv],
         cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_sigint_as_at_a_terminal,
     )
 
 
