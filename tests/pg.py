@@ -4,7 +4,8 @@
 PostgreSQL refuses to run as root. Run as root (as CI does), the server runs as the
 unprivileged `nobody`, with its data folder in a fresh temp folder it owns; otherwise as the
 current user. It listens on 127.0.0.1 with password authentication, like a real deployment,
-and without fsync, since the data is thrown away. Every wait is bounded (pg_ctl -t).
+and without fsync, since the data is thrown away (`durable=True` keeps PostgreSQL's own
+settings: bench/merchants.py times Dagster's bookkeeping on it). Every wait is bounded (pg_ctl -t).
 """
 
 from __future__ import annotations
@@ -76,11 +77,13 @@ def _initdb(data: Path, password: str, user: str | None) -> None:
         pwfile.unlink()
 
 
-def _start(data: Path, user: str | None) -> int:
+def _start(data: Path, user: str | None, durable: bool) -> int:
     """Start on a free port; a port taken in between (by another process) is tried again."""
     for _ in range(PORT_ATTEMPTS):
         port = _free_port()
-        options = f"-h 127.0.0.1 -p {port} -k {data.parent} -c fsync=off -c full_page_writes=off -c max_connections=200"
+        options = f"-h 127.0.0.1 -p {port} -k {data.parent} -c max_connections=200"
+        if not durable:
+            options += " -c fsync=off -c full_page_writes=off"
         started = _pg("pg_ctl", "-D", str(data), "-l", str(data.parent / "server.log"), "-w",
                       "-t", str(START_TIMEOUT_SECONDS), "-o", options, "start", user=user, check=False)
         if started.returncode == 0:
@@ -90,8 +93,9 @@ def _start(data: Path, user: str | None) -> int:
 
 
 @contextlib.contextmanager
-def postgres_server(database: str = "dagster") -> Iterator[Postgres]:
-    """A PostgreSQL server with an empty `database`, stopped and removed at the end."""
+def postgres_server(database: str = "dagster", *, durable: bool = False) -> Iterator[Postgres]:
+    """A PostgreSQL server with an empty `database`, stopped and removed at the end; writing
+    to disk as a deployment's would only when `durable`."""
     import psycopg2
 
     user = _run_as()
@@ -102,7 +106,7 @@ def postgres_server(database: str = "dagster") -> Iterator[Postgres]:
             shutil.chown(folder, user)
         password = secrets.token_urlsafe(16)
         _initdb(data, password, user)
-        port = _start(data, user)
+        port = _start(data, user, durable)
         try:
             server = Postgres("127.0.0.1", port, "postgres", password, database)
             with contextlib.closing(psycopg2.connect(host=server.host, port=port, user="postgres", password=password,
