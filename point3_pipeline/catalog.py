@@ -217,16 +217,13 @@ def _build_database(path: Path, sources: Sequence[Source], attach: list[str], wa
         conn.execute(_sql("meta"))
         for statement in views:
             conn.execute(statement)
-        conn.executemany(
-            "INSERT INTO meta.merchants VALUES (?, ?, ?, ?, ?)",
-            [(s.merchant.id, s.merchant.name, str(s.merchant.published_path.absolute()), s.reason is None, s.reason)
-             for s in sources],
-        )  # fmt: skip
+        if sources:  # DuckDB's executemany refuses an empty list: a firm whose every entry failed
+            conn.executemany(
+                "INSERT INTO meta.merchants VALUES (?, ?, ?, ?, ?)",
+                [(s.merchant.id, s.merchant.name, str(s.merchant.published_path.absolute()), s.reason is None, s.reason)
+                 for s in sources],
+            )  # fmt: skip
         conn.execute("INSERT INTO meta.build VALUES (?, ?, ?)", [wanted, dt.datetime.now(dt.UTC), len(views)])
-        for source in sources:
-            if source.reason is None:
-                # An alias is a name, which no statement takes as a bound value; _identifier quotes it.
-                conn.execute(f"DETACH {_identifier(source.alias)}")
         conn.execute("CHECKPOINT")
     return len(views)
 

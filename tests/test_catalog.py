@@ -162,3 +162,12 @@ def test_litter_of_a_killed_build_is_removed(tmp_path, published):
     catalog.ensure_catalog(merchants, tmp_path)
     assert not litter.exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["catalog.duckdb", "catalog.sql"]
+
+
+def test_no_merchant_to_include_gives_an_empty_catalog(tmp_path):
+    # Every entry of the merchants file failed (say, their key files are gone): the catalog says
+    # so by being empty, instead of failing on DuckDB's refusal of an empty executemany.
+    result = catalog.ensure_catalog([], tmp_path)
+    assert result.rebuilt and result.views == 0 and result.included == ()
+    with duckdb.connect(str(result.path), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM meta.merchants").fetchone() == (0,)
