@@ -206,3 +206,35 @@ def test_the_warehouse_draws_no_progress_bar(warehouse):
     shown = subprocess.run([sys.executable, "-c", code, str(warehouse.path)], capture_output=True, text=True,
                            check=True)
     assert shown.stdout.strip() == "False"
+
+
+def test_migration_009_stores_keys_uncompressed_and_keeps_every_row_and_key(tmp_path):
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+                     "applied_at TIMESTAMPTZ NOT NULL)")
+        for migration in warehouse_module.migrations():
+            if migration.version < 9:
+                conn.execute(migration.sql)
+                conn.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [migration.version, migration.name])
+        conn.execute(
+            "INSERT INTO payments SELECT 'sig' || i, DATE '2026-11-01', NULL, NULL, 11000, 10000, 1000, 'a', 'CARD', "
+            "false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, now(), now(), NULL, 1, 1, md5(i::VARCHAR), "
+            "'{\"signature\": \"sig' || i || '\"}' FROM range(3000) t(i)")
+        conn.execute("INSERT INTO payment_events SELECT signature, 1, now(), 'first_seen', false, NULL, NULL, NULL "
+                     "FROM payments")
+        before = conn.execute("SELECT * FROM payments ORDER BY signature").fetchall()
+    with Warehouse(path).connect() as conn:
+        assert conn.execute("SELECT * FROM payments ORDER BY signature").fetchall() == before
+        assert conn.execute("SELECT count(*) FROM payment_events").fetchone()[0] == 3000
+        with pytest.raises(duckdb.ConstraintException):
+            conn.execute("INSERT INTO payments SELECT * FROM payments LIMIT 1")
+        conn.execute("CHECKPOINT")
+        stored = [
+            (table, *row) for table in ("payments", "payment_events") for row in conn.execute(
+                "SELECT DISTINCT column_name, compression FROM pragma_storage_info(?) "
+                "WHERE column_name IN ('signature', 'record_hash', 'raw_record') AND segment_type <> 'VALIDITY'",
+                [table]).fetchall()
+        ]
+    assert sorted(stored) == [("payment_events", "signature", "Uncompressed"), ("payments", "raw_record", "ZSTD"),
+                              ("payments", "record_hash", "Uncompressed"), ("payments", "signature", "Uncompressed")]
