@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 
+import duckdb
 import pytest
 
 from point3_pipeline.client import Point3Client
 from point3_pipeline.models import KST
 from point3_pipeline.retry import RetryPolicy
 from point3_pipeline.sandbox import SandboxConfig, SandboxServer
-from point3_pipeline.warehouse import Warehouse
+from point3_pipeline.warehouse import Warehouse, migrations
 
 # A fixed "now" so every test sees the same history: mid-afternoon KST, mid-month.
 SANDBOX_NOW = dt.datetime(2026, 3, 18, 15, 0, 0, tzinfo=KST)
@@ -96,3 +97,16 @@ def warehouse_state(warehouse: Warehouse) -> list[tuple]:
             "SELECT signature, payment_date, accepted_at, total_charge, tax_free_amount, vat, culture_expense_type, "
             "is_canceled, purchasing_product_name, record_hash FROM payments ORDER BY signature"
         ).fetchall()
+
+
+def warehouse_before(path, version: int) -> duckdb.DuckDBPyConnection:
+    """A warehouse file with the migrations before `version` applied, as an older
+    point3-pipeline left it; the caller fills it, closes it and opens it with Warehouse."""
+    conn = duckdb.connect(str(path))
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+                 "applied_at TIMESTAMPTZ NOT NULL)")
+    for migration in migrations():
+        if migration.version < version:
+            conn.execute(migration.sql)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [migration.version, migration.name])
+    return conn

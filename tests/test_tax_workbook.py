@@ -15,7 +15,8 @@ from point3_pipeline.businesses import load_businesses
 from point3_pipeline.models import KST
 from point3_pipeline.reports import filing, render_tax_report, tax, verify_report
 from point3_pipeline.tax_split import classify
-from point3_pipeline.warehouse import Warehouse, migrations
+from point3_pipeline.warehouse import Warehouse
+from tests.conftest import warehouse_before
 from tests.report_fixtures import Books, kst
 from tests.tax_fixtures import DEMO_BUSINESSES, frozen_sandbox, split_rows, sync_days, synced  # noqa: F401
 from tests.test_tax_split import active_payment_of, cancel_and_sync
@@ -216,12 +217,7 @@ def test_the_month_workbook_reconciles_the_payment_month_view_on_one_line(tmp_pa
 
 def test_migration_006_keeps_month_versions_as_month_periods(tmp_path):
     path = tmp_path / "old.duckdb"
-    conn = duckdb.connect(str(path))
-    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
-    for migration in migrations():
-        if migration.version < 6:
-            conn.execute(migration.sql)
-            conn.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [migration.version, migration.name])
+    conn = warehouse_before(path, 6)
     conn.execute(
         "INSERT INTO report_versions VALUES ('tax', DATE '2025-11-01', 1, 'f', '2025-11/point3-tax-2025-11-v1.xlsx', "
         "now(), NULL, NULL, 30, 30, true, 0, '{\"net_total\": 5}')"

@@ -16,7 +16,7 @@ import pytest
 from point3_pipeline import sync, warehouse as warehouse_module
 from point3_pipeline.status import format_status
 from point3_pipeline.warehouse import NoSpaceLeft, Warehouse, WarehouseDamaged, WarehouseError, refresh_derived
-from tests.conftest import SANDBOX_NOW, sandbox_first_day
+from tests.conftest import SANDBOX_NOW, sandbox_first_day, warehouse_before
 
 DATABASE_HEADERS = 3 * 4096  # DuckDB's file header and its two database headers, then block 0
 
@@ -210,13 +210,7 @@ def test_the_warehouse_draws_no_progress_bar(warehouse):
 
 def test_migration_009_stores_keys_uncompressed_and_keeps_every_row_and_key(tmp_path):
     path = tmp_path / "old.duckdb"
-    with duckdb.connect(str(path)) as conn:
-        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
-                     "applied_at TIMESTAMPTZ NOT NULL)")
-        for migration in warehouse_module.migrations():
-            if migration.version < 9:
-                conn.execute(migration.sql)
-                conn.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [migration.version, migration.name])
+    with warehouse_before(path, 9) as conn:
         conn.execute(
             "INSERT INTO payments SELECT 'sig' || i, DATE '2026-11-01', NULL, NULL, 11000, 10000, 1000, 'a', 'CARD', "
             "false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, now(), now(), NULL, 1, 1, md5(i::VARCHAR), "
